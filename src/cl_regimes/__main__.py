@@ -1,0 +1,3 @@
+from cl_regimes.cli import main
+
+raise SystemExit(main())
