@@ -1,0 +1,39 @@
+# Main targets: `make book` (the whole study at the quick profile) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+JOBS ?= 2
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: venv data book test test-book sweep clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+data:
+	@test -d $(FASHION_MNIST) || { \
+	  echo "Fashion-MNIST missing: installing the Debian package dataset-fashion-mnist"; \
+	  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; } || { \
+	  echo "could not install it: run 'sudo apt-get install dataset-fashion-mnist'"; exit 1; }
+
+book: venv data
+	$(PY) -m cl_regimes book --profile $(PROFILE) --jobs $(JOBS)
+
+# pytest exits 5 when it collects no test: not a failure of the suite.
+test: venv
+	$(PY) -m pytest -m "not book" -q || [ $$? -eq 5 ]
+
+test-book: venv
+	CL_REGIMES_REQUIRE_BOOK=1 $(PY) -m pytest -m book -q || [ $$? -eq 5 ]
+
+sweep: venv data
+	$(PY) -m cl_regimes sweep --profile $(PROFILE) --jobs $(JOBS)
+
+clean:
+	rm -rf _build notebooks/*.ipynb

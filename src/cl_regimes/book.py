@@ -1,0 +1,122 @@
+"""Build the book: Jupytext -> papermill (with a profile's parameters) -> Jupyter Book.
+
+Regime notebooks run first (``jobs`` at once, each in its own process with
+its share of the CPU threads, or its own GPU), then the cross-regime notebook
+reads every record they left, then ``jupyter-book build --all``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+from cl_regimes import profiles
+from cl_regimes.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+CROSS = "cross_regime"
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed while papermill executed it."""
+
+
+def toc_notebooks(root: Path = ROOT) -> list[Path]:
+    """The notebooks named in ``_toc.yml``, as their Jupytext .py sources, in book order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if str(node.get("file", "")).startswith("notebooks/"):
+                files.append(root / (node["file"] + ".py"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(toc)
+    return files
+
+
+def execute(source: Path, parameters: dict, output: Path | None = None) -> Path:
+    """Pair ``source`` (.py) to .ipynb with Jupytext and execute it with papermill.
+
+    A parameter the notebook does not define is an error (papermill only warns).
+    """
+    import jupytext
+    import papermill
+
+    source = Path(source)
+    ipynb = source.with_suffix(".ipynb")
+    jupytext.write(jupytext.read(source), ipynb)
+    known = papermill.inspect_notebook(str(ipynb))
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ConfigError(f"notebook {source.name} has no parameter {', '.join(unknown)}; "
+                          f"its parameters: {', '.join(known)}")
+    output = Path(output or ipynb)
+    try:
+        papermill.execute_notebook(str(ipynb), str(output), parameters=parameters,
+                                   kernel_name="python3", cwd=str(source.parent),
+                                   progress_bar=False)
+    except papermill.PapermillExecutionError as err:
+        raise NotebookError(f"{source.name} failed in cell {err.exec_count}: "
+                            f"{err.ename}: {err.evalue}") from None
+    return output
+
+
+def _execute_in_worker(source: Path, parameters: dict, slot: int, jobs: int) -> Path:
+    """Run in a fresh process so that its kernel inherits this slot's threads or GPU."""
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    gpus = os.environ.get("CL_REGIMES_GPUS")
+    if gpus:
+        ids = gpus.split(",")
+        os.environ["CUDA_VISIBLE_DEVICES"] = ids[slot % len(ids)]
+    return execute(source, parameters)
+
+
+def execute_all(profile: str, results_dir, jobs: int = 1, device: str = "auto",
+                root: Path = ROOT) -> None:
+    notebooks = toc_notebooks(root)
+    params = {"profile": profile, "results_dir": str(Path(results_dir).resolve()),
+              "device": device}
+    regime_nbs = [nb for nb in notebooks if nb.stem != CROSS]
+    with tqdm(total=len(notebooks), desc=f"notebooks ({profile})") as bar:
+        with ProcessPoolExecutor(max(1, jobs), mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_execute_in_worker, nb, params | {"orders": None}, i,
+                                   max(1, jobs)): nb for i, nb in enumerate(regime_nbs)}
+            for future in futures:
+                bar.set_postfix_str(futures[future].stem)
+                future.result()
+                bar.update()
+        for nb in notebooks:
+            if nb.stem == CROSS:
+                execute(nb, params)
+                bar.update()
+
+
+def build_html(root: Path = ROOT) -> Path:
+    """``jupyter-book build --all -W --keep-going``; returns the index page."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", "--all", "-W", "--keep-going",
+           str(root)]
+    if subprocess.run(cmd).returncode != 0:
+        raise NotebookError("jupyter-book build failed (see its output above)")
+    return root / "_build" / "html" / "index.html"
+
+
+def build(profile: str, results_dir="results", jobs: int = 1, device: str = "auto",
+          html: bool = True) -> None:
+    profiles.get_profile(profile)
+    execute_all(profile, results_dir, jobs, device)
+    if html:
+        print(f"book: {build_html()}")
