@@ -33,7 +33,7 @@ def trainable_table(regime: str, profile: str) -> pd.DataFrame:
         own = regimes.parameter_table(regime, width, 10)
         table[f"trainable (width {width}, {profile})"] = own.trainable
     table["trainable share"] = table["trainable share"].map("{:.2%}".format)
-    return table.set_index("block")
+    return table.set_index("block").map(lambda v: f"{v:,}" if isinstance(v, int) else v)
 
 
 def run_regime(regime: str, *, profile: str, datasets=None, methods=None, orders=None,

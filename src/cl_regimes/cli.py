@@ -48,18 +48,37 @@ def _grid(args) -> dict:
 
 
 def _sweep(args) -> None:
-    from cl_regimes import sweep
+    from cl_regimes import results, sweep
 
+    if args.dry_run:
+        configs = sweep.plan(args.profile, **_grid(args))
+        todo = [c for c in configs
+                if not results.is_done(results.record_path(args.results, args.profile, c), c)]
+        hours = sweep.estimate(todo, args.device) / 3600
+        print(f"{len(configs)} runs in the grid, {len(configs) - len(todo)} already done; "
+              f"projected wall time of the rest on {train_device(args.device)}: {hours:.2f} h "
+              "(one run at a time; an upper bound: every regime timed as full)")
+        return
     paths = sweep.sweep(args.profile, results_dir=args.results, device=args.device,
                         data_dir=args.data_dir, jobs=args.jobs, **_grid(args))
     print(f"{len(paths)} records under {args.results}/{args.profile}")
 
 
+def train_device(device: str) -> str:
+    from cl_regimes.train import resolve_device
+
+    return str(resolve_device(device))
+
+
 def _book(args) -> None:
     from cl_regimes import book
 
-    book.build(args.profile, results_dir=args.results, jobs=args.jobs, device=args.device,
-               html=not args.no_html)
+    try:
+        book.build(args.profile, results_dir=args.results, jobs=args.jobs, device=args.device,
+                   html=not args.no_html)
+    except book.NotebookError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,6 +107,8 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--orders", nargs="+", type=int)
             p.add_argument("--seeds", nargs="+", type=int)
             p.add_argument("--jobs", type=int, default=1, help="runs at once")
+            p.add_argument("--dry-run", action="store_true",
+                           help="print the number of runs and a projected wall time")
 
     p = sub.add_parser("run", help="one continual-learning run -> one record")
     common(p, grid=False)

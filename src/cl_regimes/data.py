@@ -25,6 +25,9 @@ MNIST_STATS = ((0.1307,), (0.3081,))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "CL_REGIMES_DATA"
+# (train, test) images per dataset, for estimates made without loading them
+SIZES = {"digits": (1437, 360), "mnist": (60000, 10000), "fashion_mnist": (60000, 10000),
+         "kmnist": (60000, 10000), "qmnist": (60000, 60000), "cifar100": (50000, 10000)}
 
 
 class DataNotFoundError(ConfigError):
