@@ -194,16 +194,17 @@ def explorer(runs: pd.DataFrame) -> None:
     datasets = sorted(runs.dataset.unique())
     methods = [m for m in profiles.METHOD_NAMES if m in set(runs.method)]
     _show(plot(datasets[0], "acc", methods))
+    dataset = widgets.Dropdown(options=datasets, description="dataset")
+    metric = widgets.Dropdown(options=list(report.METRICS), description="metric")
+    chosen = widgets.SelectMultiple(options=methods, value=tuple(methods), description="methods")
     out = widgets.Output()
 
-    def update(dataset, metric, chosen):
+    def update(_change):  # runs on user input only: nothing is drawn at execution time
         with out:
             out.clear_output(wait=True)
-            if chosen:
-                _show(plot(dataset, metric, list(chosen)))
+            if chosen.value:
+                _show(plot(dataset.value, metric.value, list(chosen.value)))
 
-    controls = widgets.interactive(
-        update, dataset=widgets.Dropdown(options=datasets),
-        metric=widgets.Dropdown(options=list(report.METRICS)),
-        chosen=widgets.SelectMultiple(options=methods, value=tuple(methods), description="methods"))
-    display(widgets.VBox([controls, out]))
+    for control in (dataset, metric, chosen):
+        control.observe(update, names="value")
+    display(widgets.VBox([widgets.HBox([dataset, metric, chosen]), out]))

@@ -22,11 +22,11 @@ def _regimes(args) -> None:
 
 
 def _run(args) -> None:
-    from cl_regimes import results, train
-
     config = profiles.resolve(args.profile, dataset=args.dataset, regime=args.regime,
                               method=args.method, order=args.order, seed=args.seed,
                               bn_stats=args.bn_stats, overrides=profiles.parse_overrides(args.set))
+    from cl_regimes import results, train  # after validation: bad input fails fast
+
     path = results.record_path(args.results, args.profile, config)
     if results.is_done(path, config):
         print(f"already done (same configuration): {path}")

@@ -37,8 +37,12 @@ def save(record: dict, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, path)
+    except BaseException:  # a failed or interrupted write leaves no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -14,31 +14,39 @@ def fisher_diagonal(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: 
                     classes_per_task: int) -> torch.Tensor:
     """Diagonal Fisher over ``params``, flat: E_x sum_c p(c|x) (d log p(c|x) / d theta)^2.
 
-    p is the softmax over each sample's task classes, the model in eval mode;
-    per-sample gradients come from torch.func (vmap of grad), in chunks.
+    p is the softmax over each sample's task classes (model in eval mode). With J
+    the Jacobian of the task's logits z, the per-sample Fisher is
+    J^T (diag(p) - p p^T) J; writing that C x C matrix as sum_k l_k v_k v_k^T
+    (the all-ones direction has l = 0), its diagonal is sum_k l_k (d v_k.z / d theta)^2:
+    C - 1 per-sample gradients (one for two classes) instead of C, each from
+    torch.func (vmap of grad) over a chunk of samples.
     """
     was_training = model.training
     model.eval()
     rest = {n: t.detach() for n, t in {**dict(model.named_parameters()),
                                        **dict(model.named_buffers())}.items() if n not in params}
-
-    def log_prob(theta, xi, yi, c):
-        logits = functional_call(model, {**rest, **theta}, (xi.unsqueeze(0),))
-        block = logits.view(-1, classes_per_task).index_select(0, (yi // classes_per_task)[None])
-        return torch.log_softmax(block[0].float(), 0)[c]
-
-    per_class = vmap(grad(log_prob), in_dims=(None, 0, 0, None))
     theta = {n: p.detach() for n, p in params.items()}
+
+    def task_logits(theta, xs, ys):
+        logits = functional_call(model, {**rest, **theta}, (xs,)).float()
+        blocks = logits.view(len(xs), -1, classes_per_task)
+        return blocks.gather(1, (ys // classes_per_task).view(-1, 1, 1).expand(
+            -1, 1, classes_per_task)).squeeze(1)
+
+    def projected(theta, xi, yi, v):  # v . z for one sample
+        return (task_logits(theta, xi[None], yi[None])[0] * v).sum()
+
+    per_sample = vmap(grad(projected), in_dims=(None, 0, 0, 0))
     numel = sum(p.numel() for p in theta.values())
+    chunk = max(1, CHUNK_FLOATS // numel)
     fisher = torch.zeros(numel, device=x.device)
-    for xs, ys in zip(x.split(max(1, CHUNK_FLOATS // numel)), y.split(max(1, CHUNK_FLOATS // numel))):
+    for xs, ys in zip(x.split(chunk), y.split(chunk)):
         with torch.no_grad():
-            logits = functional_call(model, {**rest, **theta}, (xs,))
-            probs = torch.softmax(logits.view(len(xs), -1, classes_per_task)[
-                torch.arange(len(xs)), ys // classes_per_task].float(), 1)
-        for c in range(classes_per_task):
-            g = flatten_batched(per_class(theta, xs, ys, c))
-            fisher += (probs[:, c, None] * g.pow(2)).sum(0)
+            p = torch.softmax(task_logits(theta, xs, ys), 1)
+            weights, directions = torch.linalg.eigh(torch.diag_embed(p) - p[:, :, None] * p[:, None])
+        for k in range(1, classes_per_task):  # k = 0: the all-ones direction, weight 0
+            g = flatten_batched(per_sample(theta, xs, ys, directions[:, :, k]))
+            fisher += (weights[:, k, None] * g.pow(2)).sum(0)
     model.train(was_training)
     return fisher / len(x)
 
