@@ -22,6 +22,7 @@ from cl_regimes.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 CROSS = "cross_regime"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
 class NotebookError(RuntimeError):
@@ -57,7 +58,9 @@ def execute(source: Path, parameters: dict, output: Path | None = None) -> Path:
 
     source = Path(source)
     ipynb = source.with_suffix(".ipynb")
-    jupytext.write(jupytext.read(source), ipynb)
+    notebook = jupytext.read(source)
+    notebook.metadata.setdefault("kernelspec", KERNELSPEC)
+    jupytext.write(notebook, ipynb)
     known = papermill.inspect_notebook(str(ipynb))
     unknown = sorted(set(parameters) - set(known))
     if unknown:
@@ -66,7 +69,7 @@ def execute(source: Path, parameters: dict, output: Path | None = None) -> Path:
     output = Path(output or ipynb)
     try:
         papermill.execute_notebook(str(ipynb), str(output), parameters=parameters,
-                                   kernel_name="python3", cwd=str(source.parent),
+                                   kernel_name=KERNELSPEC["name"], cwd=str(source.parent),
                                    progress_bar=False)
     except papermill.PapermillExecutionError as err:
         raise NotebookError(f"{source.name} failed in cell {err.exec_count}: "

@@ -55,7 +55,8 @@ def _regime_sentences(regime: str, dataset: str, runs: pd.DataFrame) -> str:
         less = list(others.index[others.forgetting < ft.forgetting])
         parts.append(f"Plain fine-tuning forgets {ft.forgetting:.3f} on average "
                      f"(ACC {ft.acc:.3f}); "
-                     + (f"{', '.join(less)} forget less." if less else
+                     + (f"{', '.join(less)} forget{'s' if len(less) == 1 else ''} less."
+                        if less else
                         "none of the continual-learning methods forgets less."))
     if "joint" in mean.index:
         parts.append(f"Joint training, the upper reference, reaches ACC {mean.acc['joint']:.3f}.")

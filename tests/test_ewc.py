@@ -1,0 +1,125 @@
+"""Online EWC: the penalty, its gradient, the diagonal Fisher and its accumulation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cl_regimes.methods import ewc, flatten
+from cl_regimes.models import ResNet18
+
+
+def penalty_and_grad(trainer):
+    penalty = trainer.method.penalty(None, None, None)
+    grads = torch.autograd.grad(penalty, trainer.params)
+    return penalty, flatten(grads)
+
+
+def test_no_penalty_before_the_first_task(smoke_trainer):
+    assert smoke_trainer("head", "ewc").method.penalty(None, None, None) is None
+
+
+def test_penalty_and_gradient(smoke_trainer):
+    trainer = smoke_trainer("from_layer4", "ewc", **{"ewc.lam": 300.0})
+    method = trainer.method
+    n = sum(p.numel() for p in trainer.params)
+    gen = torch.Generator().manual_seed(0)
+    method.fisher = torch.rand(n, generator=gen)
+    method.anchor = flatten(trainer.params).detach().clone()
+    penalty, grad = penalty_and_grad(trainer)
+    assert penalty.item() == 0.0
+    assert torch.equal(grad, torch.zeros(n))
+    with torch.no_grad():
+        for p in trainer.params:
+            p.add_(0.01 * torch.randn(p.shape, generator=gen))
+    delta = flatten(trainer.params).detach() - method.anchor
+    penalty, grad = penalty_and_grad(trainer)
+    assert penalty.item() == pytest.approx(150.0 * (method.fisher * delta**2).sum().item(),
+                                           rel=1e-5)
+    torch.testing.assert_close(grad, 300.0 * method.fisher * delta, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("regime", ["head", "from_layer4"])
+def test_fisher_covers_the_trainable_parameters_only(smoke_trainer, regime):
+    trainer = smoke_trainer(regime, "ewc")
+    task = trainer.tasks[0]
+    trainer.method.before_task(task)
+    trainer.fit(*trainer.method.train_data(task), trainer.params, 1, trainer.method)
+    trainer.method.after_task(task)
+    fisher = trainer.method.fisher
+    assert fisher.numel() == sum(p.numel() for p in trainer.params)
+    assert fisher.numel() < sum(p.numel() for p in trainer.model.parameters())
+    if regime == "head":
+        assert fisher.numel() == 8 * 8 * 10 + 10
+        # the masked softmax of task 0 reaches only its own two rows of the head
+        rows = fisher[:640].view(10, 64)
+        assert (rows[:2] > 0).any() and (rows[2:] == 0).all()
+    assert (fisher >= 0).all() and torch.isfinite(fisher).all() and fisher.sum() > 0
+    assert torch.equal(trainer.method.anchor, flatten(trainer.params).detach())
+
+
+def test_online_accumulation(smoke_trainer):
+    gamma = 0.5
+    trainer = smoke_trainer("from_layer4", "ewc", **{"ewc.gamma": gamma})
+    method = trainer.method
+    first, second = trainer.tasks[:2]
+    method.after_task(first)
+    f1 = method.fisher.clone()
+    trainer.fit(*method.train_data(second), trainer.params, 1, method)  # move off the anchor
+    state = trainer.generator.get_state()
+    method.after_task(second)
+    trainer.generator.set_state(state)  # draw the same samples again
+    x, y = method.sample(second, method.fisher_samples)
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    f2 = ewc.fisher_diagonal(trainer.model, {names[id(p)]: p for p in trainer.params},
+                             trainer.inputs(x), y, trainer.classes_per_task)
+    assert not torch.allclose(f1, f2)
+    torch.testing.assert_close(method.fisher, gamma * f1 + f2, rtol=1e-6, atol=0)
+    assert torch.equal(method.anchor, flatten(trainer.params).detach())
+
+
+def loop_fisher(model, names, x, y, cpt):
+    """The same quantity, one sample and one class at a time with torch.autograd.grad."""
+    model.eval()
+    params = [dict(model.named_parameters())[n] for n in names]
+    total = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64)
+    for xi, yi in zip(x, y, strict=True):
+        block = model(xi[None])[0, (yi // cpt) * cpt:(yi // cpt + 1) * cpt]
+        logp = torch.log_softmax(block, 0)
+        for c in range(cpt):
+            g = flatten(torch.autograd.grad(logp[c], params, retain_graph=True))
+            total += logp[c].exp().item() * g.double() ** 2
+    return (total / len(x)).float()
+
+
+@pytest.mark.parametrize("subset", [("layer4.", "fc."), ("",)])
+def test_fisher_diagonal_matches_a_loop(subset, monkeypatch):
+    torch.manual_seed(0)
+    model = ResNet18(10, 4)
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        model.train()
+        model(torch.randn(32, 3, 16, 16))
+    model.train()
+    x, y = torch.randn(8, 3, 16, 16), torch.tensor([0, 1, 2, 3, 4, 5, 9, 8])
+    names = [n for n, _ in model.named_parameters() if n.startswith(subset)]
+    params = {n: dict(model.named_parameters())[n] for n in names}
+    expected = loop_fisher(model, names, x, y, 2)
+    model.train()
+    fisher = ewc.fisher_diagonal(model, params, x, y, 2)
+    assert model.training  # the mode is restored
+    assert fisher.shape == expected.shape
+    torch.testing.assert_close(fisher, expected, rtol=1e-4, atol=1e-10)
+    # processing the samples in chunks gives the same result
+    monkeypatch.setattr(ewc, "CHUNK_FLOATS", 3 * expected.numel())
+    torch.testing.assert_close(ewc.fisher_diagonal(model, params, x, y, 2), fisher,
+                               rtol=1e-5, atol=1e-12)
+
+
+def test_strong_ewc_drifts_less_than_finetune(smoke_runs):
+    finetune = smoke_runs.get("from_layer3", "finetune")
+    strong = smoke_runs.get("from_layer3", "ewc", **{"ewc.lam": 1e6})
+    drift_ft = sum(t["drift"] for t in finetune.outcome["tasks"][1:])
+    drift_ewc = sum(t["drift"] for t in strong.outcome["tasks"][1:])
+    assert drift_ewc < drift_ft
+    # and the first task, before any penalty, trains the same way (same seed, same data)
+    assert strong.outcome["tasks"][0]["train_loss"] == finetune.outcome["tasks"][0]["train_loss"]
