@@ -55,26 +55,14 @@ chapters.trainable_table(REGIME, profile)
 # In the paper's network this regime trains {glue:text}`head_trainable`
 # parameters, {glue:text}`head_share` of the total.
 #
-# ## The runs
+# ## Runs and results
 #
-# Each method trains the tasks one after the other under this regime; finished
-# runs are read from their records, missing ones are run now.
+# Each method trains the tasks one after the other under this regime (finished
+# runs are read from their records, missing ones run now); then, per dataset,
+# the results and what they say.
 
-# %% tags=["remove-stderr"]
+# %%
 runs, tasks = chapters.run_regime(REGIME, profile=profile, datasets=datasets, methods=methods,
                                   orders=orders, seeds=seeds, bn_stats=bn_stats, device=device,
                                   results_dir=results_dir)
-
-# %% [markdown]
-# ## Results
-#
-# For each dataset: ACC (average final accuracy), BWT (backward transfer) and
-# forgetting (accuracy right after learning a task minus at the end; Chaudhry's
-# variant uses the best accuracy before the last task), as mean ± std over task
-# orders; then the accuracy matrices R[i, j] (accuracy on the j-th task after
-# training the i-th, averaged over orders: below the diagonal is memory, the
-# diagonal is plasticity, above it forward transfer to tasks not yet seen);
-# then the update statistics the paper's second and third findings are about.
-
-# %% tags=["remove-input"]
 chapters.show_regime(REGIME, runs, tasks)

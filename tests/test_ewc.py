@@ -121,5 +121,6 @@ def test_strong_ewc_drifts_less_than_finetune(smoke_runs):
     drift_ft = sum(t["drift"] for t in finetune.outcome["tasks"][1:])
     drift_ewc = sum(t["drift"] for t in strong.outcome["tasks"][1:])
     assert drift_ewc < drift_ft
+    assert drift_ewc < 0.5 * drift_ft  # by far: about 1.2 against 6.7 on this run
     # and the first task, before any penalty, trains the same way (same seed, same data)
     assert strong.outcome["tasks"][0]["train_loss"] == finetune.outcome["tasks"][0]["train_loss"]

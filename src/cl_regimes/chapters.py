@@ -21,7 +21,7 @@ def _show(fig) -> None:
 
 
 def trainable_table(regime: str, profile: str) -> pd.DataFrame:
-    """The regime's blocks with trainable parameter counts, at the profile's and the paper's width."""
+    """The regime's blocks with trainable parameter counts (paper's width and the profile's)."""
     width = profiles.get_profile(profile).settings["width"]
     paper = regimes.parameter_table(regime, 64, 10)
     total = paper.iloc[-1]
@@ -68,11 +68,21 @@ def _regime_sentences(regime: str, dataset: str, runs: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
+HOW_TO_READ = """For each dataset: ACC (average final accuracy), BWT (backward transfer) and
+forgetting (accuracy right after learning a task minus at the end; Chaudhry's variant
+uses the best accuracy a task had before the last one), as mean ± std over task orders;
+then the accuracy matrices R[i, j], the accuracy on the j-th task after training the
+i-th, averaged over orders (the diagonal is plasticity, below it memory, above it
+transfer to tasks not yet seen); then the update statistics that the paper's second and
+third findings are about."""
+
+
 def show_regime(regime: str, runs: pd.DataFrame, tasks: pd.DataFrame) -> None:
     """Per dataset: the method table, accuracy matrices, update statistics, and what they say."""
     if runs.empty:
         display(Markdown("No records for this regime yet: run the sweep above."))
         return
+    display(Markdown(HOW_TO_READ))
     for dataset in sorted(runs.dataset.unique()):
         sub = runs[runs.dataset == dataset]
         display(Markdown(f"### {dataset}: {sub.order.nunique()} orders, "

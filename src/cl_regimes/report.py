@@ -56,7 +56,7 @@ def heatmaps(runs: pd.DataFrame, dataset: str, title: str = ""):
     for ax, (method, R) in zip(axes[0], mats.items()):
         im = ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
         for (i, j), v in np.ndenumerate(R):
-            ax.text(j, i, f"{v:.2f}"[1:] if v < 1 else "1", ha="center", va="center",
+            ax.text(j, i, "1" if round(v, 2) >= 1 else f"{v:.2f}"[1:], ha="center", va="center",
                     fontsize=6, color="white" if v < 0.6 else "black")
         ax.set_title(method, fontsize=9)
         ax.set_xticks(range(len(R)))

@@ -7,7 +7,6 @@ per-task training and update statistics, metrics, and the environment.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import platform
 import random
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import __version__, data, metrics, methods, regimes
+from cl_regimes import __version__, data, methods, metrics, regimes
 from cl_regimes.config import ConfigError, RunConfig, check_choice
 from cl_regimes.models import ResNet18, masked_cross_entropy, running_stats_frozen, task_logits
 

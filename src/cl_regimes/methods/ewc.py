@@ -43,7 +43,8 @@ def fisher_diagonal(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: 
     for xs, ys in zip(x.split(chunk), y.split(chunk)):
         with torch.no_grad():
             p = torch.softmax(task_logits(theta, xs, ys), 1)
-            weights, directions = torch.linalg.eigh(torch.diag_embed(p) - p[:, :, None] * p[:, None])
+            covariance = torch.diag_embed(p) - p[:, :, None] * p[:, None]
+            weights, directions = torch.linalg.eigh(covariance)
         for k in range(1, classes_per_task):  # k = 0: the all-ones direction, weight 0
             g = flatten_batched(per_sample(theta, xs, ys, directions[:, :, k]))
             fisher += (weights[:, k, None] * g.pow(2)).sum(0)
