@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy import stats
 
@@ -97,13 +98,23 @@ def pairwise_tau(scores: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
             for a, b in itertools.combinations(scores, 2)}
 
 
-def bootstrap_ci(values, statistic=np.mean, n_boot: int = 2000, level: float = 0.95,
+def bootstrap_ci(sample, statistic=np.mean, n_boot: int = 2000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over resampled ``values``."""
-    values = np.asarray(values, float)
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
+    """Percentile bootstrap interval of ``statistic`` over ``sample`` resampled with
+    replacement: values (nan dropped) or the rows of a DataFrame. Draws where the
+    statistic is undefined (nan) are left out."""
+    if isinstance(sample, pd.DataFrame):
+        take = sample.iloc.__getitem__
+    else:
+        sample = np.asarray(sample, float)
+        sample = sample[~np.isnan(sample)]
+        take = sample.__getitem__
+    if len(sample) == 0:
         return (np.nan, np.nan)
     rng = np.random.default_rng(seed)
-    draws = [statistic(rng.choice(values, len(values))) for _ in range(n_boot)]
+    n = len(sample)
+    draws = np.asarray([statistic(take(rng.integers(0, n, n))) for _ in range(n_boot)], float)
+    draws = draws[~np.isnan(draws)]
+    if len(draws) == 0:
+        return (np.nan, np.nan)
     return tuple(float(q) for q in np.quantile(draws, [(1 - level) / 2, (1 + level) / 2]))

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from cl_regimes import metrics
 from cl_regimes.profiles import METHOD_NAMES, PAPER_METHODS, REGIME_NAMES
@@ -106,9 +105,7 @@ def regime_table(runs: pd.DataFrame, dataset: str, metric: str = "acc") -> pd.Da
     sub = runs[runs.dataset == dataset]
     means = sub.pivot_table(index="method", columns="regime", values=metric, aggfunc="mean")
     means = means.loc[_ordered(means.index, METHOD_NAMES), _ordered(means.columns, REGIME_NAMES)]
-    ranks = means.rank(ascending=metric in ("forgetting", "forgetting_chaudhry"),
-                       method="min") if metric != "acc" else means.rank(ascending=False,
-                                                                       method="min")
+    ranks = means.rank(ascending=metric.startswith("forgetting"), method="min")
     return means.round(3).astype(str) + " (" + ranks.astype("Int64").astype(str) + ")"
 
 
@@ -202,19 +199,7 @@ def run_updates(runs: pd.DataFrame, tasks: pd.DataFrame) -> pd.DataFrame:
 
 
 def _spearman(x, y) -> float:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return np.nan
-    return float(stats.spearmanr(x, y)[0])
-
-
-def _bootstrap(frame: pd.DataFrame, statistic, n_boot: int = 1000, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    draws = [statistic(frame.iloc[rng.integers(0, len(frame), len(frame))])
-             for _ in range(n_boot)]
-    draws = np.asarray(draws, float)
-    draws = draws[~np.isnan(draws)]
-    return tuple(np.quantile(draws, [0.025, 0.975])) if len(draws) else (np.nan, np.nan)
+    return metrics.correlations(x, y)["spearman"]
 
 
 def finding_depth(runs: pd.DataFrame, tasks: pd.DataFrame) -> list[Finding]:
@@ -224,7 +209,8 @@ def finding_depth(runs: pd.DataFrame, tasks: pd.DataFrame) -> list[Finding]:
     for column, claim in (("u", "deeper regimes give larger updates"),
                           ("forgetting", "deeper regimes forget more")):
         value = _spearman(df.depth, df[column])
-        lo, hi = _bootstrap(df, lambda f, c=column: _spearman(f.depth, f[c]))
+        lo, hi = metrics.bootstrap_ci(df, lambda f, c=column: _spearman(f.depth, f[c]),
+                                      n_boot=1000)
         out.append(Finding(2, claim, f"Spearman ρ of regime depth with the run's {column} "
                            f"({len(df)} runs of the paper's methods)", value, (lo, hi),
                            None if np.isnan(value) else bool(lo > 0),
@@ -265,7 +251,8 @@ def finding_coupling(corr: pd.DataFrame) -> Finding:
         return trend(corr.merge(unit_rows, on=["dataset", "order", "seed"]))
 
     value = trend(corr) if len(corr) else np.nan
-    lo, hi = _bootstrap(units, resampled, n_boot=500) if len(units) > 1 else (np.nan, np.nan)
+    lo, hi = (metrics.bootstrap_ci(units, resampled, n_boot=500) if len(units) > 1
+              else (np.nan, np.nan))
     return Finding(3, "the update-forgetting relationship strengthens with depth",
                    "Spearman ρ of regime depth with the regime's mean update-forgetting "
                    f"Spearman correlation ({len(units)} dataset-order units)", value, (lo, hi),
