@@ -9,6 +9,8 @@ from __future__ import annotations
 import pickle
 import random
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -327,3 +329,18 @@ def test_fashion_mnist_from_debian_package(tmp_path, fresh_load):
     assert sorted(p.name for p in (tmp_path / "FashionMNIST" / "raw").iterdir()) == [
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
         "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+
+
+def test_concurrent_first_loads_of_fashion_mnist(tmp_path):
+    """Parallel notebooks may all find the IDX files missing and decompress them at once."""
+    if not data.DEBIAN_FASHION_MNIST.is_dir():
+        pytest.skip("Debian package dataset-fashion-mnist not installed")
+    code = ("import sys; from cl_regimes import data; "
+            "print(len(data.load('fashion_mnist', sys.argv[1]).train.y))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outputs = [p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-300:] for _, err in outputs]
+    assert [out.strip() for out, _ in outputs] == ["60000"] * 3
+    assert not list((tmp_path / "FashionMNIST" / "raw").glob("*.tmp"))

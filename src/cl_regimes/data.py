@@ -84,7 +84,7 @@ def _install_debian_fashion_mnist(root: Path) -> None:
         target = raw / gz.name[:-3]
         if not target.exists():
             raw.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp")
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # one per process
             with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             tmp.replace(target)
