@@ -267,18 +267,15 @@ def section_fisher(args, device) -> dict:
     names = {id(p): n for n, p in trainer.model.named_parameters()}
     named = {names[id(p)]: p for p in trainer.params}
     cpt = trainer.classes_per_task
-    out = {}
-    times = timeit({
-        "fisher_diagonal": lambda: out.__setitem__(
-            "vmap", fisher_diagonal(trainer.model, named, x, y, cpt)),
-        "loop": lambda: out.__setitem__("loop", fisher_loop(trainer.model, trainer.params, x,
-                                                            y, cpt))}, args.repeats, device)
-    diff = (out["vmap"] - out["loop"]).abs().max().item()
-    scale = out["loop"].abs().max().item()
-    rtol = 1e-3 if device.type == "cpu" else 2e-2  # TF32 convolutions on CUDA
-    print(f"note: Fisher over {len(y)} samples, {len(out['loop']):,} parameters: "
+    compute = {"fisher_diagonal": lambda: fisher_diagonal(trainer.model, named, x, y, cpt),
+               "loop": lambda: fisher_loop(trainer.model, trainer.params, x, y, cpt)}
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # CUDA convs in TF32 else
+        vmap, loop = compute["fisher_diagonal"](), compute["loop"]()
+    diff, scale = (vmap - loop).abs().max().item(), loop.abs().max().item()
+    print(f"note: Fisher over {len(y)} samples, {len(loop):,} parameters, float32: "
           f"max |vmap - loop| = {diff:.3g} (max |F| = {scale:.3g})")
-    assert torch.allclose(out["vmap"], out["loop"], rtol=rtol, atol=rtol * 1e-2 * scale), diff
+    assert diff <= 2e-3 * scale, diff  # summation order and cuDNN algorithms differ
+    times = timeit(compute, args.repeats, device)
     for name, t in times.items():
         row("fisher", f"{name} ({len(y)} samples)", t["runs"], "s")
     row("fisher", "ratio loop / fisher_diagonal", ratios(times["loop"],

@@ -7,7 +7,14 @@ from torch.func import functional_call, grad, vmap
 
 from cl_regimes.methods.base import Method, flatten
 
-CHUNK_FLOATS = 2**27  # per-sample gradients held at once (512 MB of float32)
+CHUNK_FLOATS = 2**27  # per-sample gradient floats held at once on a CPU (512 MB)
+
+
+def chunk_floats(device: torch.device) -> int:
+    """Per-sample gradient floats to hold at once: CHUNK_FLOATS, or 1/16 of free GPU memory."""
+    if device.type == "cuda":
+        return max(CHUNK_FLOATS, torch.cuda.mem_get_info(device)[0] // 4 // 16)
+    return CHUNK_FLOATS
 
 
 def fisher_diagonal(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
@@ -38,23 +45,18 @@ def fisher_diagonal(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: 
 
     per_sample = vmap(grad(projected), in_dims=(None, 0, 0, 0))
     numel = sum(p.numel() for p in theta.values())
-    chunk = max(1, CHUNK_FLOATS // numel)
-    fisher = torch.zeros(numel, device=x.device)
+    chunk = max(1, chunk_floats(x.device) // numel)
+    fisher = {n: torch.zeros_like(t) for n, t in theta.items()}
     for xs, ys in zip(x.split(chunk), y.split(chunk)):
         with torch.no_grad():
             p = torch.softmax(task_logits(theta, xs, ys), 1)
             covariance = torch.diag_embed(p) - p[:, :, None] * p[:, None]
             weights, directions = torch.linalg.eigh(covariance)
         for k in range(1, classes_per_task):  # k = 0: the all-ones direction, weight 0
-            g = flatten_batched(per_sample(theta, xs, ys, directions[:, :, k]))
-            fisher += (weights[:, k, None] * g.pow(2)).sum(0)
+            for n, g in per_sample(theta, xs, ys, directions[:, :, k]).items():
+                fisher[n] += torch.einsum("b,b...->...", weights[:, k], g.pow(2))
     model.train(was_training)
-    return fisher / len(x)
-
-
-def flatten_batched(grads: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Per-sample gradients {name: [B, *shape]} -> [B, numel]."""
-    return torch.cat([g.flatten(1) for g in grads.values()], 1)
+    return flatten(fisher.values()) / len(x)
 
 
 class EWC(Method):
