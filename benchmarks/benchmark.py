@@ -42,6 +42,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import math
 import os
 import platform
 import statistics
@@ -54,7 +55,7 @@ import torchvision.transforms as T
 from torch.utils.data import DataLoader, Subset
 from torch.utils.flop_counter import FlopCounterMode
 
-from cl_regimes import data, methods, metrics, profiles, regimes, train
+from cl_regimes import data, methods, metrics, profiles, regimes, sweep, train
 from cl_regimes.config import RunConfig
 from cl_regimes.methods.ewc import fisher_diagonal
 from cl_regimes.models import ResNet18, masked_cross_entropy, task_logits
@@ -317,21 +318,22 @@ def section_step(args, device) -> dict:
     for m in ("finetune", "lwf"):  # LwF's penalty needs a second backward pass for the stats
         untracked = dataclasses.replace(quick_config(args, method=m), track_updates=False)
         fns[f"{m}, track_updates off"] = step_runner(untracked, device, n, True)
-    by_method = timeit(fns, args.repeats, device)
-    for name, t in by_method.items():
-        row("step", f"{name} ms/step", [s / n * 1e3 for s in t["runs"]], "ms")
-    for name, t in by_method.items():
-        if name != "finetune":
-            row("step", f"ratio {name} / finetune", ratios(t, by_method["finetune"]), "x")
+    by_method = time_steps(fns, "finetune", "", args, device, n)
     fns = {r: step_runner(quick_config(args, regime=r), device, n, False)
            for r in profiles.REGIME_NAMES}
-    by_regime = timeit(fns, args.repeats, device)
-    for name, t in by_regime.items():
-        row("step", f"finetune under {name} ms/step", [s / n * 1e3 for s in t["runs"]], "ms")
-    for name, t in by_regime.items():
-        if name != "full":
-            row("step", f"ratio {name} / full", ratios(t, by_regime["full"]), "x")
+    by_regime = time_steps(fns, "full", "finetune under ", args, device, n)
     return {"batches": n, "methods": by_method, "regimes": by_regime}
+
+
+def time_steps(fns: dict, reference: str, prefix: str, args, device, n: int) -> dict:
+    """Time step runners of ``n`` batches; report ms per step and each ratio to ``reference``."""
+    times = timeit(fns, args.repeats, device)
+    for name, t in times.items():
+        row("step", f"{prefix}{name} ms/step", [s / n * 1e3 for s in t["runs"]], "ms")
+    for name, t in times.items():
+        if name != reference:
+            row("step", f"ratio {name} / {reference}", ratios(t, times[reference]), "x")
+    return times
 
 
 def section_paper(args, device, step_details: dict | None) -> dict:
@@ -351,9 +353,8 @@ def section_paper(args, device, step_details: dict | None) -> dict:
     forward = counter.get_total_flops() / cfg.batch_size
     flops = 3 * forward * trained + forward * evaluated
     mfu = flops / wall / (args.peak_tflops * 1e12)
-    # The grid's work, in images trained per regime x method x order: the MNIST family
-    # (4 datasets) trains 5 tasks x 12,000 images x 3 epochs, CIFAR-100 10 x 5,000 x 20.
-    grid_images = 7 * 6 * 11 * (4 * 5 * 12_000 * 3 + 10 * 5_000 * 20)
+    # The grid's work in images trained: tasks x images per task x epochs over every run
+    grid_images = sum(math.prod(sweep.task_sizes(c)[:2]) * c.epochs for c in sweep.plan("paper"))
     method_factor = 1.0
     if step_details and str(device) == step_details.get("device"):
         m = step_details["methods"]

@@ -69,6 +69,13 @@ def sweep(profile: str, *, results_dir="results", device="auto", data_dir=None, 
     return paths
 
 
+def task_sizes(config: RunConfig) -> tuple[int, int, int]:
+    """(tasks, training images per task, test images per task) of a run."""
+    tasks = 10 if config.dataset == "cifar100" else 5
+    n_train, n_test = (n // tasks for n in data.SIZES[config.dataset])
+    return tasks, config.train_per_task or n_train, config.test_per_task or n_test
+
+
 def _step_seconds(config: RunConfig, device: torch.device) -> float:
     """Median seconds of a full-network training step on synthetic data of the run's shape."""
     steps = 10 if device.type == "cuda" else 3
@@ -107,9 +114,7 @@ def estimate(configs: list[RunConfig], device="auto") -> float:
         key = (c.dataset == "cifar100", c.width, c.image_size, c.batch_size)
         if key not in calibrated:
             calibrated[key] = _step_seconds(c, device)
-        tasks = 10 if c.dataset == "cifar100" else 5
-        n_train, n_test = (n // tasks for n in data.SIZES[c.dataset])
-        n_train, n_test = c.train_per_task or n_train, c.test_per_task or n_test
+        tasks, n_train, n_test = task_sizes(c)
         p = c.method_params
         factor = {"joint": (tasks + 1) / 2,
                   "lwf": 4 / 3 + p.get("warmup_epochs", 0) / max(c.epochs, 1) / 3,
