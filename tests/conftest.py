@@ -25,12 +25,11 @@ torch.set_num_threads(2)
 
 
 def make_smoke_config(regime: str, method: str, *, order: int = 0, seed: int = 0,
-                      bn_stats: str = "always_update", **overrides) -> RunConfig:
+                      **overrides) -> RunConfig:
     """The smoke profile's configuration on sklearn digits; ``overrides`` are profile
     settings, dotted ones passed as ``**{"ewc.lam": 1e6}``."""
     return profiles.resolve("smoke", dataset="digits", regime=regime, method=method,
-                            order=order, seed=seed, bn_stats=bn_stats,
-                            overrides=overrides or None)
+                            order=order, seed=seed, overrides=overrides or None)
 
 
 @dataclass
@@ -60,9 +59,9 @@ def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def execute(config: RunConfig) -> SmokeRun:
-    trainer = train.Trainer(config, device="cpu")
+    trainer = train.Trainer([config], device="cpu")
     before = state(trainer.model)
-    outcome = trainer.run()
+    outcome = trainer.run()[0]
     return SmokeRun(config, trainer, before, outcome)
 
 
@@ -82,7 +81,7 @@ class SmokeRuns:
 
 @pytest.fixture(scope="session")
 def smoke_runs() -> SmokeRuns:
-    """Session cache: ``smoke_runs.get(regime, method, bn_stats=..., **overrides)``."""
+    """Session cache: ``smoke_runs.get(regime, method, order=..., **overrides)``."""
     return SmokeRuns()
 
 
@@ -95,5 +94,5 @@ def smoke_config():
 @pytest.fixture
 def smoke_trainer():
     """``smoke_trainer(regime, method, **overrides)`` -> a fresh, untrained CPU Trainer."""
-    return lambda regime, method, **kw: train.Trainer(make_smoke_config(regime, method, **kw),
+    return lambda regime, method, **kw: train.Trainer([make_smoke_config(regime, method, **kw)],
                                                       device="cpu")

@@ -1,7 +1,9 @@
-"""The command line, run as users run it: ``python -m cl_regimes ...`` in a subprocess."""
+"""The command line, run as users run it: ``python -m cl_regimes ...`` in a subprocess, and
+every setting's valid range checked before anything runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -9,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from cl_regimes import results
-from cl_regimes.profiles import METHOD_NAMES, REGIME_NAMES
+from cl_regimes import cli, methods, profiles, regimes, results
+from cl_regimes.config import Choice, Range, RunConfig
 
 
 def command(*args: str) -> list[str]:
@@ -20,26 +22,26 @@ def command(*args: str) -> list[str]:
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
+def cli_run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command(*args), capture_output=True, text=True, timeout=300, env=ENV)
 
 
 def test_regimes_table():
-    out = cli("regimes")
+    out = cli_run("regimes")
     assert out.returncode == 0, out.stderr
-    for name in REGIME_NAMES:
+    for name in regimes.REGIMES:
         assert name in out.stdout
     assert "11,173,962" in out.stdout and "5,130" in out.stdout
     assert "Traceback" not in out.stderr
 
 
 def test_run_writes_a_record(tmp_path):
-    out = cli("run", "--profile", "smoke", "--dataset", "digits", "--regime", "from_layer3",
-              "--method", "finetune", "--device", "cpu", "--results", str(tmp_path))
+    out = cli_run("run", "--profile", "smoke", "--dataset", "digits", "--regime", "from_layer3",
+                  "--method", "finetune", "--device", "cpu", "--results", str(tmp_path))
     assert out.returncode == 0, out.stderr
     records = list(tmp_path.rglob("*.json"))
     assert [p.relative_to(tmp_path).parts for p in records] == [
-        ("smoke", "digits", "always_update", "from_layer3", "finetune", "order00-seed0.json")]
+        ("smoke", "digits", "from_layer3", "finetune", "order00-seed0.json")]
     record = results.read(records[0])
     R = np.asarray(record["R"])
     assert R.shape == (5, 5) and ((R >= 0) & (R <= 1)).all()
@@ -48,36 +50,71 @@ def test_run_writes_a_record(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_variants_land_side_by_side_and_load_apart(tmp_path):
+    args = ("--profile", "smoke", "--dataset", "digits", "--regime", "head", "--method", "ewc",
+            "--device", "cpu", "--results", str(tmp_path))
+    assert cli_run("run", *args).returncode == 0
+    own = next(tmp_path.rglob("*.json"))
+    stamp = own.stat().st_mtime_ns
+    for extra in (["--set", "ewc.lam=100"], ["--set", "ewc.lam=100", "epochs=2"]):
+        out = cli_run("run", *args, *extra)
+        assert out.returncode == 0, out.stderr
+    assert own.stat().st_mtime_ns == stamp  # the profile's own record is untouched
+    again = cli_run("run", *args, "--set", "ewc.lam=100")  # resumes: already done
+    assert "already done" in again.stdout
+    table = results.load(tmp_path).sort_values("variant")
+    assert list(table["variant"]) == ["", "epochs=2,ewc.lam=100.0", "ewc.lam=100.0"]
+    assert len(set(table["path"])) == 3
+    lams = [results.read(p)["config"]["method_params"]["lam"] for p in table["path"]]
+    assert lams == [5000.0, 100.0, 100.0]
+
+
 BAD = {
-    "regime": (["--regime", "nosuch"], "regime 'nosuch'", REGIME_NAMES),
-    "method": (["--method", "nosuch"], "method 'nosuch'", METHOD_NAMES),
+    "regime": (["--regime", "nosuch"], "regime 'nosuch'", tuple(regimes.REGIMES)),
+    "method": (["--method", "nosuch"], "method 'nosuch'", methods.names()),
     "dataset": (["--dataset", "nosuch"], "dataset 'nosuch'", ("digits", "mnist", "cifar100")),
     "profile": (["--profile", "nosuch"], "profile 'nosuch'", ("paper", "quick", "smoke")),
     "setting": (["--set", "nosuch=1"], "setting 'nosuch'", ("epochs", "ewc.lam")),
     "setting type": (["--set", "epochs=fast"], "epochs", ("int",)),
+    # values out of range (issue: each of these tracebacked or trained nonsense)
+    "batch_size": (["--set", "batch_size=0"], "batch_size=0", (">= 1",)),
+    "train_per_task": (["--set", "train_per_task=0"], "train_per_task=0", ("None or >= 2",)),
+    "lr": (["--set", "lr=-1.0"], "lr=-1.0", ("> 0",)),
+    "width": (["--set", "width=0"], "width=0", (">= 1",)),
+    "memories": (["--method", "gem", "--set", "gem.memories_per_task=0"],
+                 "gem.memories_per_task=0", (">= 1",)),
+    "seed": (["--seed", "-3"], "seed=-3", ("in [0, 4294967295]",)),
+    "results": (["--results", "/proc/nope"], "results folder '/proc/nope'", ("--results",)),
+    "epochs": (["--set", "epochs=0"], "epochs=0", (">= 1",)),
+    "temperature": (["--method", "lwf", "--set", "lwf.temperature=0.0"],
+                    "lwf.temperature=0.0", ("> 0",)),
+    "lambda": (["--method", "ewc", "--set", "ewc.lam=-5"], "ewc.lam=-5.0", (">= 0",)),
 }
 
 
 @pytest.fixture(scope="module")
 def bad_runs(tmp_path_factory):
-    """Every bad invocation, launched at once (each spends its time importing torch)."""
+    """Every bad invocation, launched a few at a time (each spends its time importing torch)."""
     folder = tmp_path_factory.mktemp("bad")
-    procs = {}
-    for case, (change, _, _) in BAD.items():
-        args = {"--profile": "smoke", "--dataset": "digits", "--regime": "head",
-                "--method": "finetune", "--results": str(folder), "--device": "cpu"}
-        extra = []
-        if change[0] in args:
-            args[change[0]] = change[1]
-        else:
-            extra = change
-        procs[case] = subprocess.Popen(command("run", *[a for kv in args.items() for a in kv],
-                                               *extra), stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True, env=ENV)
-    done = {}
-    for case, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=300)
-        done[case] = (proc.returncode, stdout, stderr)
+    done, cases = {}, list(BAD)
+    for start in range(0, len(cases), 4):
+        procs = {}
+        for case in cases[start:start + 4]:
+            change = BAD[case][0]
+            args = {"--profile": "smoke", "--dataset": "digits", "--regime": "head",
+                    "--method": "finetune", "--results": str(folder), "--device": "cpu"}
+            extra = []
+            for flag, value in zip(change[::2], change[1::2]):
+                if flag in args:
+                    args[flag] = value
+                else:
+                    extra += [flag, value]
+            procs[case] = subprocess.Popen(
+                command("run", *[a for kv in args.items() for a in kv], *extra),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        for case, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=300)
+            done[case] = (proc.returncode, stdout, stderr)
     return folder, done
 
 
@@ -86,10 +123,74 @@ def test_bad_input_is_one_line(bad_runs, case):
     folder, done = bad_runs
     _, bad, valid = BAD[case]
     returncode, _, stderr = done[case]
-    assert returncode == 2
+    assert returncode == 2, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     assert bad in lines[0]
     assert all(v in lines[0] for v in valid), lines[0]
     assert not list(folder.rglob("*.json"))
+
+
+def declared_ranges() -> dict[str, Range | Choice]:
+    ranges = {f.name: f.metadata["valid"] for f in dataclasses.fields(RunConfig)
+              if "valid" in f.metadata}
+    for name in methods.names():
+        ranges |= {f"{name}.{k}": v for k, v in methods.get(name).parameters().items()}
+    return ranges
+
+
+def out_of_range(valid: Range | Choice):
+    """A value of the right type outside ``valid`` (None when there is none)."""
+    if isinstance(valid, Choice):
+        kind = type(valid.values[0])
+        if kind is str:
+            return "nosuch"
+        return max(valid.values) + 1 if kind is int else None
+    if valid.low is not None:
+        return valid.low if valid.low_open else valid.low - 1
+    return valid.high + 1
+
+
+@pytest.mark.parametrize("key", [k for k, v in declared_ranges().items()
+                                 if out_of_range(v) is not None])
+def test_every_declared_range_is_checked_before_anything_runs(key, tmp_path, capsys):
+    valid = declared_ranges()[key]
+    bad = out_of_range(valid)
+    method = key.split(".")[0] if "." in key else "finetune"
+    if key == "seed":
+        extra = ["--seed", str(bad)]
+    else:
+        default = profiles.PAPER_SETTINGS[key]
+        bad = float(bad) if isinstance(default, float) else bad
+        extra = ["--set", f"{key}={bad}"]
+    code = cli.main(["run", "--profile", "smoke", "--dataset", "digits", "--regime", "head",
+                     "--method", method, "--device", "cpu", "--results", str(tmp_path), *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    # images per task: at least the classes of a task, which the dataset sets (2 for digits)
+    expected = "None or >= 2" if key in ("train_per_task", "test_per_task") else str(valid)
+    assert f"{key}={bad!r}" in err and expected in err
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_lr_min_above_lr_is_refused(capsys, tmp_path):
+    code = cli.main(["run", "--profile", "smoke", "--dataset", "digits", "--regime", "head",
+                     "--method", "finetune", "--results", str(tmp_path),
+                     "--set", "lr_min=0.1", "lr=0.01"])
+    assert code == 2 and "lr_min=0.1" in capsys.readouterr().err
+
+
+def test_set_takes_several_pairs_and_repeats():
+    args = cli.parser().parse_args(["sweep", "--set", "epochs=2", "ewc.lam=1", "--set", "lr=0.1"])
+    assert profiles.parse_overrides(args.set) == {"epochs": 2, "ewc.lam": 1.0, "lr": 0.1}
+
+
+def test_help_lists_every_setting_with_its_profile_values():
+    text = cli.parser()._subparsers._group_actions[0].choices["run"].format_help()
+    for key in profiles.PAPER_SETTINGS:
+        assert key in text
+    line = next(line for line in text.splitlines() if line.strip().startswith("epochs "))
+    assert line.split()[1:4] == ["3", "2", "1"]  # paper, quick, smoke
+    assert ">= 1" in line

@@ -12,7 +12,6 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -134,11 +133,15 @@ def test_subsample_stratified():
     assert torch.equal(idx, (y == 1).logical_or(y == 3).nonzero().squeeze(1))
 
 
-def test_make_tasks_follow_order_and_are_reproducible():
+def test_tasks_follow_order_and_are_reproducible():
     ds = data.load("digits", image_size=16)
     order = data.task_orders(5)[3]
-    tasks = data.make_tasks(ds, order, 40, 20, torch.device("cpu"))
-    again = data.make_tasks(ds, order, 40, 20, torch.device("cpu"))
+    shared = data.make_blocks(ds, 40, 20, torch.device("cpu"))
+    tasks = data.tasks_in_order(shared, order)
+    again = data.tasks_in_order(data.make_blocks(ds, 40, 20, torch.device("cpu")), order)
+    # a block is the same images in every order (the tensors are shared, not copied)
+    other = data.tasks_in_order(shared, data.task_orders(5)[0])
+    assert other[order[0]].train.x is tasks[0].train.x
     blocks = data.class_blocks(10, 5)
     for pos, (task, twin) in enumerate(zip(tasks, again, strict=True)):
         assert task.position == pos and task.block == order[pos]
@@ -148,19 +151,40 @@ def test_make_tasks_follow_order_and_are_reproducible():
         assert set(task.train.y.tolist()) == set(task.classes)
         assert torch.equal(task.train.x, twin.train.x) and torch.equal(task.test.y, twin.test.y)
     with pytest.raises(ConfigError, match="permutation"):
-        data.make_tasks(ds, [0, 1, 2, 3, 3], 40, 20, torch.device("cpu"))
+        data.tasks_in_order(shared, [0, 1, 2, 3, 3])
 
 
 def test_digits_loads():
     ds = data.load("digits")
-    assert ds.num_classes == 10 and ds.num_tasks == 5 and ds.classes_per_task == 2
+    assert ds.spec.num_classes == 10 and ds.spec.num_tasks == 5
+    assert ds.spec.classes_per_task == 2
     assert ds.train.x.shape[1:] == (1, 32, 32) and ds.train.x.dtype == torch.uint8
     assert len(ds.train.x) + len(ds.test.x) == 1797
     assert len(ds.train.y) == len(ds.train.x) and ds.train.y.dtype == torch.int64
     assert sorted(ds.train.y.unique().tolist()) == list(range(10))
-    assert not ds.flip
+    assert not ds.spec.flip
     with pytest.raises(ConfigError, match="unknown dataset 'nosuch'"):
         data.load("nosuch")
+
+
+def test_resize_is_pils_bilinear_as_torchvision_resize_does_it():
+    import torchvision.transforms as T
+    from PIL import Image
+
+    images = np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    ours = data.resize(images, 32)
+    for image, mine in zip(images, ours, strict=True):
+        theirs = np.asarray(T.Resize(32)(Image.fromarray(image)))
+        assert np.array_equal(mine[0].numpy(), theirs)
+    rgb = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    assert torch.equal(data.resize(rgb, 32), torch.from_numpy(rgb).permute(0, 3, 1, 2))
+
+
+def test_normalisation_constants_are_the_originals():
+    assert data.spec("cifar100").mean == (0.5071, 0.4867, 0.4408)
+    assert data.spec("cifar100").std == (0.2675, 0.2565, 0.2761)
+    for name in ("digits", "mnist", "fashion_mnist", "kmnist", "qmnist"):
+        assert (data.spec(name).mean, data.spec(name).std) == ((0.1307,), (0.3081,))
 
 
 # ---------------------------------------------------------------- augmentation
@@ -180,10 +204,14 @@ def matching_crops(image: torch.Tensor, out: torch.Tensor, pad: int, flips) -> l
     return hits
 
 
+def augmented(x, flip, generator):
+    return data.augment(x, *data.draw_augmentation(len(x), x.shape[-1], flip, generator))
+
+
 @pytest.mark.parametrize("channels, size", [(1, 16), (3, 32)])
 def test_augment_is_a_crop_of_the_padded_image(channels, size):
     x = torch.randint(1, 256, (24, channels, size, size), dtype=torch.uint8)
-    out = data.augment(x, False, torch.Generator().manual_seed(0))
+    out = augmented(x, False, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.dtype == torch.uint8
     pad = size // 8
     offsets = set()
@@ -192,13 +220,13 @@ def test_augment_is_a_crop_of_the_padded_image(channels, size):
         assert len(hits) == 1, "each output must be exactly one crop of the padded input"
         offsets.add(hits[0][:2])
     assert len(offsets) > 1  # the offsets are random, not a fixed shift
-    again = data.augment(x, False, torch.Generator().manual_seed(0))
+    again = augmented(x, False, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)  # seeded by the generator
 
 
 def test_augment_flip_variant():
     x = torch.randint(1, 256, (32, 3, 32, 32), dtype=torch.uint8)
-    out = data.augment(x, True, torch.Generator().manual_seed(1))
+    out = augmented(x, True, torch.Generator().manual_seed(1))
     assert out.shape == x.shape and out.dtype == torch.uint8
     flipped = []
     for image, result in zip(x, out, strict=True):
@@ -212,28 +240,28 @@ def test_augment_flip_variant():
 
 
 def test_normalizer_grey_to_three_channels():
-    ds = SimpleNamespace(mean=data.MNIST_STATS[0], std=data.MNIST_STATS[1])
-    x = torch.randint(0, 256, (5, 1, 16, 16), dtype=torch.uint8)
+    ds = data.spec("mnist")
+    x = torch.randint(0, 256, (5, 1, 1, 16, 16), dtype=torch.uint8)
     kept = x.clone()
     out = data.Normalizer(ds, torch.device("cpu"))(x)
     assert out.shape == (5, 3, 16, 16) and out.dtype == torch.float32
     assert torch.equal(x, kept)
-    expected = (x.double() / 255 - 0.1307) / 0.3081
+    expected = (x[:, 0].double() / 255 - 0.1307) / 0.3081
     for c in range(3):
         torch.testing.assert_close(out[:, c:c + 1].double(), expected, rtol=1e-5, atol=1e-5)
-    assert out[0, 0, 0, 0].item() == pytest.approx((x[0, 0, 0, 0].item() / 255 - 0.1307) / 0.3081,
-                                                   rel=1e-5)
+    assert out[0, 0, 0, 0].item() == pytest.approx(
+        (x[0, 0, 0, 0, 0].item() / 255 - 0.1307) / 0.3081, rel=1e-5)
 
 
-def test_normalizer_rgb_per_channel():
-    ds = SimpleNamespace(mean=data.CIFAR100_STATS[0], std=data.CIFAR100_STATS[1])
-    x = torch.full((2, 3, 8, 8), 255, dtype=torch.uint8)
-    x[:, 1] = 0
+def test_normalizer_rgb_per_channel_and_runs_side_by_side():
+    ds = data.spec("cifar100")
+    x = torch.full((2, 2, 3, 8, 8), 255, dtype=torch.uint8)  # [N, K runs, C, S, S]
+    x[:, :, 1] = 0
+    x[:, 1] = 255 - x[:, 1]
     out = data.Normalizer(ds, torch.device("cpu"))(x)
-    assert out.shape == (2, 3, 8, 8)
-    mean, std = data.CIFAR100_STATS
-    for c, value in enumerate((1.0, 0.0, 1.0)):
-        assert torch.allclose(out[:, c], torch.tensor((value - mean[c]) / std[c]))
+    assert out.shape == (2, 6, 8, 8)  # run k in channels 3k .. 3k + 2
+    for c, value in enumerate((1.0, 0.0, 1.0, 0.0, 1.0, 0.0)):
+        assert torch.allclose(out[:, c], torch.tensor((value - ds.mean[c % 3]) / ds.std[c % 3]))
 
 
 # ---------------------------------------------------------------- torchvision loaders
@@ -247,8 +275,7 @@ def test_mnist_family_loads_idx_files(tmp_path, fresh_load, name, folder):
         x, y = written[prefix]
         assert split.x.shape == (len(x), 1, 32, 32) and split.x.dtype == torch.uint8
         assert split.y.dtype == torch.int64 and split.y.tolist() == y.tolist()
-    assert ds.num_classes == 10 and ds.num_tasks == 5 and not ds.flip
-    assert (ds.mean, ds.std) == data.MNIST_STATS
+    assert ds.spec.num_classes == 10 and ds.spec.num_tasks == 5 and not ds.spec.flip
     # at the native size the images come through untouched
     same = fresh_load(name, data_dir=tmp_path, image_size=28)
     assert torch.equal(same.train.x[:, 0], torch.from_numpy(written["train"][0]))
@@ -293,8 +320,7 @@ def test_cifar100_loads_pickles(tmp_path, fresh_load, monkeypatch):
     monkeypatch.setattr("torchvision.datasets.cifar.check_integrity",
                         lambda path, md5=None: Path(path).is_file())
     ds = fresh_load("cifar100", data_dir=tmp_path, image_size=32)
-    assert ds.num_classes == 100 and ds.num_tasks == 10 and ds.flip
-    assert (ds.mean, ds.std) == data.CIFAR100_STATS
+    assert ds.spec.num_classes == 100 and ds.spec.num_tasks == 10 and ds.spec.flip
     for split, key in ((ds.train, "train"), (ds.test, "test")):
         x, y = written[key]
         assert split.x.shape == (len(y), 3, 32, 32) and split.x.dtype == torch.uint8

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cl_regimes.methods import ewc, flatten
-from cl_regimes.models import ResNet18
+from cl_regimes.methods import ewc
+from cl_regimes.models import ResNet18, flatten
 
 
 def penalty_and_grad(trainer):
-    penalty = trainer.method.penalty(None, None, None)
+    (penalty,) = trainer.method.penalty(None, None, None)
     grads = torch.autograd.grad(penalty, trainer.params)
-    return penalty, flatten(grads)
+    return penalty, flatten(grads, 1)[0]
 
 
 def test_no_penalty_before_the_first_task(smoke_trainer):
@@ -24,29 +24,29 @@ def test_penalty_and_gradient(smoke_trainer):
     method = trainer.method
     n = sum(p.numel() for p in trainer.params)
     gen = torch.Generator().manual_seed(0)
-    method.fisher = torch.rand(n, generator=gen)
-    method.anchor = flatten(trainer.params).detach().clone()
+    method.fisher = torch.rand(1, n, generator=gen)
+    method.anchor = flatten(trainer.params, 1).detach().clone()
     penalty, grad = penalty_and_grad(trainer)
     assert penalty.item() == 0.0
     assert torch.equal(grad, torch.zeros(n))
     with torch.no_grad():
         for p in trainer.params:
             p.add_(0.01 * torch.randn(p.shape, generator=gen))
-    delta = flatten(trainer.params).detach() - method.anchor
+    delta = flatten(trainer.params, 1).detach() - method.anchor
     penalty, grad = penalty_and_grad(trainer)
     assert penalty.item() == pytest.approx(150.0 * (method.fisher * delta**2).sum().item(),
                                            rel=1e-5)
-    torch.testing.assert_close(grad, 300.0 * method.fisher * delta, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(grad, 300.0 * (method.fisher * delta)[0], rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("regime", ["head", "from_layer4"])
 def test_fisher_covers_the_trainable_parameters_only(smoke_trainer, regime):
     trainer = smoke_trainer(regime, "ewc")
-    task = trainer.tasks[0]
-    trainer.method.before_task(task)
-    trainer.fit(*trainer.method.train_data(task), trainer.params, 1, trainer.method)
-    trainer.method.after_task(task)
-    fisher = trainer.method.fisher
+    tasks = [trainer.tasks[0][0]]
+    trainer.method.before_task(tasks)
+    trainer.fit(*trainer.method.train_data([tasks]), trainer.params, 1, trainer.method)
+    trainer.method.after_task(tasks)
+    (fisher,) = trainer.method.fisher
     assert fisher.numel() == sum(p.numel() for p in trainer.params)
     assert fisher.numel() < sum(p.numel() for p in trainer.model.parameters())
     if regime == "head":
@@ -55,27 +55,34 @@ def test_fisher_covers_the_trainable_parameters_only(smoke_trainer, regime):
         rows = fisher[:640].view(10, 64)
         assert (rows[:2] > 0).any() and (rows[2:] == 0).all()
     assert (fisher >= 0).all() and torch.isfinite(fisher).all() and fisher.sum() > 0
-    assert torch.equal(trainer.method.anchor, flatten(trainer.params).detach())
+    assert torch.equal(trainer.method.anchor, flatten(trainer.params, 1).detach())
 
 
 def test_online_accumulation(smoke_trainer):
     gamma = 0.5
     trainer = smoke_trainer("from_layer4", "ewc", **{"ewc.gamma": gamma})
     method = trainer.method
-    first, second = trainer.tasks[:2]
+    first, second = ([t] for t in trainer.tasks[0][:2])
     method.after_task(first)
     f1 = method.fisher.clone()
-    trainer.fit(*method.train_data(second), trainer.params, 1, method)  # move off the anchor
-    state = trainer.generator.get_state()
+    # move off the anchor
+    trainer.fit(*method.train_data([trainer.tasks[0][:2]]), trainer.params, 1, method)
+    (generator,) = trainer.generators
+    state = generator.get_state()
     method.after_task(second)
-    trainer.generator.set_state(state)  # draw the same samples again
-    x, y = method.sample(second, method.fisher_samples)
+    generator.set_state(state)  # draw the same samples again
+    x, y = method.runs.sample(second, method.fisher_samples)
     names = {id(p): n for n, p in trainer.model.named_parameters()}
     f2 = ewc.fisher_diagonal(trainer.model, {names[id(p)]: p for p in trainer.params},
-                             trainer.inputs(x), y, trainer.classes_per_task)
+                             trainer.inputs(x), y, 2)
     assert not torch.allclose(f1, f2)
     torch.testing.assert_close(method.fisher, gamma * f1 + f2, rtol=1e-6, atol=0)
-    assert torch.equal(method.anchor, flatten(trainer.params).detach())
+    assert torch.equal(method.anchor, flatten(trainer.params, 1).detach())
+    # online EWC's penalty applies the decay once more (as the original's code does)
+    method.anchor = method.anchor - 0.01
+    (penalty,) = method.penalty(None, None, None)
+    expected = 0.5 * method.lam * (gamma * method.fisher * 0.01**2).sum()
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-4)
 
 
 def loop_fisher(model, names, x, y, cpt):
@@ -84,10 +91,10 @@ def loop_fisher(model, names, x, y, cpt):
     params = [dict(model.named_parameters())[n] for n in names]
     total = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64)
     for xi, yi in zip(x, y, strict=True):
-        block = model(xi[None])[0, (yi // cpt) * cpt:(yi // cpt + 1) * cpt]
+        block = model(xi[None])[0, 0, (yi // cpt) * cpt:(yi // cpt + 1) * cpt]
         logp = torch.log_softmax(block, 0)
         for c in range(cpt):
-            g = flatten(torch.autograd.grad(logp[c], params, retain_graph=True))
+            g = flatten(torch.autograd.grad(logp[c], params, retain_graph=True), 1)[0]
             total += logp[c].exp().item() * g.double() ** 2
     return (total / len(x)).float()
 
@@ -105,14 +112,28 @@ def test_fisher_diagonal_matches_a_loop(subset, monkeypatch):
     params = {n: dict(model.named_parameters())[n] for n in names}
     expected = loop_fisher(model, names, x, y, 2)
     model.train()
-    fisher = ewc.fisher_diagonal(model, params, x, y, 2)
+    (fisher,) = ewc.fisher_diagonal(model, params, x, y[:, None], 2)
     assert model.training  # the mode is restored
     assert fisher.shape == expected.shape
     torch.testing.assert_close(fisher, expected, rtol=1e-4, atol=1e-10)
     # processing the samples in chunks gives the same result
     monkeypatch.setattr(ewc, "CHUNK_FLOATS", 3 * expected.numel())
-    torch.testing.assert_close(ewc.fisher_diagonal(model, params, x, y, 2), fisher,
+    torch.testing.assert_close(ewc.fisher_diagonal(model, params, x, y[:, None], 2)[0], fisher,
                                rtol=1e-5, atol=1e-12)
+
+
+def test_grouped_fisher_is_each_runs_own():
+    torch.manual_seed(0)
+    nets = [ResNet18(10, 4) for _ in range(3)]
+    grouped = ResNet18.stack(nets)
+    x, y = torch.randn(6, 3, 3, 16, 16), torch.randint(0, 10, (6, 3))
+    names = [n for n, _ in grouped.named_parameters() if n.startswith(("layer4.", "fc."))]
+    fisher = ewc.fisher_diagonal(grouped, {n: dict(grouped.named_parameters())[n] for n in names},
+                                 x.flatten(1, 2), y, 2)
+    for k, net in enumerate(nets):
+        own = ewc.fisher_diagonal(net, {n: dict(net.named_parameters())[n] for n in names},
+                                  x[:, k], y[:, k:k + 1], 2)[0]
+        torch.testing.assert_close(fisher[k], own, rtol=1e-4, atol=1e-10)
 
 
 def test_strong_ewc_drifts_less_than_finetune(smoke_runs):

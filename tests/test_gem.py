@@ -90,16 +90,17 @@ def test_margin_bounds_the_dual_variables():
 def test_memories_over_trainable_parameters(smoke_runs):
     run = smoke_runs.get("head", "gem")
     trainer, method = run.trainer, run.trainer.method
-    assert len(method.memories) == len(trainer.tasks)
-    for (x, y), task in zip(method.memories, trainer.tasks, strict=True):
-        assert len(y) == method.memories_per_task == 32
-        assert set(y.tolist()) <= set(task.classes)
+    (tasks,) = trainer.tasks
+    assert len(method.memories) == len(tasks)
+    for (x, y), task in zip(method.memories, tasks, strict=True):
+        assert y.shape == (method.memories_per_task, 1) == (32, 1)
+        assert set(y.flatten().tolist()) <= set(task.classes)
         # memories are non-augmented training images of their task
         rows = {bytes(img.numpy()) for img in task.train.x}
-        assert all(bytes(img.numpy()) in rows for img in x)
+        assert all(bytes(img.numpy()) in rows for img in x[:, 0])
     trainer.model.train()
     buffers = {n: b.clone() for n, b in trainer.model.named_buffers() if "running" in n}
-    grad = trainer.loss_gradient(*method.memories[0])
+    (grad,) = trainer.task_gradients(*method.memories[0], update_bn=False)
     assert grad.numel() == 8 * 8 * 10 + 10 == sum(p.numel() for p in trainer.params)
     assert all(torch.equal(b, dict(trainer.model.named_buffers())[n]) for n, b in buffers.items())
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
@@ -108,5 +109,64 @@ def test_memories_over_trainable_parameters(smoke_runs):
 def test_gem_projection_active_in_a_run(smoke_runs):
     run = smoke_runs.get("from_layer4", "gem")
     tasks = run.outcome["tasks"]
-    assert tasks[0]["r2"] == 0.0  # no memory yet
+    assert tasks[0]["r2"] == 0.0 and tasks[0]["violations"] == 0  # no memory yet
     assert any(t["r2"] > 0 for t in tasks[1:])  # some steps were projected
+    assert sum(t["violations"] for t in tasks) > 0
+    assert all(t["qp_fallbacks"] == 0 for t in tasks)
+
+
+def frozen_bn_statistics(trainer) -> dict[str, torch.Tensor]:
+    return {n: b.clone() for n, b in trainer.model.named_buffers()
+            if n.startswith("layer1.") and "running" in n}
+
+
+@pytest.mark.parametrize(("memory_bn", "bn_stats", "moves"), [
+    ("update", "always_update", True), ("frozen", "always_update", False),
+    ("update", "follow_regime", False), ("frozen", "follow_regime", False)])
+def test_memory_passes_and_batchnorm_statistics(smoke_trainer, memory_bn, bn_stats, moves):
+    # layer1 is frozen under from_layer4: its statistics move only by forward passes
+    trainer = smoke_trainer("from_layer4", "gem", bn_stats=bn_stats,
+                            **{"gem.memory_bn": memory_bn})
+    method = trainer.method
+    method.after_task([trainer.tasks[0][0]])
+    from cl_regimes import models
+
+    models.set_train_mode(trainer.model, bn_stats, trainer.params)
+    before = frozen_bn_statistics(trainer)
+    method.before_step()  # the memory passes, before the step's own forward pass
+    after = frozen_bn_statistics(trainer)
+    assert any(not torch.equal(before[n], after[n]) for n in before) == moves
+
+
+def test_failed_qp_falls_back_to_the_plain_gradient_and_is_counted(smoke_trainer, monkeypatch):
+    trainer = smoke_trainer("head", "gem")
+    method = trainer.method
+    method.after_task([trainer.tasks[0][0]])
+    method.grads = -torch.ones(1, 1, 650)  # every update with a positive sum violates it
+    total = torch.ones(1, 650)
+
+    def failing(*args):
+        raise ValueError("constraints are inconsistent, no solution")
+
+    monkeypatch.setattr(gem.quadprog, "solve_qp", failing)
+    update = method.direction(total, total, None, torch.ones(1, dtype=torch.bool))
+    assert torch.equal(update, total)
+    # the original read the (unprojected) gradient as its retention gradient on that step
+    assert torch.equal(method.retention(total, None, update), total)
+    assert method.task_stats() == [{"violations": 1, "qp_fallbacks": 1}]
+    assert method.task_stats() == [{"violations": 0, "qp_fallbacks": 0}]  # reset per task
+
+
+def test_qp_fallbacks_reach_the_record(monkeypatch):
+    from cl_regimes import profiles, train
+
+    def failing(*args):
+        raise ValueError("constraints are inconsistent, no solution")
+
+    monkeypatch.setattr(gem.quadprog, "solve_qp", failing)
+    config = profiles.resolve("smoke", dataset="digits", regime="from_layer4", method="gem")
+    record = train.run(config, "cpu", profile="smoke")
+    tasks = record["tasks"]
+    assert tasks[0]["qp_fallbacks"] == 0
+    assert sum(t["qp_fallbacks"] for t in tasks) == sum(t["violations"] for t in tasks) > 0
+    assert all(t["r2"] == 0 for t in tasks)  # every fallback kept the plain gradient

@@ -1,4 +1,5 @@
-"""Learning without Forgetting: the distillation loss and which logits it reads."""
+"""Learning without Forgetting: the distillation loss, which logits it reads, its average over
+old tasks, the head warm-up and the BatchNorm updates of the original's second forward pass."""
 
 from __future__ import annotations
 
@@ -7,43 +8,47 @@ import math
 import pytest
 import torch
 
+from cl_regimes import train
 from cl_regimes.methods import lwf
 
 
-def test_distillation_zero_at_equal_logits():
+def test_distillation_zero_gradient_at_equal_logits():
     s = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)).requires_grad_()
-    loss = lwf.distillation(s, s.detach(), 2.0)
+    loss = lwf.distillation(s, s.detach(), 2.0).mean()
     (grad,) = torch.autograd.grad(loss, s)
-    assert abs(loss.item()) < 1e-7
     assert grad.abs().max().item() < 1e-7
 
 
 def test_distillation_by_hand():
     student = torch.tensor([[0.0, 0.0]])
     teacher = torch.tensor([[2.0, 0.0]])
-    # temperature 2: teacher softmax of (1, 0) = (e/(e+1), 1/(e+1)), student (1/2, 1/2)
+    # softmax, power 1/T, renormalised = softmax(z / T): teacher (e/(e+1), 1/(e+1)) at T = 2,
+    # student (1/2, 1/2); the loss is the cross-entropy -sum t log s (log clamped by 1e-8)
     p = math.e / (math.e + 1)
-    expected = p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))
+    expected = -(p * math.log(0.5 + 1e-8) + (1 - p) * math.log(0.5 + 1e-8))
     assert lwf.distillation(student, teacher, 2.0).item() == pytest.approx(expected, rel=1e-6)
-    # a batch is averaged over its samples
-    both = lwf.distillation(torch.cat([student, teacher]), torch.cat([teacher, teacher]), 2.0)
-    assert both.item() == pytest.approx(expected / 2, rel=1e-6)
+    # = KL(teacher || student) + the teacher's entropy
+    kl = p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))
+    entropy = -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    assert expected == pytest.approx(kl + entropy, rel=1e-6)
 
 
-def test_distillation_positive_when_logits_differ():
-    gen = torch.Generator().manual_seed(1)
-    s, t = torch.randn(5, 3, generator=gen), torch.randn(5, 3, generator=gen)
-    assert lwf.distillation(s, t, 2.0).item() > 1e-4
-    # shifting every logit of a sample by a constant changes no distribution
-    assert abs(lwf.distillation(s + 3.0, s, 2.0).item()) < 1e-6
+def test_distillation_clamps_like_the_original():
+    # a teacher certain of class 0: its softmax of class 1 is clamped at 1e-7 before the power
+    teacher = torch.tensor([[40.0, 0.0]])
+    student = torch.tensor([[0.0, 0.0]])
+    t = torch.tensor([1.0, 1e-7]).pow(0.5)
+    t = t / t.sum()
+    expected = -(t * torch.log(torch.tensor([0.5, 0.5]) + 1e-8)).sum()
+    assert lwf.distillation(student, teacher, 2.0).item() == pytest.approx(expected.item())
 
 
 @pytest.fixture
 def lwf_after_two_tasks(smoke_trainer):
     """An LwF trainer whose first two tasks are done (no training needed for these checks)."""
     trainer = smoke_trainer("from_layer4", "lwf", **{"lwf.lam": 1.5})
-    for task in trainer.tasks[:2]:
-        trainer.method.after_task(task)
+    for task in trainer.tasks[0][:2]:
+        trainer.method.after_task([task])
     return trainer
 
 
@@ -51,46 +56,42 @@ def slice_of(block: int, cpt: int = 2) -> slice:
     return slice(block * cpt, (block + 1) * cpt)
 
 
-def test_penalty_reads_only_previous_tasks_slices(lwf_after_two_tasks):
+def test_penalty_is_lambda_times_the_mean_over_old_tasks(lwf_after_two_tasks):
     trainer = lwf_after_two_tasks
     method = trainer.method
-    old, current, unseen = [t.block for t in trainer.tasks[:2]], trainer.tasks[2].block, [
-        t.block for t in trainer.tasks[3:]]
-    assert method.old_blocks == old
-    x = trainer.inputs(trainer.tasks[2].train.x[:16])
-    y = trainer.tasks[2].train.y[:16]
+    (tasks,) = trainer.tasks
+    old, current, unseen = [t.block for t in tasks[:2]], tasks[2].block, [
+        t.block for t in tasks[3:]]
+    assert method.old_blocks == [[b] for b in old]
+    x = trainer.inputs(tasks[2].train.x[:16, None])
     with torch.no_grad():
-        teacher = method.teacher(x)
+        teacher = method.teacher(x)[:, 0]
     gen = torch.Generator().manual_seed(0)
     student = teacher + torch.randn(teacher.shape, generator=gen)
-    base = method.penalty(x, student, y)
-    expected = 1.5 * sum(lwf.distillation(student[:, slice_of(b)], teacher[:, slice_of(b)], 2.0)
-                         for b in old)
-    assert base.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert base.item() > 0
+    (base,) = method.penalty(x, student[:, None], None)
+    per_task = [lwf.distillation(student[:, slice_of(b)], teacher[:, slice_of(b)], 2.0).mean()
+                for b in old]
+    assert base.item() == pytest.approx(1.5 * (sum(per_task) / len(per_task)).item(), rel=1e-6)
+    assert per_task[0].item() != pytest.approx(per_task[1].item())
     for block in [current, *unseen]:
         changed = student.clone()
         changed[:, slice_of(block)] += 5 * torch.randn(16, 2, generator=gen)
-        assert method.penalty(x, changed, y).item() == base.item(), f"block {block} entered"
+        assert method.penalty(x, changed[:, None], None).item() == base.item(), block
     for block in old:
         changed = student.clone()
         changed[:, slice_of(block)] += 5 * torch.randn(16, 2, generator=gen)
-        assert method.penalty(x, changed, y).item() != pytest.approx(base.item())
-    # the student equal to the teacher on the old slices: no penalty
-    matched = student.clone()
-    for block in old:
-        matched[:, slice_of(block)] = teacher[:, slice_of(block)]
-    assert abs(method.penalty(x, matched, y).item()) < 1e-6
+        assert method.penalty(x, changed[:, None], None).item() != pytest.approx(base.item())
 
 
 def test_penalty_gradient_reaches_only_old_slices(lwf_after_two_tasks):
     trainer = lwf_after_two_tasks
-    x = trainer.inputs(trainer.tasks[2].train.x[:8])
-    student = torch.randn(8, 10, generator=torch.Generator().manual_seed(2)).requires_grad_()
-    (grad,) = torch.autograd.grad(trainer.method.penalty(x, student, None), student)
+    x = trainer.inputs(trainer.tasks[0][2].train.x[:8, None])
+    student = torch.randn(8, 1, 10, generator=torch.Generator().manual_seed(2)).requires_grad_()
+    (grad,) = torch.autograd.grad(trainer.method.penalty(x, student, None).sum(), student)
+    old = [b for (b,) in trainer.method.old_blocks]
     for block in range(5):
-        touched = bool(grad[:, slice_of(block)].abs().sum() > 0)
-        assert touched == (block in trainer.method.old_blocks), block
+        touched = bool(grad[:, 0, slice_of(block)].abs().sum() > 0)
+        assert touched == (block in old), block
 
 
 def test_teacher_is_a_frozen_snapshot(lwf_after_two_tasks):
@@ -108,13 +109,88 @@ def test_no_penalty_before_a_teacher(smoke_trainer):
     assert smoke_trainer("head", "lwf").method.penalty(None, None, None) is None
 
 
-def test_warmup_trains_the_head_only(smoke_trainer):
-    trainer = smoke_trainer("from_layer4", "lwf")
+def test_warmup_trains_the_head_at_a_constant_rate_for_its_epochs(smoke_trainer, monkeypatch):
+    trainer = smoke_trainer("from_layer4", "lwf", **{"lwf.warmup_epochs": 3})
     method = trainer.method
+    (tasks,) = trainer.tasks
+    calls = []
+    fit = trainer.fit
+
+    def spy(x, y, params, epochs, method=None, schedule=True, early_stopping=True, bar=None):
+        rates = []
+        step = torch.optim.Adam.step
+
+        def record(opt, *args, **kwargs):
+            rates.append(opt.param_groups[0]["lr"])
+            return step(opt, *args, **kwargs)
+
+        with monkeypatch.context() as m:
+            m.setattr(torch.optim.Adam, "step", record)
+            out = fit(x, y, params, epochs, method, schedule, early_stopping, bar)
+        calls.append({"params": params, "epochs": [o["epochs_run"] for o in out],
+                      "rates": set(rates), "steps": len(rates),
+                      "schedule": schedule, "early_stopping": early_stopping})
+        return out
+
+    object.__setattr__(method.runs, "fit", spy)  # the method's view of the trainer
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-    method.before_task(trainer.tasks[0])  # no teacher yet: no warm-up
-    assert all(torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
-    method.after_task(trainer.tasks[0])
-    method.before_task(trainer.tasks[1])
+    method.before_task([tasks[0]])  # no teacher yet: no warm-up
+    assert not calls
+    method.after_task([tasks[0]])
+    method.before_task([tasks[1]])
+    (call,) = calls
+    assert call["params"] == list(trainer.model.fc.parameters())
+    assert call["epochs"] == [3] and call["rates"] == {trainer.cfg.lr}
+    assert call["schedule"] is False and call["early_stopping"] is False
+    assert call["steps"] == 3 * math.ceil(len(tasks[1].train.y) / trainer.cfg.batch_size)
     for name, p in trainer.model.named_parameters():
         assert torch.equal(before[name], p) != name.startswith("fc."), name
+    method.after_task([tasks[1]])
+
+
+def test_early_stopping_sees_the_penalty(smoke_trainer):
+    # EWC and LwF stop on loss + penalty, the others on the task loss
+    from cl_regimes import methods
+
+    assert methods.get("lwf").stop_on_total_loss and methods.get("ewc").stop_on_total_loss
+    assert not any(methods.get(m).stop_on_total_loss for m in ("si", "gem", "finetune", "joint"))
+    trainer = smoke_trainer("from_layer4", "lwf", **{"lwf.lam": 1e4, "lwf.warmup_epochs": 0})
+    (tasks,) = trainer.tasks
+    trainer.method.after_task([tasks[0]])
+    x, y = tasks[1].train.x[None], tasks[1].train.y[None]
+    (out,) = trainer.fit(x, y, trainer.params, 1, trainer.method)
+    # with a huge lambda the monitored loss is far above any cross-entropy of 2 classes
+    assert out["train_loss"][0] > 10 * math.log(2)
+
+
+def test_second_student_forward_doubles_the_batchnorm_update(smoke_trainer):
+    def statistics_after_one_lwf_step(forwards):
+        trainer = smoke_trainer("from_layer4", "lwf", **{"lwf.student_forwards": forwards,
+                                                         "lwf.warmup_epochs": 0})
+        (tasks,) = trainer.tasks
+        trainer.method.after_task([tasks[0]])
+        trainer.method.before_task([tasks[1]])
+        bn = trainer.model.layer1[0].bn1
+        before = bn.running_mean.clone()
+        x = tasks[1].train.x[None, :32]
+        xb, yb = trainer._batch(x, tasks[1].train.y[None, :32],
+                                {0: torch.arange(32)}, 0)
+        trainer.model.train()
+        with torch.no_grad():
+            trainer.model(xb)
+        return before, bn.running_mean.clone(), bn.momentum
+
+    before, one, momentum_one = statistics_after_one_lwf_step(1)
+    _, two, momentum_two = statistics_after_one_lwf_step(2)
+    assert momentum_one == 0.1 and momentum_two == pytest.approx(1 - 0.9**2)
+    # two updates with the same batch statistic s: r <- 0.81 r + 0.19 s
+    s = before + (one - before) / 0.1
+    torch.testing.assert_close(two, 0.81 * before + 0.19 * s, rtol=1e-5, atol=1e-6)
+
+
+def test_momentum_restored_after_the_task(smoke_runs):
+    run = smoke_runs.get("from_layer4", "lwf")
+    from cl_regimes.models import batchnorms
+
+    assert all(m.momentum == 0.1 for m in batchnorms(run.trainer.model))
+    assert isinstance(run.trainer, train.Trainer)

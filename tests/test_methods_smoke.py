@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from cl_regimes import methods
+from cl_regimes import methods, regimes
 from cl_regimes.config import ConfigError
-from cl_regimes.profiles import METHOD_NAMES, REGIME_NAMES
 
-STATS = ("g2", "r2", "cos", "u", "drift", "steps")
+STATS = ("g2", "r2", "cos", "u", "drift", "steps", "orig_norm_g", "orig_norm_r", "orig_cos",
+         "orig_u")
+METHOD_NAMES = methods.names()
+REGIME_NAMES = tuple(regimes.REGIMES)
 
 
 @pytest.mark.parametrize("regime", REGIME_NAMES)
@@ -42,9 +44,14 @@ def test_method_under_regime(smoke_runs, method, regime):
         assert -1 - 1e-9 <= task["cos_step"] <= 1 + 1e-9
         g2, r2, cos = task["g2"], task["r2"], task["cos"]
         assert task["u"] == pytest.approx(g2 + r2 + 2 * cos * math.sqrt(g2 * r2), rel=1e-6)
+        # the original's statistics: mean norms (not squares), u >= 0, E||g|| <= sqrt(g2)
+        assert task["orig_norm_g"] <= math.sqrt(g2) * (1 + 1e-9) and task["orig_u"] >= 0
+        assert -1 - 1e-9 <= task["orig_cos"] <= 1 + 1e-9
 
     if method in ("finetune", "joint"):  # nothing is added to the task gradient
         assert all(t["r2"] == 0 for t in tasks)
+        assert all(t["orig_norm_r"] == 0 and t["orig_u"] == pytest.approx(t["g2"], rel=1e-6)
+                   for t in tasks)
     if method in ("ewc", "lwf"):  # the penalty acts from the second task on
         assert tasks[0]["r2"] == 0
         if method == "ewc" and regime == "head":
@@ -74,6 +81,11 @@ def test_make_rejects_unknown_parameters():
 
 
 def test_parameter_names():
-    assert methods.parameter_names("ewc") == ("lam", "gamma", "fisher_samples")
-    assert methods.parameter_names("gem") == ("memories_per_task", "margin", "ridge")
-    assert methods.parameter_names("finetune") == methods.parameter_names("joint") == ()
+    def names(method):
+        return tuple(methods.get(method).parameters())
+
+    assert names("ewc") == ("lam", "gamma", "fisher_samples")
+    assert names("gem") == ("memories_per_task", "margin", "ridge", "memory_bn")
+    assert names("lwf") == ("lam", "temperature", "warmup_epochs", "student_forwards")
+    assert names("finetune") == names("joint") == ()
+    assert METHOD_NAMES == ("finetune", "joint", "ewc", "gem", "lwf", "si")

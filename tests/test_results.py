@@ -42,7 +42,7 @@ def test_sweep_writes_one_record_per_run(swept):
     assert len(paths) == 2 and all(p.exists() for p in paths)
     assert paths == swept["again"]
     assert [p.relative_to(root).parts for p in paths] == [
-        ("smoke", "digits", "always_update", "head", m, "order00-seed0.json") for m in METHODS]
+        ("smoke", "digits", "head", m, "order00-seed0.json") for m in METHODS]
     for p, m in zip(paths, METHODS, strict=True):
         assert swept["first"][p]["config"]["method"] == m
         assert swept["first"][p]["profile"] == "smoke"
@@ -148,7 +148,7 @@ def test_missing_file_is_a_record_error(tmp_path):
 def test_is_done(swept, smoke_config, tmp_path):
     path = swept["paths"][0]
     config = smoke_config("head", "finetune")
-    assert results.record_path(swept["root"], "smoke", config) == path
+    assert results.record_path(swept["root"], "smoke", config, {}) == path
     assert results.is_done(path, config)
     assert not results.is_done(tmp_path / "absent.json", config)
     other = smoke_config("head", "finetune", seed=0, epochs=2)
@@ -165,8 +165,8 @@ def test_is_done(swept, smoke_config, tmp_path):
 def test_load_runs(swept):
     table = results.load(swept["root"])
     assert len(table) == 2
-    expected = {*results.RUN_COLUMNS, "acc", "bwt", "forgetting", "forgetting_chaudhry",
-                "wall_time_s", "R", "path"}
+    expected = {*results.RUN_COLUMNS, "classes_per_task", "acc", "bwt", "forgetting",
+                "forgetting_chaudhry", "wall_time_s", "R", "path"}
     assert expected <= set(table.columns)
     assert list(table["method"]) == ["ewc", "finetune"]  # sorted by path
     row = table.set_index("method").loc["finetune"]
@@ -175,13 +175,15 @@ def test_load_runs(swept):
     assert np.array_equal(row["R"], np.asarray(rec["R"]))
     assert (row["profile"], row["dataset"], row["regime"], row["order"], row["seed"]) == (
         "smoke", "digits", "head", 0, 0)
+    assert (row["variant"], row["bn_stats"], row["classes_per_task"]) == ("", "always_update", 2)
 
 
 def test_load_tasks(swept):
     table = results.load(swept["root"], level="task")
     assert len(table) == 2 * 5
     expected = {*results.RUN_COLUMNS, "position", "task", "g2", "r2", "cos", "u", "drift",
-                "steps", "acc_learned", "acc_final", "forgetting"}
+                "steps", "acc_learned", "acc_final", "forgetting", "orig_u", "orig_norm_g",
+                "orig_norm_r", "orig_cos"}
     assert expected <= set(table.columns)
     assert "train_loss" not in table.columns and "classes" not in table.columns
     rec = swept["first"][swept["paths"][0]]
@@ -198,9 +200,42 @@ def test_load_tasks(swept):
 def test_load_empty_and_bad_level(tmp_path, swept):
     empty = results.load(tmp_path)
     assert isinstance(empty, pd.DataFrame) and empty.empty
-    assert list(empty.columns) == list(results.RUN_COLUMNS)
+    assert list(empty.columns) == [*results.RUN_COLUMNS, "classes_per_task"]
     with pytest.raises(ConfigError, match="unknown level 'epoch'"):
         results.load(swept["root"], level="epoch")
     # a single file, or a list of them
     assert len(results.load(swept["paths"][0])) == 1
     assert len(results.load(swept["paths"], level="task")) == 10
+
+
+def test_variant_names():
+    assert results.variant_name({"ewc.lam": 100.0}) == "ewc.lam=100.0"
+    assert results.variant_name({"gem.memory_bn": "frozen", "bn_stats": "follow_regime"}) == (
+        "bn_stats=follow_regime,gem.memory_bn=frozen")
+    long = results.variant_name({f"setting{i}": i for i in range(20)})
+    assert long.startswith("variant-") and len(long) == 20
+    assert results.variant_name({"x": "a/b"}).startswith("variant-")  # never a path
+
+
+def test_variants_of_a_run_live_side_by_side(smoke_config):
+    config = smoke_config("head", "ewc", **{"ewc.lam": 100.0})
+    from cl_regimes import profiles
+
+    variant = profiles.variant("smoke", config)
+    assert variant == {"ewc.lam": 100.0}
+    own = results.record_path("r", "smoke", smoke_config("head", "ewc"), {})
+    other = results.record_path("r", "smoke", config, variant)
+    assert own.parent == other.parent.parent and own.name == other.name
+    assert other.parent.name == "ewc.lam=100.0"
+    assert profiles.variant("smoke", smoke_config("head", "gem", bn_stats="follow_regime")) == {
+        "bn_stats": "follow_regime"}
+
+
+def test_unwritable_results_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for folder in (blocker / "sub", "/proc/nope"):
+        with pytest.raises(ConfigError, match="results folder .* cannot be created or written"):
+            results.check_writable(folder)
+    results.check_writable(tmp_path / "new" / "deep")
+    assert (tmp_path / "new" / "deep").is_dir() and not list((tmp_path / "new").rglob(".*"))

@@ -8,8 +8,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from cl_regimes.methods import flatten
 from cl_regimes.methods.si import SI
+from cl_regimes.models import flatten
+
+ACTIVE = torch.ones(1, dtype=torch.bool)
 
 
 def logistic_problem(seed: int = 0):
@@ -22,7 +24,8 @@ def logistic_problem(seed: int = 0):
     def loss():
         return torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y)
 
-    return SimpleNamespace(params=[w, b]), loss
+    params = [w, b]
+    return SimpleNamespace(params=params, runs=1, flat=lambda ts: flatten(ts, 1)), loss
 
 
 def gradient_descent(si: SI, trainer, loss, steps: int, lr: float) -> list[float]:
@@ -31,11 +34,11 @@ def gradient_descent(si: SI, trainer, loss, steps: int, lr: float) -> list[float
     for _ in range(steps):
         value = loss()
         losses.append(value.item())
-        g = flatten(torch.autograd.grad(value, trainer.params))
-        update = si.after_backward(g.clone(), g)
+        g = flatten(torch.autograd.grad(value, trainer.params), 1)
+        update = si.direction(g.clone(), g, None, ACTIVE)
         with torch.no_grad():
             sizes = [p.numel() for p in trainer.params]
-            for p, u in zip(trainer.params, update.split(sizes), strict=True):
+            for p, u in zip(trainer.params, update.split(sizes, 1), strict=True):
                 p -= lr * u.view_as(p)
         si.after_step(g)
     losses.append(loss().item())
@@ -45,7 +48,7 @@ def gradient_descent(si: SI, trainer, loss, steps: int, lr: float) -> list[float
 def test_path_integral_on_a_convex_problem():
     trainer, loss = logistic_problem()
     si = SI(trainer, c=1.0, xi=0.1, clip=1e9)
-    start = flatten(trainer.params).detach().clone()
+    start = flatten(trainer.params, 1).detach().clone()
     losses = gradient_descent(si, trainer, loss, steps=300, lr=0.05)
     path = si.path.clone()
     drop = losses[0] - losses[-1]
@@ -56,7 +59,7 @@ def test_path_integral_on_a_convex_problem():
     assert drop > 0.1
     assert drop <= path.sum().item() <= 1.05 * drop
     si.after_task(None)
-    end = flatten(trainer.params).detach()
+    end = flatten(trainer.params, 1).detach()
     omega = si.omega
     torch.testing.assert_close(omega, path / ((end - start) ** 2 + 0.1))
     assert (omega >= 0).all()
@@ -73,11 +76,11 @@ def test_penalty_after_consolidation():
     assert si.penalty(None, None, None).item() == 0.0  # at the anchor
     with torch.no_grad():
         trainer.params[0] += torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
-    shift = torch.tensor([0.1, -0.2, 0.3, 0.0], dtype=torch.float64)
+    shift = torch.tensor([[0.1, -0.2, 0.3, 0.0]], dtype=torch.float64)
     expected = 3.0 * (si.omega * shift**2).sum().item()
     assert si.penalty(None, None, None).item() == pytest.approx(expected, rel=1e-12)
     (g,) = torch.autograd.grad(si.penalty(None, None, None), trainer.params[0])
-    torch.testing.assert_close(g, 6.0 * si.omega[:3] * shift[:3])
+    torch.testing.assert_close(g, 6.0 * si.omega[0, :3] * shift[0, :3])
 
 
 def test_importance_accumulates_over_tasks():
@@ -90,15 +93,15 @@ def test_importance_accumulates_over_tasks():
     path = si.path.clone()
     start = si.start.clone()
     si.after_task(None)
-    delta = flatten(trainer.params).detach() - start
+    delta = flatten(trainer.params, 1).detach() - start
     torch.testing.assert_close(si.omega, first + path / (delta**2 + 0.1))
 
 
 def test_update_values_are_clipped():
     trainer, _ = logistic_problem()
     si = SI(trainer, c=1.0, xi=0.1, clip=0.5)
-    update = torch.tensor([2.0, -3.0, 0.25, -0.5], dtype=torch.float64)
-    assert si.after_backward(update, update).tolist() == [0.5, -0.5, 0.25, -0.5]
+    update = torch.tensor([[2.0, -3.0, 0.25, -0.5]], dtype=torch.float64)
+    assert si.direction(update, update, None, ACTIVE).tolist() == [[0.5, -0.5, 0.25, -0.5]]
 
 
 def test_importance_over_trainable_parameters_only(smoke_trainer):

@@ -1,20 +1,25 @@
-"""Command line: ``python -m cl_regimes regimes | run | sweep | book``."""
+"""Command line: ``python -m cl_regimes regimes | run | sweep | book``.
+
+Every setting is checked before any data loads; bad input gives one line on
+stderr naming what was wrong and what is valid, and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import numpy as np
 
-from cl_regimes import profiles
-from cl_regimes.config import ConfigError
+from cl_regimes import data, methods, profiles, regimes
+from cl_regimes.config import ConfigError, RunConfig
 
 
 def _regimes(args) -> None:
-    from cl_regimes import regimes
+    from cl_regimes.models import regime_summary
 
-    table = regimes.summary(args.width, args.classes)
+    table = regime_summary(args.width, args.classes)
     table["trainable parameters"] = table["trainable parameters"].map("{:,}".format)
     table["share"] = table["share"].map("{:.2%}".format)
     print(f"ResNet-18 of width {args.width}, head over {args.classes} classes")
@@ -22,12 +27,14 @@ def _regimes(args) -> None:
 
 
 def _run(args) -> None:
+    from cl_regimes import results, train
+
     config = profiles.resolve(args.profile, dataset=args.dataset, regime=args.regime,
                               method=args.method, order=args.order, seed=args.seed,
-                              bn_stats=args.bn_stats, overrides=profiles.parse_overrides(args.set))
-    from cl_regimes import results, train  # after validation: bad input fails fast
-
-    path = results.record_path(args.results, args.profile, config)
+                              overrides=profiles.parse_overrides(args.set))
+    variant = profiles.variant(args.profile, config)
+    results.check_writable(args.results)
+    path = results.record_path(args.results, args.profile, config, variant)
     if results.is_done(path, config):
         print(f"already done (same configuration): {path}")
     else:
@@ -43,42 +50,61 @@ def _run(args) -> None:
 
 def _grid(args) -> dict:
     return dict(datasets=args.datasets, regimes=args.regimes, methods=args.methods,
-                orders=args.orders, seeds=args.seeds, bn_stats=args.bn_stats,
+                orders=args.orders, seeds=args.seeds,
                 overrides=profiles.parse_overrides(args.set))
 
 
 def _sweep(args) -> None:
-    from cl_regimes import results, sweep
+    from cl_regimes import results, sweep, train
 
     if args.dry_run:
         configs = sweep.plan(args.profile, **_grid(args))
-        todo = [c for c in configs
-                if not results.is_done(results.record_path(args.results, args.profile, c), c)]
-        hours = sweep.estimate(todo, args.device) / 3600
+        todo = [c for c in configs if not results.is_done(
+            results.record_path(args.results, args.profile, c, profiles.variant(args.profile, c)),
+            c)]
+        device = train.resolve_device(args.device)
+        hours = sweep.estimate(todo, device, args.group_size) / 3600
+        units = sweep.groups(todo, args.group_size, device)
         print(f"{len(configs)} runs in the grid, {len(configs) - len(todo)} already done; "
-              f"projected wall time of the rest on {train_device(args.device)}: {hours:.2f} h "
-              "(one run at a time; an upper bound: every regime timed as full)")
+              f"the rest in {len(units)} groups, projected on {device}: {hours:.2f} h "
+              "(an upper bound: every regime timed as full)")
         return
     paths = sweep.sweep(args.profile, results_dir=args.results, device=args.device,
-                        data_dir=args.data_dir, jobs=args.jobs, **_grid(args))
+                        data_dir=args.data_dir, jobs=args.jobs, group_size=args.group_size,
+                        **_grid(args))
     print(f"{len(paths)} records under {args.results}/{args.profile}")
 
 
-def train_device(device: str) -> str:
-    from cl_regimes.train import resolve_device
-
-    return str(resolve_device(device))
-
-
 def _book(args) -> None:
-    from cl_regimes import book
+    from cl_regimes import book, results, sweep
 
+    sweep.plan(args.profile)  # every value of the profile checked before anything runs
+    results.check_writable(args.results)
     try:
         book.build(args.profile, results_dir=args.results, jobs=args.jobs, device=args.device,
-                   html=not args.no_html)
+                   group_size=args.group_size, html=not args.no_html)
     except book.NotebookError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def settings_table() -> str:
+    """Every setting with its value in each profile and its valid values, for --help."""
+    valid = {f.name: f.metadata["valid"] for f in dataclasses.fields(RunConfig)
+             if "valid" in f.metadata}
+    for name in methods.names():
+        valid |= {f"{name}.{k}": v for k, v in methods.get(name).parameters().items()}
+    names = list(profiles.PROFILES)
+    rows = [["setting", *names, "valid"]]
+    for key in profiles.PAPER_SETTINGS:
+        rows.append([key, *(str(profiles.PROFILES[p].settings[key]) for p in names),
+                     str(valid.get(key, ""))])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    per_dataset = "; ".join(f"{p}: {d} {v}" for p, prof in profiles.PROFILES.items()
+                            for d, v in prof.per_dataset.items())
+    return ("settings (override with --set key=value ...):\n  " + "\n  ".join(lines)
+            + (f"\nper-dataset values: {per_dataset}" if per_dataset else ""))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -95,31 +121,32 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--results", default="results", help="results folder (default results/)")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
         p.add_argument("--data-dir", default=None, help="datasets folder (default data/)")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a profile setting, e.g. epochs=1 or ewc.lam=100")
-        many = {"nargs": "+"} if grid else {}
-        p.add_argument("--bn-stats", dest="bn_stats", default=None if grid else "always_update",
-                       **many)
+        p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE",
+                       help="override profile settings, e.g. --set epochs=1 ewc.lam=100")
         if grid:
-            p.add_argument("--datasets", nargs="+")
-            p.add_argument("--regimes", nargs="+")
-            p.add_argument("--methods", nargs="+")
+            p.add_argument("--datasets", nargs="+", help=", ".join(data.DATASETS))
+            p.add_argument("--regimes", nargs="+", help=", ".join(regimes.REGIMES))
+            p.add_argument("--methods", nargs="+", help=", ".join(methods.names()))
             p.add_argument("--orders", nargs="+", type=int)
             p.add_argument("--seeds", nargs="+", type=int)
-            p.add_argument("--jobs", type=int, default=1, help="runs at once")
+            p.add_argument("--jobs", type=int, default=1, help="groups trained at once")
+            p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
             p.add_argument("--dry-run", action="store_true",
                            help="print the number of runs and a projected wall time")
 
-    p = sub.add_parser("run", help="one continual-learning run -> one record")
+    formatter = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("run", help="one continual-learning run -> one record",
+                       epilog=settings_table(), formatter_class=formatter)
     common(p, grid=False)
-    p.add_argument("--dataset", required=True, help=", ".join(profiles.DATASETS))
-    p.add_argument("--regime", required=True, help=", ".join(profiles.REGIME_NAMES))
-    p.add_argument("--method", required=True, help=", ".join(profiles.METHOD_NAMES))
-    p.add_argument("--order", type=int, default=0)
+    p.add_argument("--dataset", required=True, help=", ".join(data.DATASETS))
+    p.add_argument("--regime", required=True, help=", ".join(regimes.REGIMES))
+    p.add_argument("--method", required=True, help=", ".join(methods.names()))
+    p.add_argument("--order", type=int, default=0, help="0 (canonical) to 10")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("sweep", help="every run of a profile's grid, resuming")
+    p = sub.add_parser("sweep", help="every run of a profile's grid, grouped, resuming",
+                       epilog=settings_table(), formatter_class=formatter)
     common(p, grid=True)
     p.set_defaults(func=_sweep)
 
@@ -128,14 +155,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results")
     p.add_argument("--device", default="auto")
     p.add_argument("--jobs", type=int, default=1, help="notebooks executed at once")
+    p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
     p.add_argument("--no-html", action="store_true", help="execute notebooks only")
     p.set_defaults(func=_book)
     return top
 
 
+GROUP_HELP = ("runs of one cell trained as one grouped network (default: as many as fit; "
+              "all of a cell's orders on a CPU)")
+
+
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
+        for name in ("jobs", "group_size"):
+            value = getattr(args, name, None)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {value} is out of range; "
+                                  "valid: >= 1")
         args.func(args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,4 +1,7 @@
-"""The configuration of one run, and the error raised for any bad input."""
+"""The configuration of one run, the valid values of every setting, and the error for bad input.
+
+Torch-free: records, tables and validation use it without loading the trainer.
+"""
 
 from __future__ import annotations
 
@@ -17,33 +20,105 @@ def check_choice(kind: str, value, valid) -> None:
 
 
 @dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric setting: ``low <= value <= high`` (``<`` where open);
+    ``optional`` also allows None."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+
+    def __contains__(self, value) -> bool:
+        if value is None:
+            return self.optional
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        low, high = (f"{v:g}" if isinstance(v, float) else v for v in (self.low, self.high))
+        if self.low is not None and self.high is not None:
+            text = (f"in {'(' if self.low_open else '['}{low}, "
+                    f"{high}{')' if self.high_open else ']'}")
+        elif self.low is not None:
+            text = f"{'>' if self.low_open else '>='} {low}"
+        else:
+            text = f"{'<' if self.high_open else '<='} {high}"
+        return f"None or {text}" if self.optional else text
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The valid values of a setting with a few named values."""
+
+    values: tuple
+
+    def __contains__(self, value) -> bool:
+        return any(value == v and type(value) is type(v) for v in self.values)
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(map(str, self.values))
+
+
+def check(name: str, value, valid: Range | Choice) -> None:
+    """Raise ConfigError naming the setting, its value and its valid values."""
+    if value not in valid:
+        raise ConfigError(f"setting {name}={value!r} is out of range; valid: {valid}")
+
+
+def setting(valid: Range | Choice):
+    """A RunConfig field with its valid values."""
+    return field(metadata={"valid": valid})
+
+
+POSITIVE = Range(0, low_open=True)
+AT_LEAST_ONE = Range(1)
+NON_NEGATIVE = Range(0)
+SEEDS = Range(0, 2**32 - 1)  # numpy's seed range
+MIN_IMAGE_SIZE = 8  # three stride-2 stages leave 1 pixel; the crop pads by size // 8
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that determines the numbers of one continual-learning run.
 
-    Values come from a profile (profiles.py); nothing here has a default so that
-    every hyperparameter has exactly one source.
+    Values come from a profile (profiles.py); nothing here has a default, so that
+    every hyperparameter has exactly one source. Each field declares its valid
+    values; a RunConfig with a value out of range cannot be made.
     """
 
     dataset: str
     regime: str
     method: str
     order: int
-    seed: int
-    bn_stats: str
-    width: int
-    image_size: int
-    epochs: int
-    batch_size: int
-    lr: float
-    lr_min: float
-    patience: int
-    min_delta: float
-    train_per_task: int | None
-    test_per_task: int | None
-    eval_batch_size: int
-    precision: str
-    track_updates: bool
+    seed: int = setting(SEEDS)
+    bn_stats: str = setting(Choice(("always_update", "follow_regime")))
+    width: int = setting(AT_LEAST_ONE)
+    image_size: int = setting(Range(MIN_IMAGE_SIZE))
+    epochs: int = setting(AT_LEAST_ONE)
+    batch_size: int = setting(AT_LEAST_ONE)
+    lr: float = setting(POSITIVE)
+    lr_min: float = setting(NON_NEGATIVE)
+    patience: int = setting(AT_LEAST_ONE)
+    min_delta: float = setting(NON_NEGATIVE)
+    train_per_task: int | None = setting(Range(1, optional=True))
+    test_per_task: int | None = setting(Range(1, optional=True))
+    eval_batch_size: int = setting(AT_LEAST_ONE)
+    precision: str = setting(Choice(("fp32", "bf16")))
+    track_updates: bool = setting(Choice((True, False)))
     method_params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if "valid" in f.metadata:
+                check(f.name, getattr(self, f.name), f.metadata["valid"])
+        if self.lr_min > self.lr:
+            raise ConfigError(f"setting lr_min={self.lr_min!r} is out of range; "
+                              f"valid: <= lr ({self.lr!r})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -51,6 +126,11 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
         return cls(**values)
+
+    def differs_only_in_order_and_seed(self, other: RunConfig) -> bool:
+        """Whether two runs can train as one group (same everything but order and seed)."""
+        a, b = self.to_dict(), other.to_dict()
+        return all(a[k] == b[k] for k in a if k not in ("order", "seed"))
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))

@@ -2,7 +2,8 @@
 
 Every dataset is loaded once through its real loader (torchvision's dataset
 classes, scikit-learn's bundled ``digits``) into uint8 tensors of shape
-[N, C, 32, 32]; everything after that is tensor indexing on the device.
+[N, C, S, S]; everything after that is tensor indexing on the device.
+``DATASETS`` is the one table of what differs between datasets.
 """
 
 from __future__ import annotations
@@ -12,22 +13,19 @@ import gzip
 import os
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from cl_regimes.config import ConfigError, check_choice
-from cl_regimes.profiles import DATASETS
 
-MNIST_STATS = ((0.1307,), (0.3081,))
-CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "CL_REGIMES_DATA"
-# (train, test) images per dataset, for estimates made without loading them
-SIZES = {"digits": (1437, 360), "mnist": (60000, 10000), "fashion_mnist": (60000, 10000),
-         "kmnist": (60000, 10000), "qmnist": (60000, 60000), "cifar100": (50000, 10000)}
 
 
 class DataNotFoundError(ConfigError):
@@ -40,20 +38,80 @@ class Split:
     y: torch.Tensor  # int64 [N]
 
 
+Loader = Callable[[str, Path, bool], tuple[np.ndarray, np.ndarray]]
+
+
+def _torchvision(class_name: str) -> Loader:
+    """A loader of one of torchvision's datasets: (name, root, train) -> (images, labels)."""
+
+    def load(name: str, root: Path, train: bool):
+        import torchvision.datasets as tvd
+
+        ds = _open_torchvision(getattr(tvd, class_name), name, root, train)
+        x, y = np.asarray(ds.data), np.asarray(ds.targets)
+        return x, (y[:, 0] if y.ndim == 2 else y)  # QMNIST keeps extra label columns
+
+    return load
+
+
+def _digits(name: str, root: Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits (16 grey levels), a stratified 80/20 split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    tr, te = train_test_split(np.arange(len(images)), test_size=0.2, stratify=digits.target,
+                              random_state=0)
+    idx = tr if train else te
+    return images[idx], digits.target[idx]
+
+
 @dataclass(frozen=True)
-class Dataset:
+class DatasetSpec:
+    """What the protocol needs to know of a dataset; its hyperparameters live in profiles."""
+
     name: str
-    train: Split
-    test: Split
+    load: Loader  # (name, root, train) -> native-size uint8 images, labels
     num_classes: int
     num_tasks: int
-    mean: tuple[float, ...]
+    mean: tuple[float, ...]  # normalisation, per channel
     std: tuple[float, ...]
     flip: bool  # horizontal flips in training augmentation
+    sizes: tuple[int, int]  # (train, test) images, for estimates made without loading
 
     @property
     def classes_per_task(self) -> int:
         return self.num_classes // self.num_tasks
+
+
+MNIST_STATS = dict(mean=(0.1307,), std=(0.3081,))
+DATASETS = {d.name: d for d in (
+    DatasetSpec("digits", _digits, 10, 5, **MNIST_STATS, flip=False, sizes=(1437, 360)),
+    DatasetSpec("mnist", _torchvision("MNIST"), 10, 5, **MNIST_STATS, flip=False,
+                sizes=(60000, 10000)),
+    DatasetSpec("fashion_mnist", _torchvision("FashionMNIST"), 10, 5, **MNIST_STATS,
+                flip=False, sizes=(60000, 10000)),
+    DatasetSpec("kmnist", _torchvision("KMNIST"), 10, 5, **MNIST_STATS, flip=False,
+                sizes=(60000, 10000)),
+    DatasetSpec("qmnist", _torchvision("QMNIST"), 10, 5, **MNIST_STATS, flip=False,
+                sizes=(60000, 60000)),
+    DatasetSpec("cifar100", _torchvision("CIFAR100"), 100, 10,
+                mean=(0.5071, 0.4867, 0.4408), std=(0.2675, 0.2565, 0.2761), flip=True,
+                sizes=(50000, 10000)),
+)}
+
+
+def spec(name: str) -> DatasetSpec:
+    check_choice("dataset", name, tuple(DATASETS))
+    return DATASETS[name]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    spec: DatasetSpec
+    train: Split
+    test: Split
 
 
 def default_data_dir() -> Path:
@@ -62,15 +120,6 @@ def default_data_dir() -> Path:
         return Path(os.environ[DATA_ENV])
     repo = Path(__file__).resolve().parents[2]
     return (repo if (repo / "pyproject.toml").exists() else Path.cwd()) / "data"
-
-
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 [N, C, H, W] -> uint8 [N, C, size, size] (bilinear, antialiased)."""
-    if images.shape[-1] == size:
-        return images.contiguous()
-    out = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True,
-                        align_corners=False)
-    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _install_debian_fashion_mnist(root: Path) -> None:
@@ -90,12 +139,9 @@ def _install_debian_fashion_mnist(root: Path) -> None:
             tmp.replace(target)
 
 
-def _torchvision(name: str, root: Path, train: bool):
-    import torchvision.datasets as tvd
-
-    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "kmnist": tvd.KMNIST,
-           "qmnist": tvd.QMNIST, "cifar100": tvd.CIFAR100}[name]
-    if name == "fashion_mnist" and DEBIAN_FASHION_MNIST.is_dir():
+def _open_torchvision(cls, name: str, root: Path, train: bool):
+    fashion = name == "fashion_mnist"
+    if fashion and DEBIAN_FASHION_MNIST.is_dir():
         _install_debian_fashion_mnist(root)
     try:
         return cls(str(root), train=train, download=False)
@@ -105,50 +151,39 @@ def _torchvision(name: str, root: Path, train: bool):
         return cls(str(root), train=train, download=True)
     except Exception as err:  # no internet, a proxy, a half-written file...
         hint = ("`apt-get install dataset-fashion-mnist` (Debian), or run once on a machine "
-                "with internet" if name == "fashion_mnist" else
+                "with internet" if fashion else
                 "run once on a machine with internet (torchvision downloads it), or copy "
                 f"torchvision's folder for it into {root}")
-        looked = [str(root)] + ([str(DEBIAN_FASHION_MNIST)] if name == "fashion_mnist" else [])
+        looked = [str(root)] + ([str(DEBIAN_FASHION_MNIST)] if fashion else [])
         raise DataNotFoundError(
             f"dataset {name!r} not found (looked in {', '.join(looked)}; download failed: "
             f"{type(err).__name__}); get it with: {hint}; or set {DATA_ENV}") from None
 
 
-def _split_from_torchvision(ds, size: int) -> Split:
-    x = torch.as_tensor(ds.data)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # grey [N,H,W] or RGB [N,H,W,C]
-    y = torch.as_tensor(ds.targets)
-    y = y[:, 0] if y.ndim == 2 else y  # QMNIST keeps extra label columns
-    return Split(_resize(x, size), y.long())
-
-
-def _digits(size: int) -> tuple[Split, Split]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = torch.as_tensor(digits.images * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
-    labels = torch.as_tensor(digits.target).long()
-    tr, te = train_test_split(range(len(labels)), test_size=0.2, stratify=digits.target,
-                              random_state=0)
-    images = _resize(images, size)
-    return Split(images[tr], labels[tr]), Split(images[te], labels[te])
+def resize(images: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 [N, H, W] or [N, H, W, C] -> uint8 [N, C, size, size], each image resized by
+    PIL's bilinear filter, as torchvision's ``Resize`` does on the PIL images the
+    original study's data loaders produced."""
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.shape[1] != size:
+        grey = images.shape[-1] == 1
+        images = np.stack([np.asarray(Image.fromarray(im[..., 0] if grey else im).resize(
+            (size, size), Image.BILINEAR)) for im in images])
+        images = images.reshape(len(images), size, size, -1)
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
 
 
 @functools.lru_cache(maxsize=4)
 def load(name: str, data_dir: str | Path | None = None, image_size: int = 32) -> Dataset:
     """Load a dataset once into uint8 tensors of image_size x image_size (cached per process)."""
-    check_choice("dataset", name, DATASETS)
-    if name == "digits":
-        train, test = _digits(image_size)
-    else:
-        root = Path(data_dir) if data_dir else default_data_dir()
-        train, test = (_split_from_torchvision(_torchvision(name, root, flag), image_size)
-                       for flag in (True, False))
-    cifar = name == "cifar100"
-    mean, std = CIFAR100_STATS if cifar else MNIST_STATS
-    return Dataset(name, train, test, num_classes=100 if cifar else 10,
-                   num_tasks=10 if cifar else 5, mean=mean, std=std, flip=cifar)
+    ds = spec(name)
+    root = Path(data_dir) if data_dir else default_data_dir()
+    splits = []
+    for train in (True, False):
+        x, y = ds.load(name, root, train)
+        splits.append(Split(resize(x, image_size), torch.as_tensor(y).long()))
+    return Dataset(ds, *splits)
 
 
 def class_blocks(num_classes: int, num_tasks: int) -> list[list[int]]:
@@ -184,60 +219,89 @@ def subsample(y: torch.Tensor, classes: list[int], per_task: int | None,
 
 
 @dataclass(frozen=True)
-class Task:
-    """One task of a run, its images resident on the run's device."""
+class Block:
+    """One class block (a task) of a dataset, its images resident on the device."""
 
-    position: int  # when it is trained (0 = first)
-    block: int  # which class block it is
+    block: int
     classes: list[int]
     train: Split
     test: Split
 
 
-def make_tasks(ds: Dataset, order: list[int], train_per_task: int | None,
-               test_per_task: int | None, device: torch.device) -> list[Task]:
-    """The tasks of one order, subsampled with a fixed seed (the same images in every run)."""
-    if sorted(order) != list(range(ds.num_tasks)):
-        raise ConfigError(f"order {order} is not a permutation of the {ds.num_tasks} tasks")
+@dataclass(frozen=True)
+class Task:
+    """A block as one run meets it: ``position`` is when it is trained (0 = first)."""
+
+    position: int
+    block: int
+    classes: list[int]
+    train: Split
+    test: Split
+
+
+def make_blocks(ds: Dataset, train_per_task: int | None, test_per_task: int | None,
+                device: torch.device) -> list[Block]:
+    """Every class block, subsampled with a fixed seed: the same images in every run."""
     gen = torch.Generator().manual_seed(0)
-    blocks = class_blocks(ds.num_classes, ds.num_tasks)
-    tasks = []
-    for position, block in enumerate(order):
+    blocks = []
+    for block, classes in enumerate(class_blocks(ds.spec.num_classes, ds.spec.num_tasks)):
         splits = []
         for split, per_task in ((ds.train, train_per_task), (ds.test, test_per_task)):
-            idx = subsample(split.y, blocks[block], per_task, gen)
+            idx = subsample(split.y, classes, per_task, gen)
             splits.append(Split(split.x[idx].to(device), split.y[idx].to(device)))
-        tasks.append(Task(position, block, blocks[block], *splits))
-    return tasks
+        blocks.append(Block(block, classes, *splits))
+    return blocks
 
 
-def augment(x: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding of 1/8 of the side (4 pixels at 32x32), plus a
-    horizontal flip if asked, of a uint8 batch, on its device."""
+def tasks_in_order(blocks: list[Block], order: list[int]) -> list[Task]:
+    """The blocks in the order a run trains them (sharing their tensors)."""
+    if sorted(order) != list(range(len(blocks))):
+        raise ConfigError(f"order {order} is not a permutation of the {len(blocks)} tasks")
+    return [Task(position, b, blocks[b].classes, blocks[b].train, blocks[b].test)
+            for position, b in enumerate(order)]
+
+
+def draw_augmentation(n: int, size: int, flip: bool, generator: torch.Generator
+                      ) -> tuple[torch.Tensor, ...]:
+    """One run's random crop offsets (zero padding of 1/8 of the side: 4 pixels at 32x32)
+    and horizontal flips for a batch of ``n`` images, drawn from its generator."""
+    pad = size // 8
+    dev = generator.device
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), device=dev, generator=generator)
+    mirror = (torch.rand(n, device=dev, generator=generator) < 0.5 if flip
+              else torch.zeros(n, dtype=torch.bool, device=dev))
+    return dy, dx, mirror
+
+
+def augment(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, mirror: torch.Tensor
+            ) -> torch.Tensor:
+    """Apply crops and flips to a uint8 batch [N, C, S, S] in one gather, on its device."""
     n, c, h, w = x.shape
     pad = w // 8
     padded = F.pad(x, (pad, pad, pad, pad))
     dev = x.device
-    dy, dx = torch.randint(0, 2 * pad + 1, (2, n, 1), device=dev, generator=generator)
-    rows = (dy + torch.arange(h, device=dev))[:, None, :, None]
-    cols = (dx + torch.arange(w, device=dev))[:, None, None, :]
-    out = padded[torch.arange(n, device=dev)[:, None, None, None],
-                 torch.arange(c, device=dev)[None, :, None, None], rows, cols]
-    if flip:
-        mirror = torch.rand(n, device=dev, generator=generator) < 0.5
-        out = torch.where(mirror[:, None, None, None], out.flip(3), out)
-    return out
+    rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+    cols = dx[:, None] + torch.arange(w, device=dev)
+    cols = torch.where(mirror[:, None], cols.flip(1), cols)[:, None, None, :]
+    return padded[torch.arange(n, device=dev)[:, None, None, None],
+                  torch.arange(c, device=dev)[None, :, None, None], rows, cols]
 
 
 class Normalizer:
-    """uint8 images -> normalised float inputs with 3 channels, channels_last (the faster
-    convolution layout on CUDA and, by about 15% for this ResNet, on CPU)."""
+    """uint8 images of K runs [N, K, C, S, S] -> normalised float network inputs
+    [N, K * 3, S, S] (grey replicated to 3 channels; run k in channels 3k..3k+2)."""
 
-    def __init__(self, ds: Dataset, device: torch.device):
-        self.mean = torch.tensor(ds.mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(ds.std, device=device).view(1, -1, 1, 1)
-        self.memory_format = torch.channels_last
+    def __init__(self, ds: DatasetSpec, device: torch.device):
+        self.dtype = torch.get_default_dtype()  # float32 (float64 in equivalence tests)
+        self.mean = torch.tensor(ds.mean, device=device).view(1, 1, -1, 1, 1)
+        self.std = torch.tensor(ds.std, device=device).view(1, 1, -1, 1, 1)
+        # channels_last is the faster convolution layout on CUDA; on a CPU, oneDNN's
+        # channels_last backward was slower here and not thread-safe (heap corruption)
+        self.memory_format = torch.channels_last if device.type == "cuda" else (
+            torch.contiguous_format)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = (x.float().div_(255) - self.mean) / self.std
-        return out.expand(-1, 3, -1, -1).contiguous(memory_format=self.memory_format)
+        out = (x.to(self.dtype).div_(255) - self.mean) / self.std
+        n, k, _, h, w = out.shape
+        out = out.expand(-1, -1, 3, -1, -1).reshape(n, k * 3, h, w)
+        return out.contiguous(memory_format=self.memory_format)

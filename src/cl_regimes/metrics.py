@@ -1,4 +1,4 @@
-"""Accuracy-matrix metrics, update statistics, correlations and ranking agreement.
+"""Accuracy-matrix metrics, correlations and ranking agreement (torch-free).
 
 R[i, j] is the test accuracy on the j-th task of the order after training the
 i-th; T is the number of tasks and the last row is R[T-1] (0-based here).
@@ -10,7 +10,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
 
@@ -48,33 +47,6 @@ def forgetting_chaudhry(R) -> float:
 def summary(R) -> dict[str, float]:
     return {"acc": acc(R), "bwt": bwt(R), "forgetting": forgetting(R),
             "forgetting_chaudhry": forgetting_chaudhry(R)}
-
-
-class UpdateStats:
-    """Per-step update statistics summed on the device, averaged per task.
-
-    g is the task-loss gradient and r what the method adds to it (penalty
-    gradient, GEM's correction, SI's clipping), both over trainable parameters.
-    Averages: g2 = E||g||^2, r2 = E||r||^2, u = E||g + r||^2 = g2 + r2 + 2 E<g, r>;
-    cos = E<g, r> / sqrt(g2 r2), so that u = g2 + r2 + 2 cos sqrt(g2 r2) holds
-    exactly; cos_step is the mean of the per-step cosines.
-    """
-
-    def __init__(self, device: torch.device):
-        self.sums = torch.zeros(5, dtype=torch.float64, device=device)
-
-    def add(self, g: torch.Tensor, update: torch.Tensor) -> None:
-        r = update - g
-        g2, r2, dot = g.dot(g), r.dot(r), g.dot(r)
-        cos = dot / (g2 * r2).sqrt().clamp_min(1e-30)
-        self.sums += torch.stack([g2, r2, dot, cos, torch.ones_like(g2)]).double()
-
-    def summary(self) -> dict[str, float]:
-        g2, r2, dot, cos_step, steps = self.sums.tolist()
-        g2, r2, dot, cos_step = (v / max(steps, 1) for v in (g2, r2, dot, cos_step))
-        cos = dot / np.sqrt(g2 * r2) if g2 * r2 > 0 else 0.0
-        return {"g2": g2, "r2": r2, "cos": cos, "u": g2 + r2 + 2 * dot, "cos_step": cos_step,
-                "steps": int(steps)}
 
 
 def correlations(x, y) -> dict[str, float]:

@@ -1,8 +1,10 @@
-"""Named parameter sets: the single source of every hyperparameter.
+"""Named parameter sets: the single source of every hyperparameter value.
 
-``paper`` is the protocol of the original study (DESIGN section 3); ``quick``
-is a reduced but real experiment that builds the whole book on a laptop CPU;
-``smoke`` takes seconds and exists for tests.
+``paper`` is the protocol of the original study (DESIGN section 3, checked
+against its code); ``quick`` is a reduced but real experiment that builds the
+whole book on a laptop CPU; ``smoke`` takes seconds and exists for tests.
+Method hyperparameters are "<method>.<parameter>" keys; which ones a method
+takes, and their valid ranges, the method's own file declares.
 """
 
 from __future__ import annotations
@@ -10,19 +12,14 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from cl_regimes import data, methods, regimes
 from cl_regimes.config import FIELDS, ConfigError, RunConfig, check_choice
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "qmnist", "cifar100")
-REGIME_NAMES = ("head", "bn_affine", "from_layer4", "from_layer3", "from_layer2", "from_layer1",
-                "full")
-METHOD_NAMES = ("finetune", "joint", "ewc", "lwf", "si", "gem")
-PAPER_METHODS = ("ewc", "lwf", "si", "gem")
-BN_STATS = ("always_update", "follow_regime")
 NUM_ORDERS = 11  # the canonical order + 10 permutations
+IDENTITY = ("dataset", "regime", "method", "order", "seed")
 
-# Run settings of the paper protocol, and the method hyperparameters as
-# "<method>.<parameter>" keys.
 PAPER_SETTINGS = {
+    "bn_stats": "always_update",  # the original put the whole network in training mode
     "width": 64,
     "image_size": 32,
     "epochs": 3,
@@ -34,7 +31,7 @@ PAPER_SETTINGS = {
     "train_per_task": None,
     "test_per_task": None,
     "eval_batch_size": 1024,
-    "precision": "auto",
+    "precision": "fp32",
     "track_updates": True,
     "ewc.lam": 5000.0,
     "ewc.gamma": 1.0,
@@ -42,14 +39,25 @@ PAPER_SETTINGS = {
     "lwf.lam": 1.0,
     "lwf.temperature": 2.0,
     "lwf.warmup_epochs": 3,
+    "lwf.student_forwards": 2,
     "si.c": 100.0,
     "si.xi": 0.1,
     "si.clip": 1.0,
     "gem.memories_per_task": 200,
     "gem.margin": 0.0,
     "gem.ridge": 1e-5,
+    "gem.memory_bn": "update",
 }
-IDENTITY = ("dataset", "regime", "method", "order", "seed", "bn_stats")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Runs a profile adds to its grid with some settings changed (e.g. the other value of
+    a quirk of the original code), for the given regimes and methods (None: all)."""
+
+    settings: dict
+    regimes: tuple[str, ...] | None = None
+    methods: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,16 +70,19 @@ class Profile:
     datasets: tuple[str, ...]
     orders: tuple[int, ...]
     seeds: tuple[int, ...] = (0,)
-    bn_stats: tuple[str, ...] = ("always_update",)
-    regimes: tuple[str, ...] = REGIME_NAMES
-    methods: tuple[str, ...] = METHOD_NAMES
+    regimes: tuple[str, ...] = tuple(regimes.REGIMES)
+    methods: tuple[str, ...] | None = None  # None: every registered method
     per_dataset: dict[str, dict] = field(default_factory=dict)
+    variants: tuple[Variant, ...] = ()
+
+    def grid_methods(self) -> tuple[str, ...]:
+        return self.methods or methods.names()
 
 
 PROFILES = {
     "paper": Profile(
         "paper",
-        "the exact protocol of the original study (GPU: hours)",
+        "the protocol of the original study, float32 (GPU: hours)",
         PAPER_SETTINGS,
         datasets=("mnist", "fashion_mnist", "kmnist", "qmnist", "cifar100"),
         orders=tuple(range(NUM_ORDERS)),
@@ -86,13 +97,16 @@ PROFILES = {
          "lwf.warmup_epochs": 1, "gem.memories_per_task": 32, "ewc.fisher_samples": 100},
         datasets=("fashion_mnist",),
         orders=(0, 1, 2),
+        variants=(Variant({"bn_stats": "follow_regime"}, regimes=("from_layer4", "full")),
+                  Variant({"gem.memory_bn": "frozen"}, regimes=("from_layer4", "full"),
+                          methods=("gem",))),
     ),
     "smoke": Profile(
         "smoke",
         "sklearn digits, width 8, one epoch: seconds per run, for tests",
         {**PAPER_SETTINGS, "width": 8, "image_size": 16, "epochs": 1, "batch_size": 32,
-         "lwf.warmup_epochs": 1,
-         "gem.memories_per_task": 32, "ewc.fisher_samples": 64, "eval_batch_size": 512},
+         "train_per_task": 270, "lwf.warmup_epochs": 1, "gem.memories_per_task": 32,
+         "ewc.fisher_samples": 64, "eval_batch_size": 512},
         datasets=("digits",),
         orders=(0,),
     ),
@@ -125,21 +139,46 @@ def parse_overrides(pairs: list[str] | None, settings: dict = PAPER_SETTINGS) ->
     return overrides
 
 
-def resolve(profile: str, *, dataset: str, regime: str, method: str, order: int = 0,
-            seed: int = 0, bn_stats: str = "always_update", overrides: dict | None = None
-            ) -> RunConfig:
-    """The full configuration of one run: profile, then per-dataset values, then overrides."""
+def settings_of(profile: str, dataset: str, overrides: dict | None = None) -> dict:
+    """A profile's values for a dataset: its settings, the dataset's, then ``overrides``."""
     prof = get_profile(profile)
-    check_choice("dataset", dataset, DATASETS)
-    check_choice("regime", regime, REGIME_NAMES)
-    check_choice("method", method, METHOD_NAMES)
-    check_choice("bn_stats", bn_stats, BN_STATS)
-    check_choice("order", order, range(NUM_ORDERS))
     for key in overrides or {}:
         check_choice("setting", key, tuple(prof.settings))
-    values = {**prof.settings, **prof.per_dataset.get(dataset, {}), **(overrides or {})}
+    return {**prof.settings, **prof.per_dataset.get(dataset, {}), **(overrides or {})}
+
+
+def resolve(profile: str, *, dataset: str, regime: str, method: str, order: int = 0,
+            seed: int = 0, overrides: dict | None = None) -> RunConfig:
+    """The full configuration of one run, every value checked against its valid range."""
+    spec = data.spec(dataset)
+    regimes.get(regime)
+    methods.get(method)
+    check_choice("order", order, range(NUM_ORDERS))
+    values = settings_of(profile, dataset, overrides)
     run = {k: v for k, v in values.items() if "." not in k}
     params = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(method + ".")}
-    assert set(run) | set(IDENTITY) | {"method_params"} == set(FIELDS), "profile misses a field"
-    return RunConfig(dataset=dataset, regime=regime, method=method, order=order, seed=seed,
-                     bn_stats=bn_stats, method_params=params, **run)
+    if set(run) | set(IDENTITY) | {"method_params"} != set(FIELDS):
+        raise ConfigError(f"profile {profile!r} misses settings "
+                          f"{sorted(set(FIELDS) - set(run) - set(IDENTITY) - {'method_params'})}")
+    for key in ("train_per_task", "test_per_task"):  # at least one image of each class
+        value = run[key]
+        if isinstance(value, int) and value < spec.classes_per_task:
+            raise ConfigError(f"setting {key}={value!r} is out of range; valid: None or >= "
+                              f"{spec.classes_per_task} (the classes of a {dataset} task)")
+    config = RunConfig(dataset=dataset, regime=regime, method=method, order=order, seed=seed,
+                       method_params=params, **run)
+    methods.check_params(method, params)
+    return config
+
+
+def variant(profile: str, config: RunConfig) -> dict:
+    """The settings of ``config`` that differ from its profile's ("<method>.<key>" for
+    method hyperparameters): part of a run's identity, so that variants coexist."""
+    ids = {k: getattr(config, k) for k in IDENTITY}
+    default = resolve(profile, **ids).to_dict()
+    wanted = config.to_dict()
+    out = {k: v for k, v in wanted.items() if k != "method_params" and v != default[k]}
+    for key, value in wanted["method_params"].items():
+        if value != default["method_params"][key]:
+            out[f"{config.method}.{key}"] = value
+    return dict(sorted(out.items()))

@@ -1,35 +1,95 @@
-"""Run records on disk: one JSON file per run, written atomically, loaded into tidy tables.
+"""Run records: their schema and assembly, one JSON file per run written atomically, and
+tidy tables of them. Torch-free: reading records needs neither torch nor the trainer.
 
-Layout: ``<results>/<profile>/<dataset>/<bn_stats>/<regime>/<method>/order<K>-seed<S>.json``.
+Layout: ``<results>/<profile>/<dataset>/<regime>/<method>/[<variant>/]order<K>-seed<S>.json``,
+where ``<variant>`` names the settings that differ from the profile's (absent for
+the profile's own runs), so that variants of a run coexist and resume on their own.
 A record whose file exists with the same configuration is finished (a sweep
 skips it); one with a different configuration is refused, never overwritten.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
+import time
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cl_regimes import metrics
+from cl_regimes import __version__, metrics
 from cl_regimes.config import ConfigError, RunConfig
-from cl_regimes.train import SCHEMA_VERSION
 
-RECORD_KEYS = ("schema", "config", "order", "R", "tasks", "metrics", "environment")
-RUN_COLUMNS = ("profile", "dataset", "regime", "method", "bn_stats", "order", "seed")
+SCHEMA_VERSION = 2
+RECORD_KEYS = ("schema", "config", "variant", "order", "R", "tasks", "metrics", "environment")
+RUN_COLUMNS = ("profile", "dataset", "regime", "method", "bn_stats", "variant", "order", "seed")
+MAX_VARIANT_NAME = 80
 
 
 class RecordError(ConfigError):
     """A run record that cannot be used: corrupt, or made with another configuration."""
 
 
-def record_path(results_dir, profile: str, config: RunConfig) -> Path:
+def library_version() -> str:
+    return __version__
+
+
+@cache
+def git_commit() -> str | None:
+    """The commit of the library's checkout (with "+dirty" for uncommitted changes), if any."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], text=True,
+                                capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+                               text=True, capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def variant_name(variant: dict) -> str:
+    """A short readable name of a variant (``ewc.lam=100.0``), or a hash of it when long."""
+    name = ",".join(f"{k}={v}" for k, v in sorted(variant.items()))
+    if len(name) > MAX_VARIANT_NAME or "/" in name or name.startswith("."):
+        digest = hashlib.sha1(json.dumps(variant, sort_keys=True).encode()).hexdigest()
+        name = f"variant-{digest[:12]}"
+    return name
+
+
+def record_path(results_dir, profile: str, config: RunConfig, variant: dict) -> Path:
     c = config
-    return (Path(results_dir) / profile / c.dataset / c.bn_stats / c.regime / c.method
-            / f"order{c.order:02d}-seed{c.seed}.json")
+    folder = Path(results_dir) / profile / c.dataset / c.regime / c.method
+    if variant:
+        folder = folder / variant_name(variant)
+    return folder / f"order{c.order:02d}-seed{c.seed}.json"
+
+
+def assemble(config: RunConfig, outcome: dict, environment: dict, wall_time_s: float,
+             profile: str | None, variant: dict) -> dict:
+    """A run's record: its full configuration and how it differs from its profile, what
+    it produced (R, per-task statistics), its metrics, versions and timing."""
+    return {"schema": SCHEMA_VERSION, "profile": profile, "variant": variant,
+            "config": config.to_dict(), **outcome, "metrics": metrics.summary(outcome["R"]),
+            "environment": environment, "wall_time_s": wall_time_s,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def check_writable(results_dir) -> None:
+    """Raise ConfigError, naming the folder, unless records can be written under it."""
+    folder = Path(results_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"results folder {str(folder)!r} cannot be created or written "
+                          f"({err.strerror or err}); choose another with --results") from None
 
 
 def save(record: dict, path) -> Path:
@@ -53,12 +113,12 @@ def read(path) -> dict:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RecordError(f"corrupt run record {path}: {err}; delete it to recompute") from None
+    if isinstance(record, dict) and record.get("schema") not in (None, SCHEMA_VERSION):
+        raise RecordError(f"run record {path} has schema {record['schema']}, this library "
+                          f"reads {SCHEMA_VERSION}; delete it to recompute")
     missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
     if missing:
         raise RecordError(f"corrupt run record {path}: missing {missing}; delete it to recompute")
-    if record["schema"] != SCHEMA_VERSION:
-        raise RecordError(f"run record {path} has schema {record['schema']}, this library "
-                          f"reads {SCHEMA_VERSION}; delete it to recompute")
     R = np.asarray(record["R"], dtype=float)
     if R.ndim != 2 or R.shape[0] != R.shape[1] or len(record["tasks"]) != len(R):
         raise RecordError(f"corrupt run record {path}: R is not a T x T matrix with T tasks")
@@ -91,12 +151,18 @@ def records(source) -> list[tuple[Path, dict]]:
 
 def load(source, level: str = "run") -> pd.DataFrame:
     """Records as a tidy table: one row per run (``level="run"``) with its metrics and R,
-    or one row per task of each run (``level="task"``) with update statistics and forgetting."""
+    or one row per task of each run (``level="task"``) with update statistics and
+    forgetting. ``variant`` names the settings that differ from the profile ("" for
+    the profile's own runs)."""
     if level not in ("run", "task"):
         raise ConfigError(f"unknown level {level!r}; valid: run, task")
     rows = []
     for path, rec in records(source):
-        key = {"profile": rec.get("profile"), **{k: rec["config"][k] for k in RUN_COLUMNS[1:]}}
+        cfg = rec["config"]
+        key = {"profile": rec.get("profile"), **{k: cfg[k] for k in RUN_COLUMNS[1:5]},
+               "variant": variant_name(rec["variant"]) if rec["variant"] else "",
+               "order": cfg["order"], "seed": cfg["seed"],
+               "classes_per_task": rec.get("classes_per_task")}
         R = np.asarray(rec["R"])
         if level == "run":
             rows.append({**key, **rec["metrics"], "wall_time_s": rec.get("wall_time_s"),
@@ -107,4 +173,4 @@ def load(source, level: str = "run") -> pd.DataFrame:
             stats = {k: v for k, v in task.items() if k not in ("classes", "train_loss")}
             rows.append({**key, "position": pos, **stats, "acc_learned": R[pos, pos],
                          "acc_final": R[-1, pos], "forgetting": forget[pos]})
-    return pd.DataFrame(rows, columns=None if rows else list(RUN_COLUMNS))
+    return pd.DataFrame(rows, columns=None if rows else [*RUN_COLUMNS, "classes_per_task"])

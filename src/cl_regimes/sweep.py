@@ -1,4 +1,9 @@
-"""Sweeps: every run of a profile's grid (or a part of it), resuming from finished records."""
+"""Sweeps: every run of a profile's grid (or a part of it), grouped, resuming from records.
+
+The runs of one cell (same dataset, regime, method and settings; different
+orders or seeds) train as groups of one grouped network (``train.Trainer``);
+only unfinished runs are trained, each saved as its own record.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import itertools
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -17,21 +22,66 @@ from cl_regimes import data, profiles, results, train
 from cl_regimes.config import RunConfig
 from cl_regimes.models import ResNet18, masked_cross_entropy
 
+ACTIVATION_FLOATS = 25  # floats kept for the backward pass per sample, per width x pixel
+
 
 def plan(profile: str, *, datasets=None, regimes=None, methods=None, orders=None, seeds=None,
-         bn_stats=None, overrides: dict | None = None) -> list[RunConfig]:
-    """The configurations of a sweep: the profile's grid, restricted where asked."""
+         overrides: dict | None = None, variants: bool = True) -> list[RunConfig]:
+    """The configurations of a sweep: the profile's grid and its variants, restricted
+    where asked, with ``overrides`` applied to every run; every value checked."""
     prof = profiles.get_profile(profile)
-    grid = itertools.product(datasets or prof.datasets, bn_stats or prof.bn_stats,
-                             regimes or prof.regimes, methods or prof.methods,
-                             orders if orders is not None else prof.orders, seeds or prof.seeds)
-    return [profiles.resolve(profile, dataset=d, regime=r, method=m, order=o, seed=s,
-                             bn_stats=b, overrides=overrides)
-            for d, b, r, m, o, s in grid]
+    regimes = regimes or prof.regimes
+    methods = methods or prof.grid_methods()
+    sets = [({}, regimes, methods)]
+    if variants:
+        sets += [(v.settings, [r for r in regimes if v.regimes is None or r in v.regimes],
+                  [m for m in methods if v.methods is None or m in v.methods])
+                 for v in prof.variants]
+    configs = {}
+    for settings, regs, meths in sets:
+        grid = itertools.product(datasets or prof.datasets, regs, meths,
+                                 prof.orders if orders is None else orders, seeds or prof.seeds)
+        for d, r, m, o, s in grid:
+            config = profiles.resolve(profile, dataset=d, regime=r, method=m, order=o, seed=s,
+                                      overrides={**settings, **(overrides or {})})
+            configs[repr(config)] = config
+    return list(configs.values())
 
 
-def _run_and_save(config: RunConfig, path: Path, profile: str, device, data_dir) -> Path:
-    return results.save(train.run(config, device, data_dir, profile=profile), path)
+def cells(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """Configurations grouped by cell: runs that differ only in order and seed."""
+    out: dict[str, list[RunConfig]] = {}
+    for c in configs:
+        key = {k: v for k, v in c.to_dict().items() if k not in ("order", "seed")}
+        out.setdefault(repr(key), []).append(c)
+    return list(out.values())
+
+
+def max_group_size(config: RunConfig, device: torch.device) -> int | None:
+    """How many runs fit in one grouped network: on a GPU, half its free memory over a
+    rough per-run activation estimate; None (no limit) on a CPU."""
+    if device.type != "cuda":
+        return None
+    per_run = 4 * ACTIVATION_FLOATS * config.width * config.image_size**2 * config.batch_size
+    return max(1, int(torch.cuda.mem_get_info(device)[0] / 2 // per_run))
+
+
+def groups(configs: list[RunConfig], group_size: int | None, device) -> list[list[RunConfig]]:
+    """The sweep's work units: each cell's runs in groups of ``group_size`` (None: as many
+    as fit, which is all of a cell's runs on a CPU)."""
+    device = train.resolve_device(device)
+    units = []
+    for cell in cells(configs):
+        size = group_size or max_group_size(cell[0], device) or len(cell)
+        units += [cell[i:i + size] for i in range(0, len(cell), size)]
+    return units
+
+
+def _run_and_save(configs: list[RunConfig], paths: list[Path], profile: str, device,
+                  data_dir) -> list[Path]:
+    records = train.run_group(configs, device, data_dir, profile=profile)
+    by_identity = {(r["config"]["order"], r["config"]["seed"]): r for r in records}
+    return [results.save(by_identity[c.order, c.seed], p) for c, p in zip(configs, paths)]
 
 
 def _init_worker(threads: int) -> None:
@@ -39,55 +89,61 @@ def _init_worker(threads: int) -> None:
 
 
 def sweep(profile: str, *, results_dir="results", device="auto", data_dir=None, jobs: int = 1,
-          progress: bool = True, **grid) -> list[Path]:
+          group_size: int | None = None, progress: bool = True, **grid) -> list[Path]:
     """Run every unfinished run of the grid; return the paths of all its records.
 
     Finished runs (a record with the same configuration) are skipped, so an
-    interrupted sweep resumes where it stopped. ``jobs > 1`` runs that many at
-    once in worker processes, the CPU threads shared among them.
+    interrupted sweep resumes where it stopped. ``jobs > 1`` trains that many
+    groups at once in worker processes, the CPU threads shared among them.
     """
     configs = plan(profile, **grid)
-    paths = [results.record_path(results_dir, profile, c) for c in configs]
-    todo = [(c, p) for c, p in zip(configs, paths) if not results.is_done(p, c)]
+    results.check_writable(results_dir)
+    paths = {repr(c): results.record_path(results_dir, profile, c, profiles.variant(profile, c))
+             for c in configs}
+    todo = [c for c in configs if not results.is_done(paths[repr(c)], c)]
+    units = groups(todo, group_size, device)
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=f"{profile} sweep",
                disable=not progress)
     with bar:
         if jobs <= 1:
-            for config, path in todo:
-                bar.set_postfix_str(f"{config.regime} {config.method} order {config.order}")
-                _run_and_save(config, path, profile, device, data_dir)
-                bar.update()
+            for unit in units:
+                bar.set_postfix_str(f"{unit[0].regime} {unit[0].method} ({len(unit)} runs)")
+                _run_and_save(unit, [paths[repr(c)] for c in unit], profile, device, data_dir)
+                bar.update(len(unit))
         else:
             threads = max(1, (os.cpu_count() or 1) // jobs)
             with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
                                      initializer=_init_worker, initargs=(threads,)) as pool:
-                futures = [pool.submit(_run_and_save, c, p, profile, device, data_dir)
-                           for c, p in todo]
-                for future in futures:
-                    future.result()
-                    bar.update()
-    return paths
+                futures = [pool.submit(_run_and_save, unit, [paths[repr(c)] for c in unit],
+                                       profile, device, data_dir) for unit in units]
+                for future in as_completed(futures):
+                    bar.update(len(future.result()))
+    return [paths[repr(c)] for c in configs]
 
 
 def task_sizes(config: RunConfig) -> tuple[int, int, int]:
     """(tasks, training images per task, test images per task) of a run."""
-    tasks = 10 if config.dataset == "cifar100" else 5
-    n_train, n_test = (n // tasks for n in data.SIZES[config.dataset])
-    return tasks, config.train_per_task or n_train, config.test_per_task or n_test
+    spec = data.spec(config.dataset)
+    n_train, n_test = (n // spec.num_tasks for n in spec.sizes)
+    return spec.num_tasks, config.train_per_task or n_train, config.test_per_task or n_test
 
 
-def _step_seconds(config: RunConfig, device: torch.device) -> float:
-    """Median seconds of a full-network training step on synthetic data of the run's shape."""
+def step_seconds(config: RunConfig, runs: int, device: torch.device) -> float:
+    """Median seconds of a full-network training step of ``runs`` grouped runs on
+    synthetic data of the run's shape."""
     steps = 10 if device.type == "cuda" else 3
-    model = ResNet18(100 if config.dataset == "cifar100" else 10, config.width).to(device)
+    classes = data.spec(config.dataset).num_classes
+    model = ResNet18.stack([ResNet18(classes, config.width) for _ in range(runs)]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    x = torch.randn(config.batch_size, 3, config.image_size, config.image_size, device=device)
-    y = torch.randint(0, 10, (config.batch_size,), device=device)
+    x = torch.randn(config.batch_size, 3 * runs, config.image_size, config.image_size,
+                    device=device)
+    y = torch.randint(0, classes, (config.batch_size, runs), device=device)
     times = []
     for _ in range(steps + 2):
         start = time.perf_counter()
-        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            loss = masked_cross_entropy(model(x), y, 2)
+        with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16"):
+            loss = masked_cross_entropy(model(x), y, classes // data.spec(
+                config.dataset).num_tasks).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -97,8 +153,9 @@ def _step_seconds(config: RunConfig, device: torch.device) -> float:
     return sorted(times[2:])[steps // 2]
 
 
-def estimate(configs: list[RunConfig], device="auto") -> float:
-    """Projected seconds for ``configs`` from a short calibration on ``device``.
+def estimate(configs: list[RunConfig], device="auto", group_size: int | None = None) -> float:
+    """Projected seconds for ``configs``, grouped as a sweep groups them, from a short
+    calibration of grouped steps on ``device``.
 
     Steps per run are counted from the profile (tasks x epochs x batches), scaled
     for the methods that do more work per task (joint trains on all seen tasks;
@@ -110,10 +167,11 @@ def estimate(configs: list[RunConfig], device="auto") -> float:
     device = train.resolve_device(device)
     calibrated: dict[tuple, float] = {}
     total = 0.0
-    for c in configs:
-        key = (c.dataset == "cifar100", c.width, c.image_size, c.batch_size)
+    for unit in groups(configs, group_size, device):
+        c = unit[0]
+        key = (c.dataset, c.width, c.image_size, c.batch_size, c.precision, len(unit))
         if key not in calibrated:
-            calibrated[key] = _step_seconds(c, device)
+            calibrated[key] = step_seconds(c, len(unit), device)
         tasks, n_train, n_test = task_sizes(c)
         p = c.method_params
         factor = {"joint": (tasks + 1) / 2,

@@ -1,12 +1,18 @@
-"""The continual loop of one run: train each task of the order in turn, then test on every task.
+"""The continual loop: the runs of one cell trained together as one grouped network.
 
-``run(config)`` returns the run record (results.py saves it): the full T x T
-accuracy matrix R (unseen tasks included, so forward transfer can be read),
-per-task training and update statistics, metrics, and the environment.
+Runs that share dataset, regime, method and settings (different task orders
+or seeds) have computations of the same shape, so ``Trainer`` trains K of them
+as one network of K grouped ResNet-18s: kernels K times larger for the same
+number of launches. Each run keeps its own semantics: its task order, data
+stream and augmentation (drawn from its own generator), BatchNorm statistics,
+optimiser state (Adam is elementwise), early stopping (a stopped run's
+parameters and statistics are held where it stopped), method state, update
+statistics and record. A group of one is a plain run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import random
@@ -16,11 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import __version__, data, methods, metrics, regimes
-from cl_regimes.config import ConfigError, RunConfig, check_choice
-from cl_regimes.models import ResNet18, masked_cross_entropy, running_stats_frozen, task_logits
-
-SCHEMA_VERSION = 1
+from cl_regimes import data, methods, models, profiles, results
+from cl_regimes.config import ConfigError, RunConfig
+from cl_regimes.models import ResNet18, flatten, masked_cross_entropy, per_run
 
 
 def seed_everything(seed: int) -> None:
@@ -42,151 +46,312 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-class Trainer:
-    """Holds one run's model, tasks and method; methods reach the run through it."""
+class UpdateStats:
+    """Per-step update statistics of each run, summed on the device, averaged per task.
 
-    def __init__(self, config: RunConfig, device: str | torch.device = "auto",
+    The book's definitions: g is the task-loss gradient and r what the method adds
+    to it (penalty gradient, GEM's correction, SI's clipping), over trainable
+    parameters: g2 = E||g||^2, r2 = E||r||^2, u = E||g + r||^2 = g2 + r2 + 2 E<g, r>,
+    cos = E<g, r> / sqrt(g2 r2) (so that u = g2 + r2 + 2 cos sqrt(g2 r2) holds
+    exactly), cos_step the mean of per-step cosines.
+    The original study's definitions (``orig_*``), with its "retention" vector q
+    (``Method.retention``): norm_g = E||g||, norm_r = E||q||, cos = E cos(g, q)
+    (0 where either is 0), u = E(||g||^2 + ||q||^2 + 2 cos ||g|| ||q||).
+    """
+
+    KEYS = ("g2", "r2", "dot", "cos_step", "orig_norm_g", "orig_norm_r", "orig_cos", "orig_u",
+            "steps")
+
+    def __init__(self, runs: int, device: torch.device):
+        self.sums = torch.zeros(runs, len(self.KEYS), dtype=torch.float64, device=device)
+
+    def add(self, g: torch.Tensor, update: torch.Tensor, retention: torch.Tensor | None,
+            active: torch.Tensor) -> None:
+        r = update - g
+        g2, r2, dot = (g * g).sum(1), (r * r).sum(1), (g * r).sum(1)
+        norm_g = g2.sqrt()
+        if retention is None:
+            norm_q = cos_q = torch.zeros_like(g2)
+        else:
+            norm_q = retention.norm(dim=1)
+            both = (norm_g > 0) & (norm_q > 0)
+            cos_q = torch.where(both, (g * retention).sum(1) / (norm_g * norm_q).clamp_min(1e-30),
+                                0.0).clamp(-1, 1)
+        values = torch.stack([g2, r2, dot, dot / (g2 * r2).sqrt().clamp_min(1e-30), norm_g,
+                              norm_q, cos_q, g2 + norm_q**2 + 2 * cos_q * norm_g * norm_q,
+                              torch.ones_like(g2)], 1)
+        self.sums += values.double() * active[:, None]
+
+    def summary(self) -> list[dict[str, float]]:
+        out = []
+        for row in self.sums.tolist():
+            s = dict(zip(self.KEYS, row))
+            steps = int(s.pop("steps"))
+            m = {k: v / max(steps, 1) for k, v in s.items()}
+            cos = m["dot"] / math.sqrt(m["g2"] * m["r2"]) if m["g2"] * m["r2"] > 0 else 0.0
+            out.append({"g2": m["g2"], "r2": m["r2"], "cos": cos,
+                        "u": m["g2"] + m["r2"] + 2 * m["dot"], "cos_step": m["cos_step"],
+                        **{k: m[k] for k in self.KEYS[4:8]}, "steps": steps})
+        return out
+
+
+class Hold:
+    """Keeps the rows of stopped runs (parameters, BatchNorm statistics) where they stopped."""
+
+    def __init__(self, tensors: list[torch.Tensor], runs: int):
+        self.tensors, self.runs = tensors, runs
+        self.saved: list[torch.Tensor] | None = None
+        self.stopped = torch.zeros(runs, dtype=torch.bool, device=tensors[0].device)
+
+    def stop(self, k: int) -> None:
+        if self.saved is None:
+            self.saved = [t.detach().clone() for t in self.tensors]
+        for t, s in zip(self.tensors, self.saved):
+            s.unflatten(0, (self.runs, -1))[k] = t.detach().unflatten(0, (self.runs, -1))[k]
+        self.stopped[k] = True
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        if self.saved is not None:
+            for t, s in zip(self.tensors, self.saved):
+                rows = t.unflatten(0, (self.runs, -1))
+                rows[self.stopped] = s.unflatten(0, (self.runs, -1))[self.stopped]
+
+
+class Trainer:
+    """K runs of one cell (differing only in task order and seed) in one grouped network."""
+
+    def __init__(self, configs: list[RunConfig], device: str | torch.device = "auto",
                  data_dir=None, progress: bool = False):
-        check_choice("precision", config.precision, ("auto", "fp32", "bf16"))
-        self.config = config
+        cfg = configs[0]
+        if any(not cfg.differs_only_in_order_and_seed(c) for c in configs):
+            raise ConfigError("runs trained as one group may differ in order and seed only")
+        self.configs, self.cfg, self.runs = configs, cfg, len(configs)
         self.device = resolve_device(device)
-        self.bf16 = config.precision == "bf16" or (
-            config.precision == "auto" and self.device.type == "cuda")
         self.progress = progress
-        seed_everything(config.seed)
-        self.generator = torch.Generator(self.device).manual_seed(config.seed)
-        ds = data.load(config.dataset, data_dir, config.image_size)
-        self.flip = ds.flip
-        self.classes_per_task = ds.classes_per_task
-        self.order = data.task_orders(ds.num_tasks)[config.order]
-        self.tasks = data.make_tasks(ds, self.order, config.train_per_task,
-                                     config.test_per_task, self.device)
-        self.inputs = data.Normalizer(ds, self.device)
-        self.model = ResNet18(ds.num_classes, config.width).to(
-            self.device, memory_format=self.inputs.memory_format)
-        self.params = regimes.apply(self.model, config.regime)
-        self.head_params = list(self.model.fc.parameters())
-        self.method = methods.make(config.method, self, config.method_params)
+        ds = data.load(cfg.dataset, data_dir, cfg.image_size)
+        self.spec = ds.spec
+        self.blocks = data.make_blocks(ds, cfg.train_per_task, cfg.test_per_task, self.device)
+        self.orders = [data.task_orders(ds.spec.num_tasks)[c.order] for c in configs]
+        self.tasks = [data.tasks_in_order(self.blocks, order) for order in self.orders]
+        if len({tuple(len(t.train.y) for t in tasks) for tasks in self.tasks}) > 1:
+            raise ConfigError("runs trained as one group need tasks of equal sizes at every "
+                              "position (use train.groups_of_equal_task_sizes)")
+        self.generators = [torch.Generator(self.device).manual_seed(c.seed) for c in configs]
+        self.inputs = data.Normalizer(ds.spec, self.device)
+        networks = []
+        for c in configs:  # each run initialised as its single-run network
+            seed_everything(c.seed)
+            networks.append(ResNet18(ds.spec.num_classes, cfg.width))
+        model = networks[0] if self.runs == 1 else ResNet18.stack(networks)
+        self.model = model.to(self.device, memory_format=self.inputs.memory_format)
+        self.params = models.apply_regime(self.model, cfg.regime)
+        view = methods.Runs(self.model, self.params, self.runs, ds.spec.classes_per_task,
+                            self.inputs, self.generators, self.fit, self.task_gradients)
+        self.method = methods.make(cfg.method, view, cfg.method_params)
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.cfg.precision == "bf16")
 
     def _grad(self, loss, params, retain=False) -> torch.Tensor:
-        return methods.flatten(torch.autograd.grad(loss, params, retain_graph=retain))
+        return flatten(torch.autograd.grad(loss, params, retain_graph=retain), self.runs)
 
-    def loss_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Flat gradient of the task loss on non-augmented uint8 images ``x``, over the
-        trainable parameters, in the current mode, leaving BatchNorm statistics untouched."""
-        with running_stats_frozen(self.model), self.autocast():
-            loss = masked_cross_entropy(self.model(self.inputs(x)), y, self.classes_per_task)
-        return self._grad(loss, self.params)
+    def task_gradients(self, x: torch.Tensor, y: torch.Tensor, update_bn: bool) -> torch.Tensor:
+        """Each run's flat gradient [K, N] of the task loss on non-augmented uint8 images
+        x [N, K, C, S, S], over the trainable parameters, in the current mode."""
+        statistics = contextlib.nullcontext() if update_bn else models.running_stats_frozen(
+            self.model)
+        with statistics, self.autocast():
+            loss = masked_cross_entropy(self.model(self.inputs(x)), y, self.spec.classes_per_task)
+        return self._grad(loss.sum(), self.params)
 
-    def fit(self, x, y, params, epochs: int, method=None, bar=None) -> dict:
-        """Train ``params`` on (x, y) for up to ``epochs`` (Adam, cosine schedule, early
-        stopping on the training loss); ``method``'s hooks apply when given."""
-        cfg = self.config
+    def _batch(self, x, y, perms: dict[int, torch.Tensor], step: int):
+        """Batch ``step`` of each live run (its own permutation and augmentation draws);
+        zeros for stopped runs. -> (network input [B, K * 3, S, S], labels [B, K])"""
+        size = self.cfg.batch_size
+        live = list(perms)
+        idx = torch.stack([perms[k][step * size:(step + 1) * size] for k in live])
+        n = idx.shape[1]
+        draws = [data.draw_augmentation(n, x.shape[-1], self.spec.flip, self.generators[k])
+                 for k in live]
+        runs_idx = torch.tensor(live, device=x.device)[:, None]
+        images = data.augment(x[runs_idx, idx].flatten(0, 1),
+                              *(torch.cat(d) for d in zip(*draws))).unflatten(0, (len(live), n))
+        if len(live) < self.runs:
+            full = x.new_zeros((self.runs, n, *x.shape[2:]))
+            labels = y.new_zeros((self.runs, n))
+            full[live], labels[live] = images, y[runs_idx, idx]
+            images, out_y = full, labels
+        else:
+            out_y = y[runs_idx, idx]
+        return self.inputs(images.transpose(0, 1)), out_y.T
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, params, epochs: int, method=None,
+            schedule: bool = True, early_stopping: bool = True, bar=None) -> list[dict]:
+        """Train ``params`` on each run's (x[k], y[k]) ([K, n, C, S, S], [K, n]) for up to
+        ``epochs``: Adam, a cosine schedule to lr_min over the epochs (or a constant
+        rate), early stopping per run on the mean over batches of the loss the
+        method minimises; ``method``'s hooks apply when given."""
+        cfg, runs = self.cfg, self.runs
         opt = torch.optim.Adam(params, lr=cfg.lr, foreach=True)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=cfg.lr_min)
-        update_stats = metrics.UpdateStats(self.device) if method and cfg.track_updates else None
-        losses, best, waited = [], math.inf, 0
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=cfg.lr_min)
+        stats = UpdateStats(runs, self.device) if method and cfg.track_updates else None
+        norms = [t for m in models.batchnorms(self.model) for t in (m.running_mean, m.running_var)]
+        hold = Hold(list(params) + norms, runs)
+        steps = math.ceil(y.shape[1] / cfg.batch_size)
+        losses, best, waited = [[] for _ in range(runs)], [math.inf] * runs, [0] * runs
         for _ in range(epochs):
-            regimes.set_train_mode(self.model, cfg.bn_stats, params)
-            total = torch.zeros((), device=self.device)
-            perm = torch.randperm(len(y), device=self.device, generator=self.generator)
-            for idx in perm.split(cfg.batch_size):
-                batch = self.inputs(data.augment(x[idx], self.flip, self.generator))
-                total += self._step(batch, y[idx], params, opt, method, update_stats) * len(idx)
-            schedule.step()
-            losses.append(total.item() / len(y))
+            models.set_train_mode(self.model, cfg.bn_stats, self.params)
+            live = [k for k in range(runs) if not hold.stopped[k]]
+            perms = {k: torch.randperm(y.shape[1], device=self.device,
+                                       generator=self.generators[k]) for k in live}
+            total = torch.zeros(runs, device=self.device)
+            for step in range(steps):
+                xb, yb = self._batch(x, y, perms, step)
+                total += self._step(xb, yb, params, opt, method, stats, ~hold.stopped, hold)
+            if schedule:
+                cosine.step()
+            for k, loss in enumerate((total / steps).tolist()):
+                if k not in live:
+                    continue
+                losses[k].append(loss)
+                if loss < best[k] - cfg.min_delta:
+                    best[k], waited[k] = loss, 0
+                else:
+                    waited[k] += 1
+                    if early_stopping and waited[k] >= cfg.patience:
+                        hold.stop(k)
             if bar is not None:
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                bar.set_postfix(loss=f"{np.mean([v[-1] for v in losses]):.3f}")
                 bar.update()
-            if losses[-1] < best - cfg.min_delta:
-                best, waited = losses[-1], 0
-            else:
-                waited += 1
-                if waited >= cfg.patience:
-                    break
-        out = {"train_loss": losses, "epochs_run": len(losses)}
-        return out | (update_stats.summary() if update_stats else {})
+            if bool(hold.stopped.all()):
+                break
+        summaries = stats.summary() if stats else [{}] * runs
+        return [{"train_loss": losses[k], "epochs_run": len(losses[k]), **summaries[k]}
+                for k in range(runs)]
 
-    def _step(self, x, y, params, opt, method, update_stats) -> torch.Tensor:
+    def _step(self, x, y, params, opt, method, stats, active, hold) -> torch.Tensor:
+        if method:
+            method.before_step()
         with self.autocast():
             logits = self.model(x)
-            loss = masked_cross_entropy(logits, y, self.classes_per_task)
+            loss = masked_cross_entropy(logits, y, self.spec.classes_per_task)
             penalty = method.penalty(x, logits, y) if method else None
         if penalty is None:
-            task_grad = update = self._grad(loss, params)
-        elif update_stats is not None or method.needs_task_gradient:
-            task_grad = self._grad(loss, params, retain=True)
-            update = task_grad + self._grad(penalty, params)
+            task_grad = total = self._grad(loss.sum(), params)
+            penalty_grad = None
+        elif stats is not None or method.needs_task_gradient:
+            task_grad = self._grad(loss.sum(), params, retain=True)
+            penalty_grad = self._grad(penalty.sum(), params)
+            total = task_grad + penalty_grad
         else:
-            task_grad, update = None, self._grad(loss + penalty, params)
-        if method:
-            update = method.after_backward(update, task_grad)
-        if update_stats is not None:
-            update_stats.add(task_grad, update)
-        for p, g in zip(params, update.split([p.numel() for p in params])):
-            p.grad = g.view_as(p)
+            task_grad = penalty_grad = None
+            total = self._grad((loss + penalty).sum(), params)
+        update = method.direction(total, task_grad, penalty_grad, active) if method else total
+        if stats is not None:
+            stats.add(task_grad, update, method.retention(task_grad, penalty_grad, update),
+                      active)
+        for p, u in zip(params, update.split([p.numel() // self.runs for p in params], 1)):
+            p.grad = torch.empty_like(p).copy_(u.reshape(p.shape))
         opt.step()
+        hold.restore()
         if method:
             method.after_step(task_grad)
+        if penalty is not None and method.stop_on_total_loss:
+            loss = loss + penalty
         return loss.detach()
 
     @torch.no_grad()
-    def evaluate(self) -> list[float]:
-        """Test accuracy on every task of the order (eval mode, no augmentation)."""
+    def evaluate(self) -> torch.Tensor:
+        """Test accuracy [K, T] of each run on each task of its order (eval mode, no
+        augmentation): every task's images go to every run at once."""
         self.model.eval()
-        cpt, size = self.classes_per_task, self.config.eval_batch_size
-        accuracies = []
-        for task in self.tasks:
-            correct = torch.zeros((), device=self.device)
-            for xb, yb in zip(task.test.x.split(size), task.test.y.split(size)):
+        cpt, size, runs = self.spec.classes_per_task, self.cfg.eval_batch_size, self.runs
+        accuracy = torch.zeros(runs, len(self.blocks), device=self.device)
+        for block in self.blocks:
+            correct = torch.zeros(runs, device=self.device)
+            for xb, yb in zip(block.test.x.split(size), block.test.y.split(size)):
                 with self.autocast():
-                    logits = self.model(self.inputs(xb))
-                correct += (task_logits(logits, yb, cpt).argmax(1) == yb % cpt).sum()
-            accuracies.append(correct / len(task.test.y))
-        return torch.stack(accuracies).tolist()
+                    logits = self.model(self.inputs(xb[:, None].expand(-1, runs, -1, -1, -1)))
+                yk = yb[:, None].expand(-1, runs)
+                correct += (models.task_logits(logits, yk, cpt).argmax(-1) == yk % cpt).sum(0)
+            accuracy[:, block.block] = correct / len(block.test.y)
+        return torch.stack([accuracy[k, order] for k, order in enumerate(self.orders)])
 
-    def run(self) -> dict:
-        """Train every task of the order; return R and per-task statistics."""
-        cfg = self.config
-        frozen = regimes.frozen_state(self.model, cfg.bn_stats)
-        R, per_task = [], []
-        desc = f"{cfg.dataset} {cfg.regime} {cfg.method} order {cfg.order}"
-        with tqdm(total=len(self.tasks) * cfg.epochs, desc=desc, disable=not self.progress,
+    def run(self) -> list[dict]:
+        """Train every task of each run's order; return, per run, R and per-task statistics."""
+        cfg, runs = self.cfg, self.runs
+        frozen = models.frozen_state(self.model, cfg.bn_stats)
+        rows, per_task = [], [[] for _ in range(runs)]
+        desc = (f"{cfg.dataset} {cfg.regime} {cfg.method} "
+                f"order{'s' if runs > 1 else ''} {','.join(str(c.order) for c in self.configs)}")
+        positions = len(self.tasks[0])
+        with tqdm(total=positions * cfg.epochs, desc=desc, disable=not self.progress,
                   leave=False) as bar:
-            for task in self.tasks:
-                start = methods.flatten(self.params).detach().clone()
-                self.method.before_task(task)
-                stats = self.fit(*self.method.train_data(task), self.params, cfg.epochs,
-                                 self.method, bar)
-                self.method.after_task(task)
-                R.append(self.evaluate())
-                drift = (methods.flatten(self.params).detach() - start).norm().item()
-                per_task.append({"task": task.block, "classes": task.classes, **stats,
-                                 "drift": drift})
-        moved = regimes.moved(self.model, frozen)
-        if moved:
-            raise RuntimeError(f"frozen coordinates moved under {cfg.regime}: {moved[:5]}")
-        return {"order": self.order, "R": R, "tasks": per_task}
+            for position in range(positions):
+                current = [tasks[position] for tasks in self.tasks]
+                start = flatten(self.params, runs).detach().clone()
+                self.method.before_task(current)
+                x, y = self.method.train_data([tasks[:position + 1] for tasks in self.tasks])
+                stats = self.fit(x, y, self.params, cfg.epochs, self.method, bar=bar)
+                self.method.after_task(current)
+                rows.append(self.evaluate())
+                drift = (flatten(self.params, runs).detach() - start).norm(dim=1).tolist()
+                for k, extra in enumerate(self.method.task_stats()):
+                    per_task[k].append({"task": current[k].block, "classes": current[k].classes,
+                                        **stats[k], **extra, "drift": drift[k]})
+        for config, names in zip(self.configs, models.moved(self.model, frozen, runs)):
+            if names:
+                raise RuntimeError(f"frozen coordinates moved under {cfg.regime} "
+                                   f"(order {config.order}, seed {config.seed}): {names[:5]}")
+        R = torch.stack(rows, 1).tolist()
+        return [{"order": self.orders[k], "R": R[k], "tasks": per_task[k],
+                 "classes_per_task": self.spec.classes_per_task} for k in range(runs)]
 
 
-def environment(device: torch.device, bf16: bool) -> dict:
-    return {"cl_regimes": __version__, "torch": torch.__version__,
-            "python": platform.python_version(), "numpy": np.__version__,
+def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[list[RunConfig]]:
+    """Split runs of one cell into groups whose tasks have equal training-set sizes at every
+    position (always one group when tasks are subsampled or classes are balanced)."""
+    cfg = configs[0]
+    ds = data.load(cfg.dataset, data_dir, cfg.image_size)
+    counts = torch.bincount(ds.train.y, minlength=ds.spec.num_classes).tolist()
+    per_class = cfg.train_per_task and cfg.train_per_task // ds.spec.classes_per_task
+    blocks = data.class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
+    size = [sum(min(counts[c], per_class or counts[c]) for c in block) for block in blocks]
+    orders = data.task_orders(ds.spec.num_tasks)
+    groups: dict[tuple, list[RunConfig]] = {}
+    for c in configs:
+        groups.setdefault(tuple(size[b] for b in orders[c.order]), []).append(c)
+    return list(groups.values())
+
+
+def environment(device: torch.device, config: RunConfig, group_size: int) -> dict:
+    return {"cl_regimes": results.library_version(), "commit": results.git_commit(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "numpy": np.__version__,
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "precision": "bf16" if bf16 else "fp32", "threads": torch.get_num_threads()}
+            "precision": config.precision, "threads": torch.get_num_threads(),
+            "group_size": group_size}
+
+
+def run_group(configs: list[RunConfig], device="auto", data_dir=None, progress: bool = False,
+              profile: str | None = None) -> list[dict]:
+    """Seeded continual-learning runs of one cell, trained in groups -> their records."""
+    records = []
+    for group in groups_of_equal_task_sizes(configs, data_dir):
+        started = time.perf_counter()
+        trainer = Trainer(group, device, data_dir, progress)
+        outcomes = trainer.run()
+        seconds = (time.perf_counter() - started) / len(group)
+        env = environment(trainer.device, group[0], len(group))
+        records += [results.assemble(config, outcome, env, seconds, profile,
+                                     profiles.variant(profile, config) if profile else {})
+                    for config, outcome in zip(group, outcomes)]
+    return records
 
 
 def run(config: RunConfig, device="auto", data_dir=None, progress: bool = False,
         profile: str | None = None) -> dict:
     """One seeded continual-learning run -> its record (a JSON-ready dict)."""
-    started = time.perf_counter()
-    trainer = Trainer(config, device, data_dir, progress)
-    outcome = trainer.run()
-    return {"schema": SCHEMA_VERSION, "profile": profile, "config": config.to_dict(),
-            **outcome, "metrics": metrics.summary(outcome["R"]),
-            "environment": environment(trainer.device, trainer.bf16),
-            "wall_time_s": time.perf_counter() - started,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return run_group([config], device, data_dir, progress, profile)[0]

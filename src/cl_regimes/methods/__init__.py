@@ -1,38 +1,46 @@
-"""The continual-learning methods, one short file each, and their registry."""
+"""The continual-learning methods, one short file each; the registry derives from those files.
+
+Every module of this package is imported, and every ``Method`` subclass with a
+``name`` registers itself, so adding a method is adding a file (and its values
+in profiles.py).
+"""
 
 from __future__ import annotations
 
-import inspect
+import importlib
+import pkgutil
 
-from cl_regimes.config import ConfigError, check_choice
-from cl_regimes.methods.base import Method, flatten
-from cl_regimes.methods.ewc import EWC
-from cl_regimes.methods.finetune import Finetune
-from cl_regimes.methods.gem import GEM
-from cl_regimes.methods.joint import Joint
-from cl_regimes.methods.lwf import LwF
-from cl_regimes.methods.si import SI
-from cl_regimes.profiles import METHOD_NAMES
+from cl_regimes.config import ConfigError, check, check_choice
+from cl_regimes.methods.base import REGISTRY, Method, Runs
 
-METHODS: dict[str, type[Method]] = {
-    "finetune": Finetune, "joint": Joint, "ewc": EWC, "lwf": LwF, "si": SI, "gem": GEM}
-assert tuple(METHODS) == METHOD_NAMES
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
-def parameter_names(name: str) -> tuple[str, ...]:
-    """The hyperparameters a method takes (its constructor's arguments after the trainer)."""
-    check_choice("method", name, METHOD_NAMES)
-    return tuple(inspect.signature(METHODS[name]).parameters)[1:]
+def names() -> tuple[str, ...]:
+    """Every registered method: the reference points first, then the others by name."""
+    return tuple(sorted(REGISTRY, key=lambda n: (not REGISTRY[n].reference, n)))
 
 
-def make(name: str, trainer, params: dict) -> Method:
-    """An instance of method ``name``; its parameters must be exactly the ones it takes."""
-    valid = parameter_names(name)
+def get(name: str) -> type[Method]:
+    check_choice("method", name, names())
+    return REGISTRY[name]
+
+
+def check_params(name: str, params: dict) -> None:
+    """Raise ConfigError unless ``params`` are exactly the method's, each in its range."""
+    valid = get(name).parameters()
     if set(params) != set(valid):
         bad = sorted(set(params) ^ set(valid))
         raise ConfigError(f"method {name!r}: bad or missing parameters {bad}; "
                           f"it takes: {', '.join(valid) or 'none'}")
-    return METHODS[name](trainer, **params)
+    for key, value in params.items():
+        check(f"{name}.{key}", value, valid[key])
 
 
-__all__ = ["METHODS", "Method", "flatten", "make", "parameter_names"]
+def make(name: str, runs: Runs, params: dict) -> Method:
+    check_params(name, params)
+    return get(name)(runs, **params)
+
+
+__all__ = ["Method", "Runs", "check_params", "get", "make", "names"]

@@ -1,58 +1,128 @@
-"""The hooks a continual-learning method plugs into the trainer.
+"""The hooks a continual-learning method plugs into the trainer, and what it may see of its runs.
 
-One step of training task t, as the trainer runs it::
+The trainer trains K runs of one cell (same dataset, regime, method and settings;
+different task orders or seeds) as one grouped network. Every per-run quantity
+a method handles has the runs as its first dimension: flat parameter vectors
+and gradients are [K, N], losses and penalties [K]. One step, as the trainer
+runs it::
 
-    loss    = task loss on the batch (logits masked to each sample's task)
-    penalty = method.penalty(x, logits, y)             # lambda * Omega, or None
-    g       = grad of loss      (trainable parameters only, one flat vector)
-    update  = g + grad of penalty
-    update  = method.after_backward(update, g)         # GEM projects, SI clips
+    method.before_step()                                  # GEM: memory gradients
+    loss    = task loss of each run (logits masked to each sample's task)      [K]
+    penalty = method.penalty(x, logits, y)                # lambda * Omega, or None  [K]
+    g, p    = gradients of the loss and of the penalty    (trainable parameters)  [K, N]
+    update  = method.direction(g + p, g, p, active)       # GEM projects, SI clips
     optimiser step along update;  method.after_step(g)
 
 around which ``before_task``, ``train_data`` and ``after_task`` run once per task.
+A method sees the tasks trained so far and the current one, never a later one.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, get_type_hints
+
 import torch
+from torch import nn
+
+from cl_regimes.config import Choice, Range
+from cl_regimes.data import Task
+from cl_regimes.models import flatten
+
+REGISTRY: dict[str, type[Method]] = {}
 
 
-def flatten(tensors) -> torch.Tensor:
-    """Concatenate tensors (parameters or their gradients) into one flat vector."""
-    return torch.cat([t.reshape(-1) for t in tensors])
+@dataclass(frozen=True)
+class Runs:
+    """What a method may see of the K runs it trains."""
+
+    model: nn.Module  # the grouped network: forward passes and snapshots
+    params: list[nn.Parameter]  # the regime's trainable parameters
+    runs: int
+    classes_per_task: int
+    inputs: Callable[[torch.Tensor], torch.Tensor]  # uint8 [N, K, C, S, S] -> network input
+    generators: list[torch.Generator]  # run k's random stream
+    # fit(x [K, n, ...], y [K, n], params, epochs, schedule=..., early_stopping=...)
+    fit: Callable
+    # per-run flat gradient of the task loss on non-augmented images [N, K, ...] -> [K, N]
+    task_gradients: Callable
+
+    def flat(self, tensors) -> torch.Tensor:
+        return flatten(tensors, self.runs)
+
+    def sample(self, tasks: list[Task], count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``count`` random non-augmented training images of each run's task (from the run's
+        generator): ([count, K, C, S, S], [count, K])."""
+        picks = [torch.randperm(len(t.train.y), device=t.train.y.device, generator=g)[:count]
+                 for t, g in zip(tasks, self.generators)]
+        return (torch.stack([t.train.x[i] for t, i in zip(tasks, picks)], 1),
+                torch.stack([t.train.y[i] for t, i in zip(tasks, picks)], 1))
 
 
 class Method:
-    """Plain sequential training; subclasses override the hooks they need."""
+    """Plain sequential training; subclasses override the hooks they need.
 
-    needs_task_gradient = False  # the trainer must compute g apart from the penalty's gradient
+    A subclass with a ``name`` registers itself; its hyperparameters are the
+    arguments of its constructor after ``runs``, each annotated with its valid
+    values (``Annotated[float, Range(0)]``); their values live in profiles.py.
+    """
 
-    def __init__(self, trainer):
-        self.trainer = trainer
+    name: ClassVar[str]
+    reference: ClassVar[bool] = False  # a reference point (finetune, joint), not in the paper
+    needs_task_gradient: ClassVar[bool] = False  # g is needed apart from the penalty's gradient
+    stop_on_total_loss: ClassVar[bool] = False  # early stopping watches loss + penalty
 
-    def before_task(self, task) -> None:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            REGISTRY[cls.name] = cls
+
+    def __init__(self, runs: Runs):
+        self.runs = runs
+
+    @classmethod
+    def parameters(cls) -> dict[str, Range | Choice]:
+        """The method's hyperparameters and their valid values, from its constructor."""
+        hints = get_type_hints(cls.__init__, include_extras=True)
+        names = list(inspect.signature(cls.__init__).parameters)[2:]
+        return {n: hints[n].__metadata__[0] for n in names}
+
+    def before_task(self, tasks: list[Task]) -> None:
+        """Before training ``tasks`` (the current task of each run)."""
+
+    def train_data(self, seen: list[list[Task]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (uint8 images [K, n, C, S, S], labels [K, n]) to train the current task on,
+        given each run's tasks so far (the current one last)."""
+        return (torch.stack([tasks[-1].train.x for tasks in seen]),
+                torch.stack([tasks[-1].train.y for tasks in seen]))
+
+    def before_step(self) -> None:
         pass
 
-    def train_data(self, task) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (uint8 images, labels) to train ``task`` on."""
-        return task.train.x, task.train.y
-
     def penalty(self, x, logits, y) -> torch.Tensor | None:
-        """lambda * Omega for this batch (None: no penalty)."""
+        """lambda * Omega of each run for this batch [K] (None: no penalty)."""
         return None
 
-    def after_backward(self, update: torch.Tensor, task_grad: torch.Tensor | None) -> torch.Tensor:
-        """The direction the optimiser will follow, given the summed gradient."""
-        return update
+    def direction(self, total: torch.Tensor, task_grad: torch.Tensor | None,
+                  penalty_grad: torch.Tensor | None, active: torch.Tensor) -> torch.Tensor:
+        """The direction the optimiser follows, given the summed gradient [K, N]; rows of
+        inactive runs (``active`` False) are discarded."""
+        return total
+
+    def retention(self, task_grad: torch.Tensor, penalty_grad: torch.Tensor | None,
+                  update: torch.Tensor) -> torch.Tensor | None:
+        """The "retention gradient" as the original study's code read it for its update
+        statistics (None or a zero row: it recorded none)."""
+        return None
 
     def after_step(self, task_grad: torch.Tensor | None) -> None:
         pass
 
-    def after_task(self, task) -> None:
+    def after_task(self, tasks: list[Task]) -> None:
         pass
 
-    def sample(self, task, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``count`` random non-augmented training images of ``task`` (seeded by the run)."""
-        x, y = task.train.x, task.train.y
-        idx = torch.randperm(len(y), device=y.device, generator=self.trainer.generator)[:count]
-        return x[idx], y[idx]
+    def task_stats(self) -> list[dict]:
+        """Per run, what the method counted during the task just trained (for the record)."""
+        return [{} for _ in range(self.runs.runs)]

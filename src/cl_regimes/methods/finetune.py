@@ -5,3 +5,6 @@ from cl_regimes.methods.base import Method
 
 class Finetune(Method):
     """Trains each task in turn with nothing to protect the earlier ones."""
+
+    name = "finetune"
+    reference = True

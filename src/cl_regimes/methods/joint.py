@@ -8,6 +8,9 @@ from cl_regimes.methods.base import Method
 class Joint(Method):
     """At task t, trains on the union of tasks 0..t (each sample keeps its own task mask)."""
 
-    def train_data(self, task):
-        seen = self.trainer.tasks[: task.position + 1]
-        return (torch.cat([t.train.x for t in seen]), torch.cat([t.train.y for t in seen]))
+    name = "joint"
+    reference = True
+
+    def train_data(self, seen):
+        return (torch.stack([torch.cat([t.train.x for t in tasks]) for tasks in seen]),
+                torch.stack([torch.cat([t.train.y for t in tasks]) for tasks in seen]))

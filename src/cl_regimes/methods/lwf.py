@@ -3,48 +3,100 @@
 from __future__ import annotations
 
 import copy
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 
+from cl_regimes.config import NON_NEGATIVE, POSITIVE, Choice, Range
 from cl_regimes.methods.base import Method
+from cl_regimes.models import batchnorms, upcast
+
+EPS_PROB, EPS_LOG = 1e-7, 1e-8  # the original's clamps
 
 
-def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """KL(teacher || student) of the temperature-softened distributions, mean over the batch."""
-    return F.kl_div(F.log_softmax(student.float() / temperature, 1),
-                    F.log_softmax(teacher.float() / temperature, 1),
-                    reduction="batchmean", log_target=True)
+def _powered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    p = F.softmax(upcast(logits), -1).clamp_min(EPS_PROB).pow(1 / temperature)
+    return p / p.sum(-1, keepdim=True)
+
+
+def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float
+                 ) -> torch.Tensor:
+    """Per-sample distillation loss over the last dimension, as the original computes it
+    (Li & Hoiem's "power" formulation): softmax, clamp at 1e-7, power 1/T, renormalise,
+    then the cross-entropy of the student's distribution against the teacher's.
+    Up to the clamps the distributions are softmax(z / T), and the loss is
+    KL(teacher || student) plus the teacher's entropy."""
+    with torch.no_grad():
+        target = _powered(teacher, temperature)
+    return -(target * torch.log(_powered(student, temperature) + EPS_LOG)).sum(-1)
 
 
 class LwF(Method):
-    """Distils every previous task's logit slice from a snapshot taken after each task.
+    """Distils every previous task's logit slice from a snapshot taken after each task,
+    averaging the distillation losses over the old tasks.
 
-    Before each new task (from the second on), the head alone is warmed up on
-    the new task for ``warmup_epochs``, as in the original LwF.
+    Before each new task (from the second on) the head alone is warmed up on it for
+    ``warmup_epochs`` at the constant learning rate, without early stopping. With
+    ``student_forwards=2`` BatchNorm running statistics take two updates per step, as
+    in the original, whose distillation term ran its own forward pass of the student
+    (on the same batch and parameters, so the same batch statistics: two updates with
+    momentum m are one with 1 - (1 - m)^2).
     """
 
-    def __init__(self, trainer, lam: float, temperature: float, warmup_epochs: int):
-        super().__init__(trainer)
-        self.lam, self.temperature, self.warmup_epochs = lam, temperature, warmup_epochs
-        self.teacher = None
-        self.old_blocks: list[int] = []
+    name = "lwf"
+    stop_on_total_loss = True
 
-    def before_task(self, task):
-        if self.teacher is not None and self.warmup_epochs > 0:
-            t = self.trainer
-            t.fit(*self.train_data(task), t.head_params, self.warmup_epochs)
+    def __init__(self, runs, lam: Annotated[float, NON_NEGATIVE],
+                 temperature: Annotated[float, POSITIVE],
+                 warmup_epochs: Annotated[int, Range(0)],
+                 student_forwards: Annotated[int, Choice((1, 2))]):
+        super().__init__(runs)
+        self.lam, self.temperature = lam, temperature
+        self.warmup_epochs, self.student_forwards = warmup_epochs, student_forwards
+        self.teacher = None
+        self.old_blocks: list[list[int]] = []  # per old position, each run's class block
+        self.momenta: list[float] | None = None
+
+    def before_task(self, tasks):
+        if self.teacher is None:
+            return
+        r = self.runs
+        if self.warmup_epochs > 0:
+            x = torch.stack([t.train.x for t in tasks])
+            y = torch.stack([t.train.y for t in tasks])
+            r.fit(x, y, list(r.model.fc.parameters()), self.warmup_epochs, schedule=False,
+                  early_stopping=False)
+        if self.student_forwards == 2:
+            norms = batchnorms(r.model)
+            self.momenta = [m.momentum for m in norms]
+            for m in norms:
+                m.momentum = 1 - (1 - m.momentum) ** 2
 
     def penalty(self, x, logits, y):
         if self.teacher is None:
             return None
         with torch.no_grad():
             target = self.teacher(x)
-        cpt = self.trainer.classes_per_task
-        return self.lam * sum(
-            distillation(logits[:, b * cpt:(b + 1) * cpt], target[:, b * cpt:(b + 1) * cpt],
-                         self.temperature) for b in self.old_blocks)
+        b, k, _ = logits.shape
+        cpt = self.runs.classes_per_task
+        old = torch.tensor(self.old_blocks, device=logits.device).T  # [K, old tasks]
+        index = old[None, :, :, None].expand(b, -1, -1, cpt)
 
-    def after_task(self, task):
-        self.teacher = copy.deepcopy(self.trainer.model).eval().requires_grad_(False)
-        self.old_blocks.append(task.block)
+        def slices(z):
+            return z.view(b, k, -1, cpt).gather(2, index)
+
+        losses = distillation(slices(logits), slices(target), self.temperature)
+        return self.lam * losses.mean((0, 2))
+
+    def retention(self, task_grad, penalty_grad, update):
+        # read after both backward passes: the accumulated gradient g + penalty gradient
+        return None if penalty_grad is None else task_grad + penalty_grad
+
+    def after_task(self, tasks):
+        if self.momenta is not None:
+            for m, momentum in zip(batchnorms(self.runs.model), self.momenta):
+                m.momentum = momentum
+            self.momenta = None
+        self.teacher = copy.deepcopy(self.runs.model).eval().requires_grad_(False)
+        self.old_blocks.append([t.block for t in tasks])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 
-from cl_regimes.methods.base import Method, flatten
+from cl_regimes.config import NON_NEGATIVE, POSITIVE
+from cl_regimes.methods.base import Method
 
 
 class SI(Method):
@@ -12,12 +15,14 @@ class SI(Method):
     the path integral w = sum -g * delta_theta (g: the unregularised gradient)
     divided by (total change)^2 + xi. Update values are clipped at ``clip``."""
 
+    name = "si"
     needs_task_gradient = True
 
-    def __init__(self, trainer, c: float, xi: float, clip: float):
-        super().__init__(trainer)
+    def __init__(self, runs, c: Annotated[float, NON_NEGATIVE], xi: Annotated[float, POSITIVE],
+                 clip: Annotated[float, POSITIVE]):
+        super().__init__(runs)
         self.c, self.xi, self.clip = c, xi, clip
-        self.start = flatten(trainer.params).detach().clone()
+        self.start = runs.flat(runs.params).detach().clone()
         self.omega = torch.zeros_like(self.start)
         self.path = torch.zeros_like(self.start)
         self.before: torch.Tensor | None = None
@@ -26,17 +31,21 @@ class SI(Method):
     def penalty(self, x, logits, y):
         if not self.consolidated:
             return None
-        return self.c * (self.omega * (flatten(self.trainer.params) - self.start).pow(2)).sum()
+        theta = self.runs.flat(self.runs.params)
+        return self.c * (self.omega * (theta - self.start).pow(2)).sum(1)
 
-    def after_backward(self, update, task_grad):
-        self.before = flatten(self.trainer.params).detach().clone()
-        return update.clamp(-self.clip, self.clip)
+    def direction(self, total, task_grad, penalty_grad, active):
+        self.before = self.runs.flat(self.runs.params).detach()
+        return total.clamp(-self.clip, self.clip)
+
+    def retention(self, task_grad, penalty_grad, update):
+        return penalty_grad  # the penalty's gradient before clipping
 
     def after_step(self, task_grad):
-        self.path -= task_grad * (flatten(self.trainer.params).detach() - self.before)
+        self.path -= task_grad * (self.runs.flat(self.runs.params).detach() - self.before)
 
-    def after_task(self, task):
-        theta = flatten(self.trainer.params).detach().clone()
+    def after_task(self, tasks):
+        theta = self.runs.flat(self.runs.params).detach()
         self.omega += self.path / ((theta - self.start).pow(2) + self.xi)
         self.path.zero_()
         self.start = theta
