@@ -112,6 +112,23 @@ def test_executing_a_notebook_leaves_no_kernel_noise_on_the_terminal(tmp_path, c
     assert "[IPKernelApp]" not in err
 
 
+def test_jupytext_sync_after_execution_keeps_the_source(tmp_path):
+    """The executed .ipynb must not be newer than its .py: ``jupytext --sync`` (the pre-commit
+    hook) would then copy papermill's injected parameters and metadata into the .py."""
+    source = tmp_path / "paired.py"
+    source.write_text('# ---\n# jupyter:\n#   jupytext:\n#     formats: ipynb,py:percent\n# ---\n\n'
+                      '# %% tags=["parameters"]\nx = 1\n\n# %%\nprint(x)\n')
+    time.sleep(0.05)
+    book.execute(source, {"x": 2})
+    before = source.read_text()
+    sync = subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(source)],
+                          capture_output=True, text=True)
+    assert sync.returncode == 0, sync.stderr
+    after = source.read_text()
+    assert "injected-parameters" not in after and "papermill" not in after
+    assert after.split("# %%", 1)[1] == before.split("# %%", 1)[1]
+
+
 def test_toc_lists_every_regime_notebook_then_the_cross_regime_one():
     names = [p.stem for p in book.toc_notebooks(ROOT)]
     assert names == ["head", "bn_affine", "from_layer4", "from_layer3", "from_layer2",

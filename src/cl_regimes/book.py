@@ -98,7 +98,18 @@ def execute(source: Path, parameters: dict, output: Path | None = None) -> Path:
     except papermill.PapermillExecutionError as err:
         raise NotebookError(f"{source.name} failed in cell {err.exec_count}: "
                             f"{err.ename}: {err.evalue}") from None
+    finally:
+        _keep_source_newest(ipynb, source)
     return output
+
+
+def _keep_source_newest(ipynb: Path, source: Path) -> None:
+    """Give the executed .ipynb the timestamp of its paired .py, so that ``jupytext --sync``
+    (the pre-commit hook) and Jupytext in Jupyter take the inputs from the .py instead of
+    copying papermill's injected parameters and metadata from the newer .ipynb into it."""
+    if ipynb.exists():
+        stat = source.stat()
+        os.utime(ipynb, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def _execute_in_worker(source: Path, parameters: dict, slot: int, jobs: int) -> Path:
