@@ -33,7 +33,7 @@ class NotebookError(RuntimeError):
 
 
 class QuietKernelManager(AsyncKernelManager):
-    """The notebooks' kernel manager: the kernels print nothing to the terminal unless they fail.
+    """The notebooks' kernel manager, without two routine kernel log lines on the terminal.
 
     - It provisions CurveZMQ keys (the python3 kernelspec declares support): without them
       ipykernel warns at every start that it "is running over TCP without encryption".
