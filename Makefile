@@ -1,12 +1,13 @@
-# Main targets: `make book` (the whole study at the quick profile) and `make test`.
+# Main targets: `make book` (the whole study at the quick profile), `make test`, `make lint`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
 JOBS ?= 2
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+LINT_PATHS := src tests benchmarks notebooks
 
-.PHONY: venv data book test test-book sweep clean
+.PHONY: venv data book test test-book lint sweep clean
 
 venv: $(VENV)/.installed
 
@@ -31,6 +32,11 @@ test: venv
 
 test-book: venv
 	CL_REGIMES_REQUIRE_BOOK=1 $(PY) -m pytest -m book -q || [ $$? -eq 5 ]
+
+# Both checks run, so one run lists every problem; `ruff format $(LINT_PATHS)` fixes the layout.
+lint: venv
+	$(VENV)/bin/ruff check $(LINT_PATHS); status=$$?; \
+	$(VENV)/bin/ruff format --check $(LINT_PATHS) && exit $$status
 
 sweep: venv data
 	$(PY) -m cl_regimes sweep --profile $(PROFILE) --jobs $(JOBS)

@@ -77,6 +77,58 @@ def test_a_failing_notebook_names_the_notebook_and_the_cell(tmp_path):
         book.execute(source, {"x": 2})
 
 
+QUIET_NOTEBOOK = """# %% tags=["parameters"]
+x = 1
+
+# %%
+import os
+import time
+
+os.write(2, b"kernel stderr still reaches the terminal\\n")
+kernel = get_ipython().kernel
+reply = kernel.shell_handlers["kernel_info_request"]
+
+
+async def slow_reply(*args):  # papermill's last request: a loaded machine answers it slowly
+    await reply(*args)
+    time.sleep(1)
+
+
+kernel.shell_handlers["kernel_info_request"] = slow_reply
+"""
+
+
+def test_executing_a_notebook_leaves_no_kernel_noise_on_the_terminal(tmp_path, capfd):
+    """No "running over TCP without encryption" warning at kernel start and no "KeyboardInterrupt
+    caught in kernel" at shutdown (the notebook keeps its kernel busy in its last reply, where
+    jupyter_client's shutdown SIGINT used to land); what the kernel writes to stderr still shows."""
+    source = tmp_path / "quiet.py"
+    source.write_text(QUIET_NOTEBOOK)
+    book.execute(source, {"x": 2})
+    err = capfd.readouterr().err
+    assert "kernel stderr still reaches the terminal" in err
+    assert "without encryption" not in err
+    assert "KeyboardInterrupt" not in err
+    assert "[IPKernelApp]" not in err
+
+
+def test_jupytext_sync_after_execution_keeps_the_source(tmp_path):
+    """The executed .ipynb must not be newer than its .py: ``jupytext --sync`` (the pre-commit
+    hook) would then copy papermill's injected parameters and metadata into the .py."""
+    source = tmp_path / "paired.py"
+    source.write_text('# ---\n# jupyter:\n#   jupytext:\n#     formats: ipynb,py:percent\n# ---\n\n'
+                      '# %% tags=["parameters"]\nx = 1\n\n# %%\nprint(x)\n')
+    time.sleep(0.05)
+    book.execute(source, {"x": 2})
+    before = source.read_text()
+    sync = subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(source)],
+                          capture_output=True, text=True)
+    assert sync.returncode == 0, sync.stderr
+    after = source.read_text()
+    assert "injected-parameters" not in after and "papermill" not in after
+    assert after.split("# %%", 1)[1] == before.split("# %%", 1)[1]
+
+
 def test_toc_lists_every_regime_notebook_then_the_cross_regime_one():
     names = [p.stem for p in book.toc_notebooks(ROOT)]
     assert names == ["head", "bn_affine", "from_layer4", "from_layer3", "from_layer2",

@@ -45,3 +45,17 @@ def test_intro_cites_the_findings(pages):
     for n in (1, 2, 3):
         assert re.search(rf"Finding {n} \([^)]*\): (supported|not supported|not testable)",
                          intro)
+
+
+def test_math_uses_the_local_mathjax_copy(pages):
+    """The math typesets offline, also opened from disk: MathJax is loaded from the copy inside
+    _build/html (sphinx-mathjax-offline), never from a CDN."""
+    intro = (HTML / "book" / "intro.html").read_text()
+    assert 'class="math' in intro, "the display equation of the introduction is missing"
+    scripts = re.findall(r'<script[^>]*\ssrc="([^"]*mathjax[^"]*)"', intro, flags=re.IGNORECASE)
+    assert scripts == ["../_static/mathjax/tex-chtml.js"]
+    assert (HTML / "book" / scripts[0]).resolve().is_file()
+    assert list((HTML / "_static" / "mathjax" / "output" / "chtml" / "fonts").rglob("*.woff"))
+    for page in HTML.rglob("*.html"):
+        remote = re.search(r"https?://[^\"'\s]*mathjax", page.read_text(), flags=re.IGNORECASE)
+        assert remote is None, f"{page.relative_to(HTML)} loads MathJax from {remote.group()}"

@@ -15,7 +15,10 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
+import zmq
+from jupyter_client.manager import AsyncKernelManager
 from tqdm.auto import tqdm
+from traitlets import default
 
 from cl_regimes import profiles
 from cl_regimes.config import ConfigError
@@ -27,6 +30,27 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python
 
 class NotebookError(RuntimeError):
     """A notebook failed while papermill executed it."""
+
+
+class QuietKernelManager(AsyncKernelManager):
+    """The notebooks' kernel manager, without two routine kernel log lines on the terminal.
+
+    - It provisions CurveZMQ keys (the python3 kernelspec declares support): without them
+      ipykernel warns at every start that it "is running over TCP without encryption".
+    - It does not send SIGINT to the kernel it shuts down. papermill shuts a kernel down only
+      once it is idle, right after the reply to its last kernel_info request; on a loaded machine
+      jupyter_client's shutdown SIGINT could land while the kernel was still in that handler,
+      which logs "KeyboardInterrupt caught in kernel". An explicit ``interrupt_kernel()``
+      (nbclient's, on a timeout) still interrupts.
+    """
+
+    @default("transport_encryption")
+    def _default_transport_encryption(self) -> str:
+        return "auto" if zmq.has("curve") else "disabled"
+
+    async def _async_interrupt_kernel(self) -> None:
+        if not self.shutting_down:
+            await super()._async_interrupt_kernel()
 
 
 def toc_notebooks(root: Path = ROOT) -> list[Path]:
@@ -70,11 +94,22 @@ def execute(source: Path, parameters: dict, output: Path | None = None) -> Path:
     try:
         papermill.execute_notebook(str(ipynb), str(output), parameters=parameters,
                                    kernel_name=KERNELSPEC["name"], cwd=str(source.parent),
-                                   progress_bar=False)
+                                   progress_bar=False, kernel_manager_class=QuietKernelManager)
     except papermill.PapermillExecutionError as err:
         raise NotebookError(f"{source.name} failed in cell {err.exec_count}: "
                             f"{err.ename}: {err.evalue}") from None
+    finally:
+        _keep_source_newest(ipynb, source)
     return output
+
+
+def _keep_source_newest(ipynb: Path, source: Path) -> None:
+    """Give the executed .ipynb the timestamp of its paired .py, so that ``jupytext --sync``
+    (the pre-commit hook) and Jupytext in Jupyter take the inputs from the .py instead of
+    copying papermill's injected parameters and metadata from the newer .ipynb into it."""
+    if ipynb.exists():
+        stat = source.stat()
+        os.utime(ipynb, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def _execute_in_worker(source: Path, parameters: dict, slot: int, jobs: int) -> Path:
