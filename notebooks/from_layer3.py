@@ -18,47 +18,96 @@
 # frozen.
 #
 # **What the theory predicts.** Every step is the projected step
-# theta <- theta - eta * P_S grad J, with J = L_task + lambda * Omega. Adding `layer3` grows the trainable subspace from about 75% to about 94% of
-# the parameters and lets the new task reshape mid-level features. Under the
-# projected-step view, P_S grad L gains the coordinates of `layer3`, so the
-# update norm grows, and so does the room for interference with old tasks:
-# the paper expects more forgetting than under `from_layer4`, and a stronger
-# link between how far a task moves the parameters and how much the earlier
-# tasks lose.
-#
-# The trainable blocks, with parameter counts for the paper's ResNet-18
-# (width 64, 10 classes) and for the network of the profile run here:
+# $\theta \leftarrow \theta - \eta P_S \nabla J$ (see {doc}`../book/intro`). Adding
+# `layer3` grows the trainable subspace from about 75% to about 94% of the
+# parameters and lets the new task reshape mid-level features: $P_S \nabla L$ gains
+# the coordinates of `layer3`, so the update norm grows, and so does the room for
+# interference with old tasks. The paper expects more forgetting than under
+# `from_layer4`, and a stronger link between how far a task moves the parameters and
+# how much the earlier tasks lose.
 
-# %% tags=["remove-cell"]
-from cl_regimes import chapters
-
-REGIME = "from_layer3"
-
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "quick"  # smoke | quick | paper
 datasets = None  # None: the profile's datasets
-methods = None  # None: all six methods
+methods = None  # None: every method
 orders = [0]  # None: all the profile's orders
 seeds = None  # None: the profile's seeds
-bn_stats = None  # None: the profile's setting(s)
+group_size = None  # runs trained as one grouped network (None: as many as fit)
 device = "auto"  # auto | cpu | cuda
 results_dir = "../results"
 
-# %% tags=["remove-input"]
-chapters.trainable_table(REGIME, profile)
+# %%
+import numpy as np
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from cl_regimes import profiles, report, results, sweep
+
+REGIME = "from_layer3"
+
+# %% [markdown]
+# The trainable blocks, with parameter counts for the paper's ResNet-18 (width 64,
+# 10 classes) and for the network of the profile run here:
+
+# %%
+trainable = report.trainable_table(REGIME, profiles.get_profile(profile).settings["width"])
+glue(f"{REGIME}_trainable", f"{trainable.loc['total', 'trainable (width 64)']:,}",
+     display=False)
+glue(f"{REGIME}_share", f"{trainable.loc['total', 'trainable share']:.2%}", display=False)
+report.style(trainable)
 
 # %% [markdown]
 # In the paper's network this regime trains {glue:text}`from_layer3_trainable`
 # parameters, {glue:text}`from_layer3_share` of the total.
 #
-# ## Runs and results
+# ## Runs
 #
-# Each method trains the tasks one after the other under this regime (finished
-# runs are read from their records, missing ones run now); then, per dataset,
-# the results and what they say.
+# Each method trains the tasks one after the other under this regime. Finished runs
+# are read from their records; missing ones run now, all task orders of a method
+# together as one grouped network. Where the profile asks for them, its variants
+# (other values of the original code's quirks) run too.
 
 # %%
-runs, tasks = chapters.run_regime(REGIME, profile=profile, datasets=datasets, methods=methods,
-                                  orders=orders, seeds=seeds, bn_stats=bn_stats, device=device,
-                                  results_dir=results_dir)
-chapters.show_regime(REGIME, runs, tasks)
+paths = sweep.sweep(profile, regimes=[REGIME], datasets=datasets, methods=methods,
+                    orders=orders, seeds=seeds, group_size=group_size, device=device,
+                    results_dir=results_dir)
+runs, tasks = results.load(paths), results.load(paths, level="task")
+main = runs[runs.variant == ""]
+
+# %% [markdown]
+# ## Results
+#
+# Each metric's mean and standard deviation over task orders, per method (and per
+# variant of the settings, where there are any); how to read them: {ref}`reading`.
+
+# %%
+metrics = list(report.METRICS)  # e.g. ["acc"] for ACC alone
+report.style(report.method_table(runs, metrics))
+
+# %%
+acc = main.groupby(["dataset", "method"]).acc.mean()
+diagonal = main.assign(d=[np.diag(R).mean() for R in main.R]).groupby("dataset").d.mean()
+for dataset, best in acc.groupby("dataset").idxmax().items():
+    glue(f"{REGIME}_{dataset}_best", best[1], display=False)
+    display(Markdown(f"On {dataset}, **{best[1]}** has the highest ACC under `{REGIME}` "
+                     f"({acc[best]:.3f}); right after training, a task reaches "
+                     f"{diagonal[dataset]:.3f} accuracy on average (chance: 1/classes of a "
+                     "task)."))
+
+# %% [markdown]
+# The accuracy matrices, averaged over orders (row $i$: after training the $i$-th task
+# of the order; column $j$: tested on the $j$-th):
+
+# %%
+for dataset in main.dataset.unique():
+    report.show(report.heatmaps(main, dataset, f"{REGIME} on {dataset}: accuracy matrices"))
+
+# %% [markdown]
+# Update statistics, means over tasks and orders ({ref}`update-statistics`):
+
+# %%
+report.style(report.update_table(tasks))
+
+# %%
+for dataset in main.dataset.unique():
+    report.show(report.update_figure(tasks[tasks.variant == ""], dataset))

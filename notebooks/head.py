@@ -12,57 +12,107 @@
 # ---
 
 # %% [markdown]
-# # `head`: a linear probe on random features
+# # `head`: a linear probe on random features ("head only" in the paper)
 #
 # Only the shared linear head `fc` trains; every convolution and every BatchNorm
-# parameter keeps its random (Kaiming) initial value. The original study defines
-# this regime but does not run it.
+# parameter keeps its random initial value. The original study's training scripts
+# list this regime, and its Kendall analysis includes it.
 #
 # **What the theory predicts.** Every step is the projected step
-# theta <- theta - eta * P_S grad J, with J = L_task + lambda * Omega. With a task-masked head, the gradient of task *t*'s loss reaches only the rows
-# of `fc` that belong to task *t*'s classes. The trainable subspace of one task
-# is orthogonal to every other task's, so the projected step cannot touch what
-# earlier tasks use: with frozen BatchNorm statistics (`bn_stats=follow_regime`)
-# forgetting is exactly zero, and every method reduces to fine-tuning (EWC's and
-# SI's penalties and GEM's constraints act on coordinates the new task never
-# moves). Under `bn_stats=always_update` the frozen body still changes its
-# function through BatchNorm's running statistics, so whatever forgetting
-# appears here is caused by those statistics alone. Plasticity is the price:
-# random features limit what a linear probe can learn.
-#
-# The trainable blocks, with parameter counts for the paper's ResNet-18
-# (width 64, 10 classes) and for the network of the profile run here:
+# $\theta \leftarrow \theta - \eta P_S \nabla J$ (see {doc}`../book/intro`). With a
+# task-masked head, the gradient of task $t$'s loss reaches only the rows of `fc`
+# that belong to task $t$'s classes. The trainable subspace of one task is orthogonal
+# to every other task's, so the projected step cannot touch what earlier tasks use:
+# with frozen BatchNorm statistics (`bn_stats=follow_regime`) forgetting is exactly
+# zero, and every method reduces to fine-tuning (EWC's and SI's penalties and GEM's
+# constraints act on coordinates the new task never moves). Under
+# `bn_stats=always_update` the frozen body still changes its function through
+# BatchNorm's running statistics, so whatever forgetting appears here is caused by
+# those statistics alone. Plasticity is the price: random features limit what a
+# linear probe can learn.
 
-# %% tags=["remove-cell"]
-from cl_regimes import chapters
-
-REGIME = "head"
-
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "quick"  # smoke | quick | paper
 datasets = None  # None: the profile's datasets
-methods = None  # None: all six methods
+methods = None  # None: every method
 orders = [0]  # None: all the profile's orders
 seeds = None  # None: the profile's seeds
-bn_stats = None  # None: the profile's setting(s)
+group_size = None  # runs trained as one grouped network (None: as many as fit)
 device = "auto"  # auto | cpu | cuda
 results_dir = "../results"
 
-# %% tags=["remove-input"]
-chapters.trainable_table(REGIME, profile)
+# %%
+import numpy as np
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from cl_regimes import profiles, report, results, sweep
+
+REGIME = "head"
+
+# %% [markdown]
+# The trainable blocks, with parameter counts for the paper's ResNet-18 (width 64,
+# 10 classes) and for the network of the profile run here:
+
+# %%
+trainable = report.trainable_table(REGIME, profiles.get_profile(profile).settings["width"])
+glue(f"{REGIME}_trainable", f"{trainable.loc['total', 'trainable (width 64)']:,}",
+     display=False)
+glue(f"{REGIME}_share", f"{trainable.loc['total', 'trainable share']:.2%}", display=False)
+report.style(trainable)
 
 # %% [markdown]
 # In the paper's network this regime trains {glue:text}`head_trainable`
 # parameters, {glue:text}`head_share` of the total.
 #
-# ## Runs and results
+# ## Runs
 #
-# Each method trains the tasks one after the other under this regime (finished
-# runs are read from their records, missing ones run now); then, per dataset,
-# the results and what they say.
+# Each method trains the tasks one after the other under this regime. Finished runs
+# are read from their records; missing ones run now, all task orders of a method
+# together as one grouped network. Where the profile asks for them, its variants
+# (other values of the original code's quirks) run too.
 
 # %%
-runs, tasks = chapters.run_regime(REGIME, profile=profile, datasets=datasets, methods=methods,
-                                  orders=orders, seeds=seeds, bn_stats=bn_stats, device=device,
-                                  results_dir=results_dir)
-chapters.show_regime(REGIME, runs, tasks)
+paths = sweep.sweep(profile, regimes=[REGIME], datasets=datasets, methods=methods,
+                    orders=orders, seeds=seeds, group_size=group_size, device=device,
+                    results_dir=results_dir)
+runs, tasks = results.load(paths), results.load(paths, level="task")
+main = runs[runs.variant == ""]
+
+# %% [markdown]
+# ## Results
+#
+# Each metric's mean and standard deviation over task orders, per method (and per
+# variant of the settings, where there are any); how to read them: {ref}`reading`.
+
+# %%
+metrics = list(report.METRICS)  # e.g. ["acc"] for ACC alone
+report.style(report.method_table(runs, metrics))
+
+# %%
+acc = main.groupby(["dataset", "method"]).acc.mean()
+diagonal = main.assign(d=[np.diag(R).mean() for R in main.R]).groupby("dataset").d.mean()
+for dataset, best in acc.groupby("dataset").idxmax().items():
+    glue(f"{REGIME}_{dataset}_best", best[1], display=False)
+    display(Markdown(f"On {dataset}, **{best[1]}** has the highest ACC under `{REGIME}` "
+                     f"({acc[best]:.3f}); right after training, a task reaches "
+                     f"{diagonal[dataset]:.3f} accuracy on average (chance: 1/classes of a "
+                     "task)."))
+
+# %% [markdown]
+# The accuracy matrices, averaged over orders (row $i$: after training the $i$-th task
+# of the order; column $j$: tested on the $j$-th):
+
+# %%
+for dataset in main.dataset.unique():
+    report.show(report.heatmaps(main, dataset, f"{REGIME} on {dataset}: accuracy matrices"))
+
+# %% [markdown]
+# Update statistics, means over tasks and orders ({ref}`update-statistics`):
+
+# %%
+report.style(report.update_table(tasks))
+
+# %%
+for dataset in main.dataset.unique():
+    report.show(report.update_figure(tasks[tasks.variant == ""], dataset))

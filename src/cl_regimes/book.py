@@ -123,10 +123,10 @@ def _execute_in_worker(source: Path, parameters: dict, slot: int, jobs: int) -> 
 
 
 def execute_all(profile: str, results_dir, jobs: int = 1, device: str = "auto",
-                root: Path = ROOT) -> None:
+                group_size: int | None = None, root: Path = ROOT) -> None:
     notebooks = toc_notebooks(root)
     params = {"profile": profile, "results_dir": str(Path(results_dir).resolve()),
-              "device": device}
+              "device": device, "group_size": group_size}
     regime_nbs = [nb for nb in notebooks if nb.stem != CROSS]
     with tqdm(total=len(notebooks), desc=f"notebooks ({profile})") as bar:
         with ProcessPoolExecutor(max(1, jobs), mp_context=get_context("spawn")) as pool:
@@ -153,8 +153,8 @@ def build_html(root: Path = ROOT) -> Path:
 
 
 def build(profile: str, results_dir="results", jobs: int = 1, device: str = "auto",
-          html: bool = True) -> None:
+          group_size: int | None = None, html: bool = True) -> None:
     profiles.get_profile(profile)
-    execute_all(profile, results_dir, jobs, device)
+    execute_all(profile, results_dir, jobs, device, group_size)
     if html:
         print(f"book: {build_html()}")

@@ -61,6 +61,22 @@ class Verdict:
     def supported(self) -> bool | None:
         return None if self.verdict == "not testable" else self.verdict == "supported"
 
+    def sentence(self) -> str:
+        """The verdict in words: claim, verdict, statistic, p-value, effects, exclusions."""
+        text = f"Finding {self.finding} ({self.claim}; {self.dataset}): {self.verdict}."
+        if self.verdict != "not testable":
+            effects = "; ".join(
+                f"{k} {v:.3f}" + (f" [{self.intervals[k][0]:.3f}, {self.intervals[k][1]:.3f}]"
+                                  if k in self.intervals else "")
+                for k, v in self.effects.items())
+            text += (f" Null: {self.null}. Statistic: {self.statistic} = {self.observed:.3f}, "
+                     f"permutation p = {self.p_value:.3f} ({self.n_permutations} permutations, "
+                     f"{self.n_orders} orders, level {self.level})"
+                     + (f"; {effects} (95% bootstrap intervals)" if effects else "") + ".")
+        if self.excluded:
+            text += " Excluded: " + "; ".join(f"{k} ({v})" for k, v in self.excluded.items()) + "."
+        return text
+
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
     """One numeric row per verdict: effects as columns, intervals as ``<name>_lo/_hi``."""

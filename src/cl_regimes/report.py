@@ -1,50 +1,92 @@
-"""Tables, figures and the statistics of the paper's three findings, from run records.
+"""The book's tables and figures, from the tidy tables of ``results.load``.
 
-Everything here is a function of the tidy tables of ``results.load`` (``runs``:
-one row per run; ``tasks``: one row per task of a run), so every notebook
-regenerates its numbers from whatever records exist.
+Tables are numeric DataFrames (``style`` formats them for display, the numbers
+stay numbers); figures are matplotlib figures. The statistics of the findings
+live in ``findings.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
-from cl_regimes import metrics
-from cl_regimes.profiles import METHOD_NAMES, PAPER_METHODS, REGIME_NAMES
-from cl_regimes.regimes import REGIMES
+from cl_regimes import findings, methods, models, regimes
 
 METRICS = {"acc": "ACC", "bwt": "BWT", "forgetting": "forgetting",
            "forgetting_chaudhry": "forgetting (Chaudhry)"}
-NESTED = [r for r in REGIME_NAMES if REGIMES[r].depth is not None]
+UPDATES = {"g2": "g2", "r2": "r2", "cos": "cos", "u": "u", "orig_u": "u (original)",
+           "drift": "drift"}
 
 
-def _ordered(values, reference) -> list:
-    return [v for v in reference if v in set(values)]
+def ordered(values, reference) -> list:
+    """``values`` in the order of ``reference`` (methods, regimes), unknown ones last."""
+    present = list(dict.fromkeys(values))
+    return [v for v in reference if v in present] + [v for v in present if v not in reference]
 
 
-def mean_std(values) -> str:
-    values = np.asarray(values, float)
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else (
-        f"{values.mean():.3f}" if len(values) else "–")
+def method_order(values) -> list:
+    return ordered(values, methods.names())
 
 
-def method_table(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Per method: ACC, BWT and forgetting as mean ± std over orders (and seeds)."""
-    sub = runs[runs.dataset == dataset]
-    rows = {m: {label: mean_std(g[key]) for key, label in METRICS.items()} | {"runs": len(g)}
-            for m, g in sub.groupby("method")}
-    return pd.DataFrame.from_dict(rows, orient="index").loc[_ordered(rows, METHOD_NAMES)]
+def regime_order(values) -> list:
+    return ordered(values, regimes.REGIMES)
+
+
+def style(table: pd.DataFrame, digits: int = 3):
+    """A Styler of a numeric table: integers with thousands separators, shares as
+    percentages, other numbers with ``digits`` decimals (3 significant where smaller)."""
+    def number(v):
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return f"{v:,}"
+        if isinstance(v, (float, np.floating)):
+            if np.isnan(v):
+                return "–"
+            return f"{v:.{digits}f}" if abs(v) >= 10 ** -digits or v == 0 else f"{v:.{digits}g}"
+        return v
+
+    styler = table.style.format(number)
+    shares = [c for c in table.columns if "share" in str(c)]
+    return styler.format("{:.2%}", subset=shares) if shares else styler
+
+
+def show(fig) -> None:
+    """Display a figure in the notebook and free it."""
+    display(fig)
+    plt.close(fig)
+
+
+# ---- one regime ---------------------------------------------------------------------------
+
+
+def trainable_table(regime: str, width: int) -> pd.DataFrame:
+    """The regime's blocks: parameters and trainable parameters in the paper's network
+    (width 64, 10 classes) and trainable ones at ``width``."""
+    table = models.parameter_table(regime, 64, 10).set_index("block")
+    table = table.rename(columns={"parameters": "parameters (width 64)",
+                                  "trainable": "trainable (width 64)"})
+    if width != 64:
+        own = models.parameter_table(regime, width, 10).set_index("block")
+        table.insert(2, f"trainable (width {width})", own.trainable)
+    return table
+
+
+def method_table(runs: pd.DataFrame, metrics=tuple(METRICS)) -> pd.DataFrame:
+    """Per dataset, variant and method: each metric's mean and std over orders (and seeds)."""
+    keys = ["dataset", "variant", "method"]
+    table = runs.groupby(keys)[list(metrics)].agg(["mean", "std"])
+    table[("runs", "n")] = runs.groupby(keys).size()
+    table = table.rename(columns=METRICS, level=0)
+    index = sorted(table.index, key=lambda k: (k[0], k[1], method_order(runs.method).index(k[2])))
+    return table.loc[index]
 
 
 def mean_matrices(runs: pd.DataFrame, dataset: str) -> dict[str, np.ndarray]:
     """Per method, the accuracy matrix averaged over orders (by training position)."""
     sub = runs[runs.dataset == dataset]
     return {m: np.mean(np.stack(list(sub[sub.method == m].R)), 0)
-            for m in _ordered(sub.method.unique(), METHOD_NAMES)}
+            for m in method_order(sub.method)}
 
 
 def heatmaps(runs: pd.DataFrame, dataset: str, title: str = ""):
@@ -68,12 +110,13 @@ def heatmaps(runs: pd.DataFrame, dataset: str, title: str = ""):
     return fig
 
 
-def update_table(tasks: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Per method, means over tasks and orders of the update statistics."""
-    sub = tasks[tasks.dataset == dataset]
-    cols = ["g2", "r2", "cos", "u", "drift"]
-    table = sub.groupby("method")[cols].mean()
-    return table.loc[_ordered(table.index, METHOD_NAMES)]
+def update_table(tasks: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, variant and method: means over tasks and orders of the update statistics
+    (both definitions of u; see the protocol)."""
+    keys = ["dataset", "variant", "method"]
+    table = tasks.groupby(keys)[list(UPDATES)].mean().rename(columns=UPDATES)
+    index = sorted(table.index, key=lambda k: (k[0], k[1], method_order(tasks.method).index(k[2])))
+    return table.loc[index]
 
 
 def update_figure(tasks: pd.DataFrame, dataset: str):
@@ -81,7 +124,7 @@ def update_figure(tasks: pd.DataFrame, dataset: str):
     and per-task forgetting against u."""
     sub = tasks[tasks.dataset == dataset]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3), constrained_layout=True)
-    for method in _ordered(sub.method.unique(), METHOD_NAMES):
+    for method in method_order(sub.method):
         g = sub[sub.method == method]
         per_pos = g.groupby("position")[["u", "drift"]].mean()
         axes[0].plot(per_pos.index, per_pos.u, marker="o", label=method)
@@ -93,201 +136,131 @@ def update_figure(tasks: pd.DataFrame, dataset: str):
     axes[2].set(xlabel="u (log)", ylabel="forgetting of the task", xscale="log",
                 title="update vs forgetting")
     axes[0].legend(fontsize=7)
+    fig.suptitle(f"{dataset}: update statistics", fontsize=10)
     return fig
 
 
-# ---- across regimes -------------------------------------------------------------------
+# ---- across regimes -----------------------------------------------------------------------
 
 
 def regime_table(runs: pd.DataFrame, dataset: str, metric: str = "acc") -> pd.DataFrame:
-    """Method x regime: mean over orders, with the method's rank within the regime
-    (1 = best; for forgetting, lowest is best)."""
+    """Method x regime: the metric's mean over orders."""
     sub = runs[runs.dataset == dataset]
-    means = sub.pivot_table(index="method", columns="regime", values=metric, aggfunc="mean")
-    means = means.loc[_ordered(means.index, METHOD_NAMES), _ordered(means.columns, REGIME_NAMES)]
-    ranks = means.rank(ascending=metric.startswith("forgetting"), method="min")
-    return means.round(3).astype(str) + " (" + ranks.astype("Int64").astype(str) + ")"
+    table = sub.pivot_table(index="method", columns="regime", values=metric, aggfunc="mean")
+    return table.loc[method_order(table.index), regime_order(table.columns)]
 
 
-def order_taus(runs: pd.DataFrame, methods=PAPER_METHODS) -> pd.DataFrame:
-    """Kendall tau between the methods' ACC of every pair of regimes, per dataset and order."""
-    rows = []
-    sub = runs[runs.method.isin(methods)]
-    for (dataset, order, seed), g in sub.groupby(["dataset", "order", "seed"]):
-        acc = g.pivot_table(index="regime", columns="method", values="acc")
-        acc = acc.dropna()
-        scores = {r: acc.loc[r].to_numpy() for r in _ordered(acc.index, REGIME_NAMES)}
-        for (a, b), tau in metrics.pairwise_tau(scores).items():
-            rows.append({"dataset": dataset, "order": order, "seed": seed, "regime_a": a,
-                         "regime_b": b, "tau": tau})
-    return pd.DataFrame(rows, columns=["dataset", "order", "seed", "regime_a", "regime_b", "tau"])
+def ranks(table: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
+    """Each method's rank within each regime of a ``regime_table`` (1 = best; for
+    forgetting, the lowest is best)."""
+    return table.rank(ascending=metric.startswith("forgetting"), method="min").astype("Int64")
 
 
-def tau_matrix(taus: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Regime x regime: Kendall tau mean ± std over orders [bootstrap 95% interval of the mean]."""
-    sub = taus[taus.dataset == dataset]
-    names = _ordered(set(sub.regime_a) | set(sub.regime_b), REGIME_NAMES)
-    table = pd.DataFrame("1", index=names, columns=names)
-    for (a, b), g in sub.groupby(["regime_a", "regime_b"]):
-        lo, hi = metrics.bootstrap_ci(g.tau)
-        table.loc[a, b] = table.loc[b, a] = f"{mean_std(g.tau.dropna())} [{lo:.2f}, {hi:.2f}]"
-    return table
-
-
-def tau_figure(taus: pd.DataFrame, dataset: str):
-    sub = taus[taus.dataset == dataset]
-    names = _ordered(set(sub.regime_a) | set(sub.regime_b), REGIME_NAMES)
-    mean = pd.DataFrame(1.0, index=names, columns=names)
-    for (a, b), g in sub.groupby(["regime_a", "regime_b"]):
-        mean.loc[a, b] = mean.loc[b, a] = g.tau.mean()
+def tau_figure(matrix: pd.DataFrame, title: str):
+    """A regime x regime matrix of Kendall tau (e.g. ``findings.original_kendall``'s)."""
+    names = list(matrix.index)
+    values = matrix.to_numpy(float)
     fig, ax = plt.subplots(figsize=(5.2, 4.2), constrained_layout=True)
-    im = ax.imshow(mean.to_numpy(float), vmin=-1, vmax=1, cmap="RdBu")
-    for (i, j), v in np.ndenumerate(mean.to_numpy(float)):
-        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    im = ax.imshow(values, vmin=-1, vmax=1, cmap="RdBu")
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, "" if np.isnan(v) else f"{v:+.2f}", ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     fig.colorbar(im, label="Kendall τ of the methods' ACC ranking")
-    ax.set_title(f"{dataset}: ranking agreement between regimes (mean over orders)", fontsize=9)
+    ax.set_title(title, fontsize=9)
     return fig
 
 
-@dataclass
-class Finding:
-    number: int
-    claim: str
-    statistic: str
-    value: float
-    interval: tuple[float, float]
-    supported: bool | None
-    rule: str
-
-    @property
-    def verdict(self) -> str:
-        return {True: "supported", False: "not supported", None: "not testable here"}[
-            self.supported]
-
-    def sentence(self) -> str:
-        lo, hi = self.interval
-        return (f"Finding {self.number} ({self.claim}): {self.verdict}. {self.statistic} = "
-                f"{self.value:.2f}, 95% bootstrap interval [{lo:.2f}, {hi:.2f}]; {self.rule}.")
-
-
-def _depth(df: pd.DataFrame) -> pd.Series:
-    return df.regime.map(lambda r: REGIMES[r].depth)
-
-
-def finding_ranking(taus: pd.DataFrame) -> Finding:
-    """1: the ranking of methods is not preserved across regimes."""
-    per_order = taus.groupby(["dataset", "order", "seed"]).tau.mean().dropna()
-    value = per_order.mean() if len(per_order) else np.nan
-    lo, hi = metrics.bootstrap_ci(per_order)
-    return Finding(1, "method rankings change across regimes",
-                   "mean Kendall τ between regimes' rankings of the paper's methods by ACC "
-                   f"(over {len(per_order)} dataset-order pairs)", value, (lo, hi),
-                   None if len(per_order) < 2 else bool(hi < 1),
-                   "supported when the whole interval lies below 1 (rankings identical)")
-
-
-def run_updates(runs: pd.DataFrame, tasks: pd.DataFrame) -> pd.DataFrame:
-    """Runs of the paper's methods in nested regimes with their depth and mean update u."""
-    keys = ["dataset", "regime", "method", "bn_stats", "order", "seed"]
-    u = tasks.groupby(keys).u.mean().rename("u").reset_index()
-    out = runs.merge(u, on=keys)
-    out = out[out.method.isin(PAPER_METHODS) & out.regime.isin(NESTED)].copy()
-    out["depth"] = _depth(out)
-    return out
-
-
-def _spearman(x, y) -> float:
-    return metrics.correlations(x, y)["spearman"]
-
-
-def finding_depth(runs: pd.DataFrame, tasks: pd.DataFrame) -> list[Finding]:
-    """2: deeper regimes give larger update magnitudes and more forgetting."""
-    df = run_updates(runs, tasks)
-    out = []
-    for column, claim in (("u", "deeper regimes give larger updates"),
-                          ("forgetting", "deeper regimes forget more")):
-        value = _spearman(df.depth, df[column])
-        lo, hi = metrics.bootstrap_ci(df, lambda f, c=column: _spearman(f.depth, f[c]),
-                                      n_boot=1000)
-        out.append(Finding(2, claim, f"Spearman ρ of regime depth with the run's {column} "
-                           f"({len(df)} runs of the paper's methods)", value, (lo, hi),
-                           None if np.isnan(value) else bool(lo > 0),
-                           "supported when the whole interval lies above 0"))
-    return out
-
-
-def update_forgetting_correlations(tasks: pd.DataFrame) -> pd.DataFrame:
-    """Per nested regime, dataset and order: correlations of per-task u with per-task
-    forgetting over the paper's methods' tasks (the last task dropped)."""
-    sub = tasks[tasks.method.isin(PAPER_METHODS) & tasks.regime.isin(NESTED)]
-    sub = sub.dropna(subset=["forgetting"])
-    rows = []
-    for (regime, dataset, bn, order, seed), g in sub.groupby(
-            ["regime", "dataset", "bn_stats", "order", "seed"]):
-        rows.append({"regime": regime, "depth": REGIMES[regime].depth, "dataset": dataset,
-                     "bn_stats": bn, "order": order, "seed": seed, "points": len(g),
-                     **metrics.correlations(np.log(g.u.clip(lower=1e-30)), g.forgetting)})
-    return pd.DataFrame(rows)
-
-
-def correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
-    """Per regime: each correlation's mean ± std over datasets and orders."""
-    table = corr.groupby("regime")[["pearson", "spearman", "kendall"]].agg(
-        lambda s: mean_std(s.dropna()))
-    return table.loc[_ordered(table.index, REGIME_NAMES)]
-
-
-def finding_coupling(corr: pd.DataFrame) -> Finding:
-    """3: deeper regimes give a stronger update-magnitude vs forgetting relationship."""
-    def trend(frame):
-        per_regime = frame.groupby("depth").spearman.mean()
-        return _spearman(per_regime.index, per_regime.to_numpy())
-
-    units = corr[["dataset", "order", "seed"]].drop_duplicates().reset_index(drop=True)
-
-    def resampled(unit_rows):
-        return trend(corr.merge(unit_rows, on=["dataset", "order", "seed"]))
-
-    value = trend(corr) if len(corr) else np.nan
-    lo, hi = (metrics.bootstrap_ci(units, resampled, n_boot=500) if len(units) > 1
-              else (np.nan, np.nan))
-    return Finding(3, "the update-forgetting relationship strengthens with depth",
-                   "Spearman ρ of regime depth with the regime's mean update-forgetting "
-                   f"Spearman correlation ({len(units)} dataset-order units)", value, (lo, hi),
-                   None if np.isnan(value) or np.isnan(lo) else bool(lo > 0),
-                   "supported when the whole interval (orders resampled) lies above 0")
-
-
-def depth_figure(runs: pd.DataFrame, tasks: pd.DataFrame, corr: pd.DataFrame):
-    """Update magnitude, forgetting and their correlation against regime depth."""
-    df = run_updates(runs, tasks)
+def depth_figure(tasks: pd.DataFrame, dataset: str, update: str = "u"):
+    """Per method against regime depth (nested regimes): the mean update, the forgetting,
+    and the run's Spearman correlation of per-task update with forgetting (mean and
+    standard deviation over orders), for the profile's own runs (variant "")."""
+    sub = tasks[(tasks.dataset == dataset) & tasks.regime.isin(list(findings.DEPTH))]
+    per_run = findings.run_updates(sub, update)
+    corr = findings.coupling_correlations(sub, update)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), constrained_layout=True)
-    labels = [r for r in NESTED]
-    for method in _ordered(df.method.unique(), METHOD_NAMES):
-        g = df[df.method == method].groupby("depth")[["u", "forgetting"]].mean()
-        axes[0].plot(g.index, g.u, marker="o", label=method)
-        axes[1].plot(g.index, g.forgetting, marker="o", label=method)
-    c = corr.groupby("depth").spearman.agg(["mean", "std"])
-    axes[2].errorbar(c.index, c["mean"], yerr=c["std"].fillna(0), marker="o", capsize=3)
-    axes[2].axhline(0, color="grey", lw=0.8)
+    names = list(findings.DEPTH)
+    for method in method_order(per_run.method):
+        for ax, frame, column in ((axes[0], per_run, "update"), (axes[1], per_run, "forgetting"),
+                                  (axes[2], corr, "spearman")):
+            g = frame[frame.method == method].assign(depth=lambda f: f.regime.map(findings.DEPTH))
+            s = g.groupby("depth")[column].agg(["mean", "std"])
+            ax.errorbar(s.index, s["mean"], yerr=s["std"].fillna(0), marker="o", capsize=2,
+                        label=method)
     for ax, title, ylabel in zip(axes, ("update magnitude", "forgetting",
                                         "update–forgetting coupling"),
-                                 ("mean u (log)", "forgetting", "Spearman(u, forgetting)")):
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+                                 (f"mean {update} (log)", "forgetting",
+                                  f"Spearman({update}, forgetting)")):
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set(title=title, ylabel=ylabel)
     axes[0].set_yscale("log")
+    axes[2].axhline(0, color="grey", lw=0.8)
     axes[0].legend(fontsize=7)
+    fig.suptitle(f"{dataset}: depth trends within each method ({update})", fontsize=10)
     return fig
 
 
-def bn_stats_table(runs: pd.DataFrame, dataset: str, metric: str = "acc") -> pd.DataFrame | None:
-    """Regime x bn_stats means over methods and orders, where both settings have records."""
-    sub = runs[runs.dataset == dataset]
-    if sub.bn_stats.nunique() < 2:
-        return None
-    table = sub.pivot_table(index=["regime", "method"], columns="bn_stats", values=metric)
-    table = table.dropna()
-    table["difference"] = table["follow_regime"] - table["always_update"]
-    return table.round(3)
+def variant_comparison(runs: pd.DataFrame, variant: str, metric: str = "acc") -> pd.DataFrame:
+    """Per dataset, regime and method where ``variant`` has records: the metric's mean over
+    orders in the profile's own runs and in the variant's, and their difference."""
+    sub = runs[runs.variant.isin(["", variant])]
+    table = sub.pivot_table(index=["dataset", "regime", "method"], columns="variant",
+                            values=metric, aggfunc="mean")
+    if variant not in table:
+        return pd.DataFrame(columns=["profile", "variant", "difference"])
+    table = table.dropna().rename(columns={"": "profile", variant: "variant"})
+    return table.assign(difference=table["variant"] - table["profile"])
+
+
+def with_variant(frame: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """The profile's own records with those of ``variant`` in their place where it has
+    some (same dataset, regime and method), labelled as the profile's (variant "")."""
+    keys = ["dataset", "regime", "method"]
+    own, other = frame[frame.variant == ""], frame[frame.variant == variant]
+    replaced = own.set_index(keys).index.isin(other.set_index(keys).index)
+    return pd.concat([own[~replaced], other.assign(variant="")], ignore_index=True)
+
+
+def across_regimes_figure(runs: pd.DataFrame, dataset: str, metric: str = "acc",
+                          chosen=None):
+    """Each method's metric (mean over orders) across the regimes of a dataset."""
+    sub = runs[(runs.dataset == dataset) & runs.method.isin(chosen or runs.method.unique())]
+    table = regime_table(sub, dataset, metric).T
+    fig, ax = plt.subplots(figsize=(7, 3.2), constrained_layout=True)
+    table.plot(ax=ax, marker="o")
+    ax.set(xlabel="regime", ylabel=METRICS[metric],
+           title=f"{dataset}: {METRICS[metric]} across regimes (mean over orders)")
+    ax.set_xticks(range(len(table)), table.index, rotation=20)
+    return fig
+
+
+def explorer(runs: pd.DataFrame):
+    """Controls (dataset, metric, methods) that redraw ``across_regimes_figure`` when run
+    live; the rendered book keeps the state saved at execution (draw a static figure too)."""
+    import ipywidgets as widgets
+
+    datasets = sorted(runs.dataset.unique())
+    names = method_order(runs.method)
+    dataset = widgets.Dropdown(options=datasets, description="dataset")
+    metric = widgets.Dropdown(options=list(METRICS), description="metric")
+    chosen = widgets.SelectMultiple(options=names, value=tuple(names), description="methods")
+    out = widgets.Output()
+
+    def update(_change):  # runs on user input only: nothing is drawn at execution time
+        with out:
+            out.clear_output(wait=True)
+            if chosen.value:
+                show(across_regimes_figure(runs, dataset.value, metric.value,
+                                           list(chosen.value)))
+
+    for control in (dataset, metric, chosen):
+        control.observe(update, names="value")
+    return widgets.VBox([widgets.HBox([dataset, metric, chosen]), out])
+
+
+def provenance(runs: pd.DataFrame) -> pd.DataFrame:
+    """Where the records come from: runs per device, library commit, torch and precision."""
+    keys = ["device", "commit", "torch", "precision"]
+    return runs.groupby(keys, dropna=False).agg(
+        runs=("acc", "size"), datasets=("dataset", lambda s: ", ".join(sorted(set(s)))),
+        group_size=("group_size", "max"))

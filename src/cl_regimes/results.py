@@ -165,8 +165,11 @@ def load(source, level: str = "run") -> pd.DataFrame:
                "classes_per_task": rec.get("classes_per_task")}
         R = np.asarray(rec["R"])
         if level == "run":
+            env = rec["environment"]
             rows.append({**key, **rec["metrics"], "wall_time_s": rec.get("wall_time_s"),
-                         "R": R, "path": str(path)})
+                         "R": R, "path": str(path),
+                         **{k: env.get(k) for k in ("device", "commit", "torch", "precision",
+                                                    "group_size")}})
             continue
         forget = np.append(metrics.task_forgetting(R), np.nan)
         for pos, task in enumerate(rec["tasks"]):
