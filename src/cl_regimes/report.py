@@ -7,6 +7,8 @@ live in ``findings.py``.
 
 from __future__ import annotations
 
+import hashlib
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -46,7 +48,9 @@ def style(table: pd.DataFrame, digits: int = 3):
             return f"{v:.{digits}f}" if abs(v) >= 10 ** -digits or v == 0 else f"{v:.{digits}g}"
         return v
 
-    styler = table.style.format(number)
+    # an id from the content, so that the same table renders the same HTML on every build
+    uuid = hashlib.sha1(table.to_csv().encode()).hexdigest()[:10]
+    styler = table.style.format(number).set_uuid(uuid)
     shares = [c for c in table.columns if "share" in str(c)]
     return styler.format("{:.2%}", subset=shares) if shares else styler
 
