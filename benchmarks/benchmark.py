@@ -85,6 +85,7 @@ PEAK_TFLOPS = {"bf16": 989.0, "fp32": 494.7}  # H100/H200 dense; fp32 convs run 
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def summarize(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -123,21 +124,39 @@ def format_row(r: dict) -> str:
 
 
 def quick_config(args, method="finetune", regime="full", order=0) -> RunConfig:
-    return profiles.resolve("quick", dataset="fashion_mnist", regime=regime, method=method,
-                            order=order, overrides=args.overrides)
+    return profiles.resolve(
+        "quick",
+        dataset="fashion_mnist",
+        regime=regime,
+        method=method,
+        order=order,
+        overrides=args.overrides,
+    )
 
 
 def paper_config(args, order=0, seed=0, extra: dict | None = None) -> RunConfig:
-    return profiles.resolve("paper", dataset="fashion_mnist", regime="full", method="finetune",
-                            order=order, seed=seed,
-                            overrides={**args.paper_overrides, **(extra or {})})
+    return profiles.resolve(
+        "paper",
+        dataset="fashion_mnist",
+        regime="full",
+        method="finetune",
+        order=order,
+        seed=seed,
+        overrides={**args.paper_overrides, **(extra or {})},
+    )
 
 
 def warm_up(configs: list[RunConfig], device) -> None:
     """A short group of the same shape first: CUDA context, cuDNN algorithms, allocator."""
-    small = [dataclasses.replace(c, train_per_task=min(c.train_per_task or 1024, 1024),
-                                 test_per_task=min(c.test_per_task or 1024, 1024), epochs=1)
-             for c in configs]
+    small = [
+        dataclasses.replace(
+            c,
+            train_per_task=min(c.train_per_task or 1024, 1024),
+            test_per_task=min(c.test_per_task or 1024, 1024),
+            epochs=1,
+        )
+        for c in configs
+    ]
     train.run_group(small, device)
 
 
@@ -149,13 +168,16 @@ def train_images(config: RunConfig, epochs_run: list[int]) -> int:
     _, per_task, _ = sweep.task_sizes(config)
     if config.train_per_task:  # data.subsample keeps per_task // cpt images of each class
         per_task = per_task // cpt * cpt
-    return sum(e * per_task * (i + 1 if config.method == "joint" else 1)
-               for i, e in enumerate(epochs_run))
+    return sum(
+        e * per_task * (i + 1 if config.method == "joint" else 1) for i, e in enumerate(epochs_run)
+    )
 
 
 def record_images(records: list[dict]) -> int:
-    return sum(train_images(RunConfig.from_dict(r["config"]),
-                            [t["epochs_run"] for t in r["tasks"]]) for r in records)
+    return sum(
+        train_images(RunConfig.from_dict(r["config"]), [t["epochs_run"] for t in r["tasks"]])
+        for r in records
+    )
 
 
 @functools.cache
@@ -170,8 +192,13 @@ def torchvision_fashion(train_split: bool, size: int):
 
 
 def loader(dataset, indices, batch_size: int, shuffle: bool, workers: int, device) -> DataLoader:
-    return DataLoader(Subset(dataset, indices.tolist()), batch_size, shuffle=shuffle,
-                      num_workers=workers, pin_memory=device.type == "cuda")
+    return DataLoader(
+        Subset(dataset, indices.tolist()),
+        batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
 
 
 def task_indices(cfg) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -179,9 +206,13 @@ def task_indices(cfg) -> list[tuple[torch.Tensor, torch.Tensor]]:
     draws them (block by block, train then test), then put in the run's order."""
     ds = data.load(cfg.dataset, None, cfg.image_size)
     gen = torch.Generator().manual_seed(0)
-    blocks = [tuple(data.subsample(split.y, classes, n, gen)
-                    for split, n in ((ds.train, cfg.train_per_task), (ds.test, cfg.test_per_task)))
-              for classes in data.class_blocks(ds.spec.num_classes, ds.spec.num_tasks)]
+    blocks = [
+        tuple(
+            data.subsample(split.y, classes, n, gen)
+            for split, n in ((ds.train, cfg.train_per_task), (ds.test, cfg.test_per_task))
+        )
+        for classes in data.class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
+    ]
     return [blocks[b] for b in data.task_orders(ds.spec.num_tasks)[cfg.order]]
 
 
@@ -203,12 +234,22 @@ def conventional_run(cfg, device: torch.device, workers: int) -> list[list[float
     bf16 = cfg.precision == "bf16"
     cpt = spec.classes_per_task
     indices = task_indices(cfg)
-    tests = [loader(torchvision_fashion(False, cfg.image_size), te, cfg.eval_batch_size, False,
-                    workers, device) for _, te in indices]
+    tests = [
+        loader(
+            torchvision_fashion(False, cfg.image_size),
+            te,
+            cfg.eval_batch_size,
+            False,
+            workers,
+            device,
+        )
+        for _, te in indices
+    ]
     R = []
     for tr, _ in indices:
-        batches = loader(torchvision_fashion(True, cfg.image_size), tr, cfg.batch_size, True,
-                         workers, device)
+        batches = loader(
+            torchvision_fashion(True, cfg.image_size), tr, cfg.batch_size, True, workers, device
+        )
         opt = torch.optim.Adam(params, lr=cfg.lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.lr_min)
         for _ in range(cfg.epochs):
@@ -251,6 +292,7 @@ def working_workers(args, device) -> list[int]:
 
 # --- sections -----------------------------------------------------------------------------------
 
+
 def section_run(args, device, workers) -> dict:
     cfg = quick_config(args)
     check_indices(cfg)
@@ -258,16 +300,23 @@ def section_run(args, device, workers) -> dict:
     fns = {"cl_regimes": lambda: records.append(train.run(cfg, device))}
     for w in workers:
         fns[f"DataLoader w{w}"] = lambda w=w: accs.__setitem__(
-            w, metrics.acc(conventional_run(cfg, device, w)))
+            w, metrics.acc(conventional_run(cfg, device, w))
+        )
     times = timeit(fns, args.run_repeats, device)
     for name, t in times.items():
         row("run", f"{name} wall time", t["runs"], "s")
     for w in workers:
-        row("run", f"ratio DataLoader w{w} / cl_regimes", ratios(times[f"DataLoader w{w}"],
-                                                                times["cl_regimes"]), "x")
+        row(
+            "run",
+            f"ratio DataLoader w{w} / cl_regimes",
+            ratios(times[f"DataLoader w{w}"], times["cl_regimes"]),
+            "x",
+        )
     accs["cl_regimes"] = metrics.acc(records[-1]["R"])
-    print("note: final ACC (sanity; runs differ in randomness): "
-          + ", ".join(f"{k}: {v:.3f}" for k, v in accs.items()))
+    print(
+        "note: final ACC (sanity; runs differ in randomness): "
+        + ", ".join(f"{k}: {v:.3f}" for k, v in accs.items())
+    )
     return {"times": times, "acc": {str(k): v for k, v in accs.items()}}
 
 
@@ -285,8 +334,14 @@ def section_input(args, device, workers) -> dict:
             yield trainer._batch(x, y, perms, step)
 
     def pil(w):
-        for xb, yb in loader(torchvision_fashion(True, cfg.image_size), torch.arange(n),
-                             cfg.batch_size, True, w, device):
+        for xb, yb in loader(
+            torchvision_fashion(True, cfg.image_size),
+            torch.arange(n),
+            cfg.batch_size,
+            True,
+            w,
+            device,
+        ):
             yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
 
     def drain(batches):
@@ -294,13 +349,18 @@ def section_input(args, device, workers) -> dict:
             pass
 
     fns = {"cl_regimes": lambda: drain(tensors())} | {
-        f"DataLoader w{w}": functools.partial(lambda w: drain(pil(w)), w) for w in workers}
+        f"DataLoader w{w}": functools.partial(lambda w: drain(pil(w)), w) for w in workers
+    }
     times = timeit(fns, args.repeats, device)
     for name, t in times.items():
         row("input", f"{name} images/s", [n / s for s in t["runs"]], "img/s")
     for w in workers:
-        row("input", f"ratio cl_regimes / DataLoader w{w}",
-            ratios(times[f"DataLoader w{w}"], times["cl_regimes"]), "x")
+        row(
+            "input",
+            f"ratio cl_regimes / DataLoader w{w}",
+            ratios(times[f"DataLoader w{w}"], times["cl_regimes"]),
+            "x",
+        )
     return {"images": n, "times": times}
 
 
@@ -327,19 +387,27 @@ def section_fisher(args, device) -> dict:
     names = {id(p): n for n, p in trainer.model.named_parameters()}
     named = {names[id(p)]: p for p in trainer.params}
     cpt = trainer.spec.classes_per_task
-    compute = {"fisher_diagonal": lambda: fisher_diagonal(trainer.model, named, x, y, cpt),
-               "loop": lambda: fisher_loop(trainer.model, trainer.params, x, y, cpt)}
+    compute = {
+        "fisher_diagonal": lambda: fisher_diagonal(trainer.model, named, x, y, cpt),
+        "loop": lambda: fisher_loop(trainer.model, trainer.params, x, y, cpt),
+    }
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # CUDA convs in TF32 else
         vmap, loop = compute["fisher_diagonal"](), compute["loop"]()
     diff, scale = (vmap - loop).abs().max().item(), loop.abs().max().item()
-    print(f"note: Fisher over {len(y)} samples, {loop.shape[1]:,} parameters, float32: "
-          f"max |vmap - loop| = {diff:.3g} (max |F| = {scale:.3g})")
+    print(
+        f"note: Fisher over {len(y)} samples, {loop.shape[1]:,} parameters, float32: "
+        f"max |vmap - loop| = {diff:.3g} (max |F| = {scale:.3g})"
+    )
     assert diff <= 2e-3 * scale, diff  # summation order and cuDNN algorithms differ
     times = timeit(compute, args.repeats, device)
     for name, t in times.items():
         row("fisher", f"{name} ({len(y)} samples)", t["runs"], "s")
-    row("fisher", "ratio loop / fisher_diagonal", ratios(times["loop"],
-                                                         times["fisher_diagonal"]), "x")
+    row(
+        "fisher",
+        "ratio loop / fisher_diagonal",
+        ratios(times["loop"], times["fisher_diagonal"]),
+        "x",
+    )
     return {"samples": len(y), "max_abs_diff": diff, "max_fisher": scale, "times": times}
 
 
@@ -351,8 +419,12 @@ def step_runner(cfg, device, batches: int, history: bool):
     for position in (0, 1) if history else ():
         current = [tasks[position] for tasks in t.tasks]
         t.method.before_task(current)
-        t.fit(*t.method.train_data([tasks[:position + 1] for tasks in t.tasks]), t.params, 1,
-              t.method)
+        t.fit(
+            *t.method.train_data([tasks[: position + 1] for tasks in t.tasks]),
+            t.params,
+            1,
+            t.method,
+        )
         t.method.after_task(current)
     t.method.before_task([tasks[2] for tasks in t.tasks])
     x, y = t.method.train_data([tasks[:3] for tasks in t.tasks])  # [1, n, C, S, S], [1, n]
@@ -375,14 +447,16 @@ def step_runner(cfg, device, batches: int, history: bool):
 
 def section_step(args, device) -> dict:
     n = args.step_batches
-    runners = {m: step_runner(quick_config(args, method=m), device, n, True)
-               for m in methods.names()}
+    runners = {
+        m: step_runner(quick_config(args, method=m), device, n, True) for m in methods.names()
+    }
     for m in ("finetune", "lwf"):  # LwF's penalty needs a second backward pass for the stats
         untracked = dataclasses.replace(quick_config(args, method=m), track_updates=False)
         runners[f"{m}, track_updates off"] = step_runner(untracked, device, n, True)
     by_method = time_steps(runners, "finetune", "", args, device)
-    runners = {r: step_runner(quick_config(args, regime=r), device, n, False)
-               for r in regimes.REGIMES}
+    runners = {
+        r: step_runner(quick_config(args, regime=r), device, n, False) for r in regimes.REGIMES
+    }
     by_regime = time_steps(runners, "full", "finetune under ", args, device)
     return {"batches": n, "methods": by_method, "regimes": by_regime}
 
@@ -416,22 +490,32 @@ def section_paper(args, device, step_details: dict | None) -> dict:
     peak = args.peak_tflops or PEAK_TFLOPS[cfg.precision]
     mfu = flops / wall / (peak * 1e12)
     # The grid's work in images trained: tasks x images per task x epochs over every run
-    grid_images = sum(math.prod(sweep.task_sizes(c)[:2]) * c.epochs
-                      for c in sweep.plan("paper", overrides=args.paper_overrides))
+    grid_images = sum(
+        math.prod(sweep.task_sizes(c)[:2]) * c.epochs
+        for c in sweep.plan("paper", overrides=args.paper_overrides)
+    )
     method_factor = 1.0
     if step_details and str(device) == step_details.get("device"):
         m = step_details["methods"]
-        method_factor = statistics.mean(m[k]["median"] / m["finetune"]["median"]
-                                        for k in methods.names())
+        method_factor = statistics.mean(
+            m[k]["median"] / m["finetune"]["median"] for k in methods.names()
+        )
     grid = grid_images / (trained / wall) * method_factor
     row("paper", f"paper run (fashion_mnist, finetune, {cfg.precision}) wall", [wall], "s")
     row("paper", "training images/s (incl. evaluation)", [trained / wall], "img/s")
     row("paper", f"model FLOP utilisation (peak {peak:g} TFLOPS)", [mfu * 100], "%")
     row("paper", f"projected grid, 1 run at a time (x{method_factor:.2f})", [grid / 3600], "h")
-    return {"config": cfg.to_dict(), "wall_s": wall, "trained_images": trained,
-            "forward_flops_per_image": forward, "peak_tflops": peak, "mfu": mfu,
-            "method_factor": method_factor, "projected_grid_one_at_a_time_h": grid / 3600,
-            "acc": metrics.acc(record["R"])}
+    return {
+        "config": cfg.to_dict(),
+        "wall_s": wall,
+        "trained_images": trained,
+        "forward_flops_per_image": forward,
+        "peak_tflops": peak,
+        "mfu": mfu,
+        "method_factor": method_factor,
+        "projected_grid_one_at_a_time_h": grid / 3600,
+        "acc": metrics.acc(record["R"]),
+    }
 
 
 def section_group(args, device) -> dict:
@@ -447,11 +531,13 @@ def section_group(args, device) -> dict:
     for regime in args.group_regimes:
         for method in args.group_methods:
             cell = cells[f"{regime} {method}"] = time_cell(
-                [quick_config(args, method, regime, o) for o in orders], args, device)
+                [quick_config(args, method, regime, o) for o in orders], args, device
+            )
             group_rows(f"{regime} {method}", len(orders), cell["times"], cell["images"])
-    total = {name: {"runs": [sum(rs) for rs in zip(*(c["times"][name]["runs"]
-                                                      for c in cells.values()))]}
-             for name in ("grouped", "one at a time")}
+    total = {
+        name: {"runs": [sum(rs) for rs in zip(*(c["times"][name]["runs"] for c in cells.values()))]}
+        for name in ("grouped", "one at a time")
+    }
     total = {name: {**summarize(t["runs"]), **t} for name, t in total.items()}
     images = {name: sum(c["images"][name] for c in cells.values()) for name in total}
     group_rows(f"sweep of {len(cells)} cells", len(orders), total, images)
@@ -468,22 +554,36 @@ def time_cell(configs: list[RunConfig], args, device) -> dict:
     def one_at_a_time():
         got["one at a time"] = [r for c in configs for r in train.run_group([c], device)]
 
-    times = timeit({"grouped": grouped, "one at a time": one_at_a_time}, args.run_repeats,
-                   device)
-    return {"runs": len(configs), "times": times,
-            "images": {name: record_images(records) for name, records in got.items()}}
+    times = timeit({"grouped": grouped, "one at a time": one_at_a_time}, args.run_repeats, device)
+    return {
+        "runs": len(configs),
+        "times": times,
+        "images": {name: record_images(records) for name, records in got.items()},
+    }
 
 
 def group_rows(what: str, runs: int, times: dict, images: dict) -> None:
     grouped, alone = times["grouped"]["runs"], times["one at a time"]["runs"]
     row("group", f"{what}: K={runs} grouped wall time", grouped, "s")
     row("group", f"{what}: one at a time wall time", alone, "s")
-    row("group", f"{what}: K={runs} grouped images/s", [images["grouped"] / s for s in grouped],
-        "img/s")
-    row("group", f"{what}: one at a time images/s",
-        [images["one at a time"] / s for s in alone], "img/s")
-    row("group", f"ratio {what}: one at a time / grouped",
-        ratios(times["one at a time"], times["grouped"]), "x")
+    row(
+        "group",
+        f"{what}: K={runs} grouped images/s",
+        [images["grouped"] / s for s in grouped],
+        "img/s",
+    )
+    row(
+        "group",
+        f"{what}: one at a time images/s",
+        [images["one at a time"] / s for s in alone],
+        "img/s",
+    )
+    row(
+        "group",
+        f"ratio {what}: one at a time / grouped",
+        ratios(times["one at a time"], times["grouped"]),
+        "x",
+    )
 
 
 def group_sizes(args, device) -> dict:
@@ -507,66 +607,126 @@ def group_sizes(args, device) -> dict:
         row("group", f"paper fashion_mnist, K={k} grouped images/s", [images / wall], "img/s")
     best = max(measured, key=lambda k: measured[k]["images_per_s"])
     cell = len(orders) * len(profiles.get_profile("paper").seeds)  # sweep.groups caps at it
-    print(f"note: projections of the paper grid below: sweep.estimate (calibrated steps, every "
-          f"regime timed as full: an upper bound) with groups of the best K={best}"
-          + (f", capped at a cell's {cell} runs" if best > cell else ""))
+    print(
+        f"note: projections of the paper grid below: sweep.estimate (calibrated steps, every "
+        f"regime timed as full: an upper bound) with groups of the best K={best}"
+        + (f", capped at a cell's {cell} runs" if best > cell else "")
+    )
     projected = {}
     for name, datasets in (("Fashion-MNIST", ["fashion_mnist"]), ("whole", None)):
         grid = sweep.plan("paper", datasets=datasets, overrides=args.paper_overrides)
         hours = sweep.estimate(grid, device, best) / 3600
         projected[name] = {"runs": len(grid), "hours": hours, "group_size": min(best, cell)}
-        row("group", f"projected {name} grid: {len(grid)} runs, K={min(best, cell)}", [hours],
-            "h")
-    return {"measured": measured, "best": best, "projected": projected,
-            "config": configs[0].to_dict()}
+        row("group", f"projected {name} grid: {len(grid)} runs, K={min(best, cell)}", [hours], "h")
+    return {
+        "measured": measured,
+        "best": best,
+        "projected": projected,
+        "config": configs[0].to_dict(),
+    }
 
 
 # --- main ---------------------------------------------------------------------------------------
 
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="See the module docstring for what each ratio means.")
-    p.add_argument("--sections", nargs="+", type=int, default=[1, 2, 3, 4],
-                   choices=[1, 2, 3, 4, 5, 6], help="5 runs on CUDA only (see --rehearse)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the module docstring for what each ratio means.",
+    )
+    p.add_argument(
+        "--sections",
+        nargs="+",
+        type=int,
+        default=[1, 2, 3, 4],
+        choices=[1, 2, 3, 4, 5, 6],
+        help="5 runs on CUDA only (see --rehearse)",
+    )
     p.add_argument("--paper-run", action="store_true", help="same as adding 5 to --sections")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
     p.add_argument("--repeats", type=int, default=3, help="repeats of sections 2-4")
     p.add_argument("--run-repeats", type=int, default=2, help="repeats of sections 1 and 6")
-    p.add_argument("--workers", nargs="+", type=int, default=[0, 2],
-                   help="DataLoader num_workers values to compare")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="override a quick-profile setting, e.g. train_per_task=200")
+    p.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        default=[0, 2],
+        help="DataLoader num_workers values to compare",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="override a quick-profile setting, e.g. train_per_task=200",
+    )
     p.add_argument("--train-per-task", type=int, help="shortcut for --set train_per_task=N")
     p.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
     p.add_argument("--pipeline-images", type=int, default=8192, help="images per pass (sec. 2)")
     p.add_argument("--fisher-samples", type=int, default=200)
     p.add_argument("--step-batches", type=int, default=8, help="fixed batches timed (sec. 4)")
-    p.add_argument("--group-methods", nargs="+", default=list(methods.names()),
-                   choices=methods.names(), help="methods of section 6's cells (default: all)")
-    p.add_argument("--group-regimes", nargs="+", default=["full", "head"],
-                   choices=list(regimes.REGIMES), help="regimes of section 6's cells")
-    p.add_argument("--group-sizes", nargs="+", type=int, default=[], metavar="K",
-                   help="section 6 on CUDA: paper-profile groups of K runs, e.g. 1 4 11 22")
-    p.add_argument("--group-set", action="append", metavar="KEY=VALUE", default=[],
-                   help="override a paper-profile setting of the --group-sizes runs only")
-    p.add_argument("--paper-set", action="append", metavar="KEY=VALUE", default=[],
-                   help="override a paper-profile setting of sections 5 and 6 (incl. projections)")
-    p.add_argument("--peak-tflops", type=float, default=None,
-                   help="assumed peak for MFU (default by precision: 989 dense bf16, 494.7 "
-                        "dense TF32, H100/H200; fp32 convolutions run in TF32 on CUDA)")
-    p.add_argument("--rehearse", action="store_true",
-                   help="run the CUDA-only parts (5, --group-sizes) on a CPU too, to check "
-                        "the script with --paper-set shrinking the runs; not for numbers")
+    p.add_argument(
+        "--group-methods",
+        nargs="+",
+        default=list(methods.names()),
+        choices=methods.names(),
+        help="methods of section 6's cells (default: all)",
+    )
+    p.add_argument(
+        "--group-regimes",
+        nargs="+",
+        default=["full", "head"],
+        choices=list(regimes.REGIMES),
+        help="regimes of section 6's cells",
+    )
+    p.add_argument(
+        "--group-sizes",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="K",
+        help="section 6 on CUDA: paper-profile groups of K runs, e.g. 1 4 11 22",
+    )
+    p.add_argument(
+        "--group-set",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="override a paper-profile setting of the --group-sizes runs only",
+    )
+    p.add_argument(
+        "--paper-set",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="override a paper-profile setting of sections 5 and 6 (incl. projections)",
+    )
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="assumed peak for MFU (default by precision: 989 dense bf16, 494.7 "
+        "dense TF32, H100/H200; fp32 convolutions run in TF32 on CUDA)",
+    )
+    p.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="run the CUDA-only parts (5, --group-sizes) on a CPU too, to check "
+        "the script with --paper-set shrinking the runs; not for numbers",
+    )
     p.add_argument("--output", default=str(Path(__file__).with_name("results.json")))
     args = p.parse_args(argv)
     if any(k < 1 for k in args.group_sizes):
         p.error("--group-sizes must be >= 1")
     if args.paper_run:
         args.sections = [*args.sections, 5]
-    extra = [f"{k}={v}" for k, v in (("train_per_task", args.train_per_task),
-                                     ("epochs", args.epochs)) if v is not None]
+    extra = [
+        f"{k}={v}"
+        for k, v in (("train_per_task", args.train_per_task), ("epochs", args.epochs))
+        if v is not None
+    ]
     args.overrides = profiles.parse_overrides(args.set + extra)
     args.paper_overrides = profiles.parse_overrides(args.paper_set)
     args.group_overrides = profiles.parse_overrides(args.group_set)
@@ -577,15 +737,24 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = train.resolve_device(args.device)
-    env = {"torch": torch.__version__, "python": platform.python_version(),
-           "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "device": str(device),
-           "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-           "load_average_before": os.getloadavg()}
-    print(f"torch {env['torch']}, device {env['device_name']}, {env['threads']} threads, "
-          f"load average {env['load_average_before'][0]:.2f} on {env['cpu_count']} cores")
+    env = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "load_average_before": os.getloadavg(),
+    }
+    print(
+        f"torch {env['torch']}, device {env['device_name']}, {env['threads']} threads, "
+        f"load average {env['load_average_before'][0]:.2f} on {env['cpu_count']} cores"
+    )
     if device.type == "cpu" and env["load_average_before"][0] > 0.5 * env["cpu_count"]:
-        print("warning: other processes keep the CPUs busy: timings are noisy, and torch's "
-              "OpenMP threads slow down sharply when they compete for cores (try --threads 1)")
+        print(
+            "warning: other processes keep the CPUs busy: timings are noisy, and torch's "
+            "OpenMP threads slow down sharply when they compete for cores (try --threads 1)"
+        )
     print(f"config: {quick_config(args)}")
     data.load("fashion_mnist", None, quick_config(args).image_size)  # raw files, tensor cache
     workers = working_workers(args, device) if {1, 2} & set(args.sections) else []
@@ -593,17 +762,21 @@ def main(argv=None) -> None:
     print(header + "\n" + "-" * len(header))
     started, details = time.perf_counter(), {}
     out = Path(args.output)
-    sections = {1: ("run", lambda: section_run(args, device, workers)),
-                2: ("input", lambda: section_input(args, device, workers)),
-                3: ("fisher", lambda: section_fisher(args, device)),
-                4: ("step", lambda: section_step(args, device)),
-                5: ("paper", lambda: section_paper(args, device, details.get("step"))),
-                6: ("group", lambda: section_group(args, device))}
+    sections = {
+        1: ("run", lambda: section_run(args, device, workers)),
+        2: ("input", lambda: section_input(args, device, workers)),
+        3: ("fisher", lambda: section_fisher(args, device)),
+        4: ("step", lambda: section_step(args, device)),
+        5: ("paper", lambda: section_paper(args, device, details.get("step"))),
+        6: ("group", lambda: section_group(args, device)),
+    }
     for number in sorted(set(args.sections)):
         name, fn = sections[number]
         if number == 5 and device.type != "cuda" and not args.rehearse:
-            print("note: section 5 (paper run, MFU, grid projection) runs on CUDA only "
-                  "(--device cuda); skipped")
+            print(
+                "note: section 5 (paper run, MFU, grid projection) runs on CUDA only "
+                "(--device cuda); skipped"
+            )
             continue
         details[name] = fn()
         if name == "step":
@@ -620,9 +793,19 @@ def main(argv=None) -> None:
 
 def write(out: Path, env: dict, args, details: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"environment": env, "args": vars(args),
-                               "config": quick_config(args).to_dict(), "rows": ROWS,
-                               "details": details}, indent=1, default=str))
+    out.write_text(
+        json.dumps(
+            {
+                "environment": env,
+                "args": vars(args),
+                "config": quick_config(args).to_dict(),
+                "rows": ROWS,
+                "details": details,
+            },
+            indent=1,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,12 @@ runs, tasks = results.load(folder), results.load(folder, level="task")
 main, main_tasks = runs[runs.variant == ""], tasks[tasks.variant == ""]
 glue("profile", profile, display=False)
 glue("n_runs", len(main), display=False)
-display(Markdown(f"{len(runs)} run records of profile `{profile}`; the findings use the "
-                 f"{len(main)} made with the profile's own settings."))
+display(
+    Markdown(
+        f"{len(runs)} run records of profile `{profile}`; the findings use the "
+        f"{len(main)} made with the profile's own settings."
+    )
+)
 
 # %% [markdown]
 # ## Regimes where nothing learns
@@ -65,9 +69,19 @@ display(Markdown(f"{len(runs)} run records of profile `{profile}`; the findings 
 # %%
 chance = findings.chance_regimes(main)
 excluded = chance[chance.at_chance]
-display(Markdown("Regimes at chance, left out of the ranking test: " + (
-    ", ".join(f"`{r.regime}` on {r.dataset} ({r.diag_acc:.3f})" for r in excluded.itertuples())
-    if len(excluded) else "none") + "."))
+display(
+    Markdown(
+        "Regimes at chance, left out of the ranking test: "
+        + (
+            ", ".join(
+                f"`{r.regime}` on {r.dataset} ({r.diag_acc:.3f})" for r in excluded.itertuples()
+            )
+            if len(excluded)
+            else "none"
+        )
+        + "."
+    )
+)
 report.style(chance)
 
 # %% [markdown]
@@ -82,8 +96,7 @@ metric = "acc"  # acc | bwt | forgetting | forgetting_chaudhry
 for dataset in main.dataset.unique():
     table = report.regime_table(main, dataset, metric)
     display(Markdown(f"**{dataset}: {report.METRICS[metric]}**"))
-    display(report.style(pd.concat({"mean": table, "rank": report.ranks(table, metric)},
-                                   axis=1)))
+    display(report.style(pd.concat({"mean": table, "rank": report.ranks(table, metric)}, axis=1)))
 
 # %% [markdown]
 # ## Finding 1: do the rankings change across regimes?
@@ -118,8 +131,11 @@ report.style(findings.ranking_swaps(main))
 original = findings.original_kendall(main)
 display(report.style(original.summary))
 for dataset, matrix in original.matrices.items():
-    report.show(report.tau_figure(matrix, f"{dataset}: Kendall τ between regimes, mean over "
-                                          "orders (as in the original)"))
+    report.show(
+        report.tau_figure(
+            matrix, f"{dataset}: Kendall τ between regimes, mean over orders (as in the original)"
+        )
+    )
 
 # %% [markdown]
 # ## Findings 2 and 3: update magnitude, forgetting and depth
@@ -145,8 +161,15 @@ report.style(findings.verdict_table(depth + coupling))
 # Per method, the depth trend and its bootstrap interval over orders:
 
 # %%
-report.style(pd.concat([v.detail.assign(finding=v.finding, claim=v.claim)
-                        for v in depth + coupling if v.dataset != "pooled"]))
+report.style(
+    pd.concat(
+        [
+            v.detail.assign(finding=v.finding, claim=v.claim)
+            for v in depth + coupling
+            if v.dataset != "pooled"
+        ]
+    )
+)
 
 # %%
 for dataset in main_tasks.dataset.unique():
@@ -176,10 +199,16 @@ report.style(findings.original_update_forgetting(main_tasks))
 # $u$ and with the original's are side by side first.
 
 # %%
-definitions = pd.concat({
-    update: findings.verdict_table(findings.finding_depth(main_tasks, update=update)
-                                   + findings.finding_coupling(main_tasks, update=update))
-    for update in ("u", "orig_u")}, names=["update statistic"])
+definitions = pd.concat(
+    {
+        update: findings.verdict_table(
+            findings.finding_depth(main_tasks, update=update)
+            + findings.finding_coupling(main_tasks, update=update)
+        )
+        for update in ("u", "orig_u")
+    },
+    names=["update statistic"],
+)
 report.style(definitions[["dataset", "claim", "observed", "p_value", "verdict"]])
 
 # %%
@@ -187,26 +216,46 @@ rows = []
 for variant in sorted(set(runs.variant) - {""}):
     covered = runs[runs.variant == variant].regime.unique()
     for label, frame, frame_tasks in (
-            ("profile", main, main_tasks),
-            (variant, report.with_variant(runs, variant), report.with_variant(tasks, variant))):
+        ("profile", main, main_tasks),
+        (variant, report.with_variant(runs, variant), report.with_variant(tasks, variant)),
+    ):
         r, t = frame[frame.regime.isin(covered)], frame_tasks[frame_tasks.regime.isin(covered)]
-        verdicts = findings.finding_ranking(r) + findings.finding_depth(t) + \
-            findings.finding_coupling(t)
+        verdicts = (
+            findings.finding_ranking(r) + findings.finding_depth(t) + findings.finding_coupling(t)
+        )
         for v in (v for v in verdicts if v.dataset == "pooled"):
-            rows.append({"variant": variant, "regimes": ", ".join(covered), "runs of": label,
-                         "finding": v.finding, "claim": v.claim, "p_value": v.p_value,
-                         "verdict": v.verdict})
-display(Markdown("No records of other settings in this profile." if not rows else
-                 "Findings over the regimes each variant covers, with the profile's runs and "
-                 "with the variant's in their place:"))
+            rows.append(
+                {
+                    "variant": variant,
+                    "regimes": ", ".join(covered),
+                    "runs of": label,
+                    "finding": v.finding,
+                    "claim": v.claim,
+                    "p_value": v.p_value,
+                    "verdict": v.verdict,
+                }
+            )
+display(
+    Markdown(
+        "No records of other settings in this profile."
+        if not rows
+        else "Findings over the regimes each variant covers, with the profile's runs and "
+        "with the variant's in their place:"
+    )
+)
 report.style(pd.DataFrame(rows))
 
 # %%
 for variant in sorted(set(runs.variant) - {""}):
-    display(Markdown(f"**{variant}**: ACC and forgetting, profile vs variant (mean over "
-                     "orders)"))
-    display(report.style(pd.concat({m: report.variant_comparison(runs, variant, m)
-                                     for m in ("acc", "forgetting")}, axis=1)))
+    display(Markdown(f"**{variant}**: ACC and forgetting, profile vs variant (mean over orders)"))
+    display(
+        report.style(
+            pd.concat(
+                {m: report.variant_comparison(runs, variant, m) for m in ("acc", "forgetting")},
+                axis=1,
+            )
+        )
+    )
 
 # %% [markdown]
 # ## Explore

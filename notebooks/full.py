@@ -48,8 +48,7 @@ REGIME = "full"
 
 # %%
 trainable = report.trainable_table(REGIME, profiles.get_profile(profile).settings["width"])
-glue(f"{REGIME}_trainable", f"{trainable.loc['total', 'trainable (width 64)']:,}",
-     display=False)
+glue(f"{REGIME}_trainable", f"{trainable.loc['total', 'trainable (width 64)']:,}", display=False)
 glue(f"{REGIME}_share", f"{trainable.loc['total', 'trainable share']:.2%}", display=False)
 report.style(trainable)
 
@@ -65,9 +64,17 @@ report.style(trainable)
 # (other values of the original code's quirks) run too.
 
 # %%
-paths = sweep.sweep(profile, regimes=[REGIME], datasets=datasets, methods=methods,
-                    orders=orders, seeds=seeds, group_size=group_size, device=device,
-                    results_dir=results_dir)
+paths = sweep.sweep(
+    profile,
+    regimes=[REGIME],
+    datasets=datasets,
+    methods=methods,
+    orders=orders,
+    seeds=seeds,
+    group_size=group_size,
+    device=device,
+    results_dir=results_dir,
+)
 runs, tasks = results.load(paths), results.load(paths, level="task")
 main = runs[runs.variant == ""]
 
@@ -86,10 +93,14 @@ acc = main.groupby(["dataset", "method"]).acc.mean()
 diagonal = main.assign(d=[np.diag(R).mean() for R in main.R]).groupby("dataset").d.mean()
 for dataset, best in acc.groupby("dataset").idxmax().items():
     glue(f"{REGIME}_{dataset}_best", best[1], display=False)
-    display(Markdown(f"On {dataset}, **{best[1]}** has the highest ACC under `{REGIME}` "
-                     f"({acc[best]:.3f}); right after training, a task reaches "
-                     f"{diagonal[dataset]:.3f} accuracy on average (chance: 1/classes of a "
-                     "task)."))
+    display(
+        Markdown(
+            f"On {dataset}, **{best[1]}** has the highest ACC under `{REGIME}` "
+            f"({acc[best]:.3f}); right after training, a task reaches "
+            f"{diagonal[dataset]:.3f} accuracy on average (chance: 1/classes of a "
+            "task)."
+        )
+    )
 
 # %% [markdown]
 # The accuracy matrices, averaged over orders (row $i$: after training the $i$-th task

@@ -24,12 +24,20 @@ from cl_regimes.config import RunConfig  # noqa: E402
 torch.set_num_threads(2)
 
 
-def make_smoke_config(regime: str, method: str, *, order: int = 0, seed: int = 0,
-                      **overrides) -> RunConfig:
+def make_smoke_config(
+    regime: str, method: str, *, order: int = 0, seed: int = 0, **overrides
+) -> RunConfig:
     """The smoke profile's configuration on sklearn digits; ``overrides`` are profile
     settings, dotted ones passed as ``**{"ewc.lam": 1e6}``."""
-    return profiles.resolve("smoke", dataset="digits", regime=regime, method=method,
-                            order=order, seed=seed, overrides=overrides or None)
+    return profiles.resolve(
+        "smoke",
+        dataset="digits",
+        regime=regime,
+        method=method,
+        order=order,
+        seed=seed,
+        overrides=overrides or None,
+    )
 
 
 @dataclass
@@ -54,8 +62,7 @@ class SmokeRun:
 
 def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of every parameter and buffer, by name."""
-    return {n: t.detach().clone() for n, t in
-            [*model.named_parameters(), *model.named_buffers()]}
+    return {n: t.detach().clone() for n, t in [*model.named_parameters(), *model.named_buffers()]}
 
 
 def execute(config: RunConfig) -> SmokeRun:
@@ -94,5 +101,6 @@ def smoke_config():
 @pytest.fixture
 def smoke_trainer():
     """``smoke_trainer(regime, method, **overrides)`` -> a fresh, untrained CPU Trainer."""
-    return lambda regime, method, **kw: train.Trainer([make_smoke_config(regime, method, **kw)],
-                                                      device="cpu")
+    return lambda regime, method, **kw: train.Trainer(
+        [make_smoke_config(regime, method, **kw)], device="cpu"
+    )

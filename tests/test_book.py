@@ -36,9 +36,12 @@ def glued(notebook: Path) -> dict[str, str]:
 
 def html_outputs(notebook: Path) -> list[str]:
     """Every text/html output (the tables) of an executed notebook."""
-    return ["".join(out["data"]["text/html"])
-            for cell in json.loads(notebook.read_text())["cells"]
-            for out in cell.get("outputs", []) if "text/html" in out.get("data", {})]
+    return [
+        "".join(out["data"]["text/html"])
+        for cell in json.loads(notebook.read_text())["cells"]
+        for out in cell.get("outputs", [])
+        if "text/html" in out.get("data", {})
+    ]
 
 
 def copy_notebook(name: str, folder: Path) -> Path:
@@ -52,8 +55,13 @@ def executed_full(tmp_path_factory):
     """notebooks/full.py executed by papermill at the smoke profile (two methods)."""
     folder = tmp_path_factory.mktemp("full")
     source = copy_notebook("full", folder)
-    params = {"profile": "smoke", "results_dir": str(folder / "results"), "device": "cpu",
-              "orders": None, "methods": ["finetune", "ewc"]}
+    params = {
+        "profile": "smoke",
+        "results_dir": str(folder / "results"),
+        "device": "cpu",
+        "orders": None,
+        "methods": ["finetune", "ewc"],
+    }
     return folder, book.execute(source, params)
 
 
@@ -78,8 +86,11 @@ def cells(name: str):
 @pytest.mark.parametrize("name", [p.stem for p in book.toc_notebooks()])
 def test_every_code_cell_is_visible_and_none_prints_a_chapter(name):
     code = [c for c in cells(name) if c.cell_type == "code"]
-    hidden = [c for c in code if {"remove-cell", "remove-input", "hide-input"}
-              & set(c.metadata.get("tags", []))]
+    hidden = [
+        c
+        for c in code
+        if {"remove-cell", "remove-input", "hide-input"} & set(c.metadata.get("tags", []))
+    ]
     # only the defaults cell that papermill's injected parameters override is hidden
     assert [set(c.metadata["tags"]) for c in hidden] == [{"parameters", "remove-cell"}]
     assert "parameters" in code[0].metadata["tags"]
@@ -102,13 +113,17 @@ def test_a_table_cell_reruns_alone_with_a_changed_parameter(executed_full):
     before = "".join(table.outputs[0]["data"]["text/html"])
     assert "BWT" in before and "ACC" in before
     rerun = nbformat.v4.new_notebook(metadata=notebook.metadata)
-    changed = nbformat.v4.new_code_cell(table.source.replace(
-        "metrics = list(report.METRICS)", 'metrics = ["acc"]'))
-    rerun.cells = [nbformat.v4.new_code_cell(c.source)
-                   for c in (code[0], injected, imports, load)]
+    changed = nbformat.v4.new_code_cell(
+        table.source.replace("metrics = list(report.METRICS)", 'metrics = ["acc"]')
+    )
+    rerun.cells = [nbformat.v4.new_code_cell(c.source) for c in (code[0], injected, imports, load)]
     rerun.cells.append(changed)
-    NotebookClient(rerun, kernel_name="python3", kernel_manager_class=book.QuietKernelManager,
-                   resources={"metadata": {"path": str(out.parent)}}).execute()
+    NotebookClient(
+        rerun,
+        kernel_name="python3",
+        kernel_manager_class=book.QuietKernelManager,
+        resources={"metadata": {"path": str(out.parent)}},
+    ).execute()
     after = "".join(rerun.cells[-1].outputs[0]["data"]["text/html"])
     assert after != before and "ACC" in after and "BWT" not in after
 
@@ -165,13 +180,16 @@ def test_jupytext_sync_after_execution_keeps_the_source(tmp_path):
     """The executed .ipynb must not be newer than its .py: ``jupytext --sync`` (the pre-commit
     hook) would then copy papermill's injected parameters and metadata into the .py."""
     source = tmp_path / "paired.py"
-    source.write_text('# ---\n# jupyter:\n#   jupytext:\n#     formats: ipynb,py:percent\n# ---\n\n'
-                      '# %% tags=["parameters"]\nx = 1\n\n# %%\nprint(x)\n')
+    source.write_text(
+        "# ---\n# jupyter:\n#   jupytext:\n#     formats: ipynb,py:percent\n# ---\n\n"
+        '# %% tags=["parameters"]\nx = 1\n\n# %%\nprint(x)\n'
+    )
     time.sleep(0.05)
     book.execute(source, {"x": 2})
     before = source.read_text()
-    sync = subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(source)],
-                          capture_output=True, text=True)
+    sync = subprocess.run(
+        [sys.executable, "-m", "jupytext", "--sync", str(source)], capture_output=True, text=True
+    )
     assert sync.returncode == 0, sync.stderr
     after = source.read_text()
     assert "injected-parameters" not in after and "papermill" not in after
@@ -180,16 +198,37 @@ def test_jupytext_sync_after_execution_keeps_the_source(tmp_path):
 
 def test_toc_lists_every_regime_notebook_then_the_cross_regime_one():
     names = [p.stem for p in book.toc_notebooks(ROOT)]
-    assert names == ["head", "bn_affine", "from_layer4", "from_layer3", "from_layer2",
-                     "from_layer1", "full", "cross_regime"]
+    assert names == [
+        "head",
+        "bn_affine",
+        "from_layer4",
+        "from_layer3",
+        "from_layer2",
+        "from_layer1",
+        "full",
+        "cross_regime",
+    ]
     assert all(p.exists() for p in book.toc_notebooks(ROOT))
 
 
 def sweep_cli(results_dir: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "cl_regimes", "sweep", "--profile", "smoke", "--device", "cpu",
-         "--results", str(results_dir), *args], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "cl_regimes",
+            "sweep",
+            "--profile",
+            "smoke",
+            "--device",
+            "cpu",
+            "--results",
+            str(results_dir),
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_cross_regime_tables_are_regenerated_from_the_records(tmp_path):
@@ -200,8 +239,12 @@ def test_cross_regime_tables_are_regenerated_from_the_records(tmp_path):
     first = html_outputs(book.execute(source, params, tmp_path / "first.ipynb"))
     second = html_outputs(book.execute(source, params, tmp_path / "second.ipynb"))
     assert first and first == second
-    assert sweep_cli(tmp_path / "results", "--regimes", "from_layer4", "--methods",
-                     "finetune", "ewc").wait() == 0
+    assert (
+        sweep_cli(
+            tmp_path / "results", "--regimes", "from_layer4", "--methods", "finetune", "ewc"
+        ).wait()
+        == 0
+    )
     third = html_outputs(book.execute(source, params, tmp_path / "third.ipynb"))
     assert third != first
     assert "from_layer4" in "".join(third) and "from_layer4" not in "".join(first)

@@ -20,18 +20,38 @@ def pages() -> dict[str, str]:
         if os.environ.get("CL_REGIMES_REQUIRE_BOOK"):
             pytest.fail(f"no built book at {HTML}: `make book` failed or did not run")
         pytest.skip("the book is not built (run `make book`)")
-    return {nb.stem: (HTML / "notebooks" / f"{nb.stem}.html").read_text()
-            for nb in book.toc_notebooks()}
+    return {
+        nb.stem: (HTML / "notebooks" / f"{nb.stem}.html").read_text() for nb in book.toc_notebooks()
+    }
 
 
 def test_every_chapter_was_built(pages):
-    assert set(pages) == {"head", "bn_affine", "from_layer4", "from_layer3", "from_layer2",
-                          "from_layer1", "full", "cross_regime"}
+    assert set(pages) == {
+        "head",
+        "bn_affine",
+        "from_layer4",
+        "from_layer3",
+        "from_layer2",
+        "from_layer1",
+        "full",
+        "cross_regime",
+    }
     assert (HTML / "book" / "intro.html").exists()
 
 
-@pytest.mark.parametrize("chapter", ["head", "bn_affine", "from_layer4", "from_layer3",
-                                     "from_layer2", "from_layer1", "full", "cross_regime"])
+@pytest.mark.parametrize(
+    "chapter",
+    [
+        "head",
+        "bn_affine",
+        "from_layer4",
+        "from_layer3",
+        "from_layer2",
+        "from_layer1",
+        "full",
+        "cross_regime",
+    ],
+)
 def test_chapter_has_tables_and_figures_and_no_error(pages, chapter):
     page = pages[chapter]
     assert page.count("<table") >= 3, "tables missing"
@@ -43,8 +63,7 @@ def test_chapter_has_tables_and_figures_and_no_error(pages, chapter):
 def test_intro_cites_the_findings(pages):
     intro = (HTML / "book" / "intro.html").read_text()
     for n in (1, 2, 3):
-        assert re.search(rf"Finding {n} \([^)]*\): (supported|not supported|not testable)",
-                         intro)
+        assert re.search(rf"Finding {n} \([^)]*\): (supported|not supported|not testable)", intro)
 
 
 def test_math_uses_the_local_mathjax_copy(pages):

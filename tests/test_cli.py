@@ -36,12 +36,26 @@ def test_regimes_table():
 
 
 def test_run_writes_a_record(tmp_path):
-    out = cli_run("run", "--profile", "smoke", "--dataset", "digits", "--regime", "from_layer3",
-                  "--method", "finetune", "--device", "cpu", "--results", str(tmp_path))
+    out = cli_run(
+        "run",
+        "--profile",
+        "smoke",
+        "--dataset",
+        "digits",
+        "--regime",
+        "from_layer3",
+        "--method",
+        "finetune",
+        "--device",
+        "cpu",
+        "--results",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     records = list(tmp_path.rglob("*.json"))
     assert [p.relative_to(tmp_path).parts for p in records] == [
-        ("smoke", "digits", "from_layer3", "finetune", "order00-seed0.json")]
+        ("smoke", "digits", "from_layer3", "finetune", "order00-seed0.json")
+    ]
     record = results.read(records[0])
     R = np.asarray(record["R"])
     assert R.shape == (5, 5) and ((R >= 0) & (R <= 1)).all()
@@ -51,8 +65,20 @@ def test_run_writes_a_record(tmp_path):
 
 
 def test_variants_land_side_by_side_and_load_apart(tmp_path):
-    args = ("--profile", "smoke", "--dataset", "digits", "--regime", "head", "--method", "ewc",
-            "--device", "cpu", "--results", str(tmp_path))
+    args = (
+        "--profile",
+        "smoke",
+        "--dataset",
+        "digits",
+        "--regime",
+        "head",
+        "--method",
+        "ewc",
+        "--device",
+        "cpu",
+        "--results",
+        str(tmp_path),
+    )
     assert cli_run("run", *args).returncode == 0
     own = next(tmp_path.rglob("*.json"))
     stamp = own.stat().st_mtime_ns
@@ -81,13 +107,19 @@ BAD = {
     "train_per_task": (["--set", "train_per_task=0"], "train_per_task=0", ("None or >= 2",)),
     "lr": (["--set", "lr=-1.0"], "lr=-1.0", ("> 0",)),
     "width": (["--set", "width=0"], "width=0", (">= 1",)),
-    "memories": (["--method", "gem", "--set", "gem.memories_per_task=0"],
-                 "gem.memories_per_task=0", (">= 1",)),
+    "memories": (
+        ["--method", "gem", "--set", "gem.memories_per_task=0"],
+        "gem.memories_per_task=0",
+        (">= 1",),
+    ),
     "seed": (["--seed", "-3"], "seed=-3", ("in [0, 4294967295]",)),
     "results": (["--results", "/proc/nope"], "results folder '/proc/nope'", ("--results",)),
     "epochs": (["--set", "epochs=0"], "epochs=0", (">= 1",)),
-    "temperature": (["--method", "lwf", "--set", "lwf.temperature=0.0"],
-                    "lwf.temperature=0.0", ("> 0",)),
+    "temperature": (
+        ["--method", "lwf", "--set", "lwf.temperature=0.0"],
+        "lwf.temperature=0.0",
+        ("> 0",),
+    ),
     "lambda": (["--method", "ewc", "--set", "ewc.lam=-5"], "ewc.lam=-5.0", (">= 0",)),
 }
 
@@ -99,10 +131,16 @@ def bad_runs(tmp_path_factory):
     done, cases = {}, list(BAD)
     for start in range(0, len(cases), 4):
         procs = {}
-        for case in cases[start:start + 4]:
+        for case in cases[start : start + 4]:
             change = BAD[case][0]
-            args = {"--profile": "smoke", "--dataset": "digits", "--regime": "head",
-                    "--method": "finetune", "--results": str(folder), "--device": "cpu"}
+            args = {
+                "--profile": "smoke",
+                "--dataset": "digits",
+                "--regime": "head",
+                "--method": "finetune",
+                "--results": str(folder),
+                "--device": "cpu",
+            }
             extra = []
             for flag, value in zip(change[::2], change[1::2]):
                 if flag in args:
@@ -111,7 +149,11 @@ def bad_runs(tmp_path_factory):
                     extra += [flag, value]
             procs[case] = subprocess.Popen(
                 command("run", *[a for kv in args.items() for a in kv], *extra),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=ENV,
+            )
         for case, proc in procs.items():
             stdout, stderr = proc.communicate(timeout=300)
             done[case] = (proc.returncode, stdout, stderr)
@@ -133,8 +175,9 @@ def test_bad_input_is_one_line(bad_runs, case):
 
 
 def declared_ranges() -> dict[str, Range | Choice]:
-    ranges = {f.name: f.metadata["valid"] for f in dataclasses.fields(RunConfig)
-              if "valid" in f.metadata}
+    ranges = {
+        f.name: f.metadata["valid"] for f in dataclasses.fields(RunConfig) if "valid" in f.metadata
+    }
     for name in methods.names():
         ranges |= {f"{name}.{k}": v for k, v in methods.get(name).parameters().items()}
     return ranges
@@ -152,8 +195,9 @@ def out_of_range(valid: Range | Choice):
     return valid.high + 1
 
 
-@pytest.mark.parametrize("key", [k for k, v in declared_ranges().items()
-                                 if out_of_range(v) is not None])
+@pytest.mark.parametrize(
+    "key", [k for k, v in declared_ranges().items() if out_of_range(v) is not None]
+)
 def test_every_declared_range_is_checked_before_anything_runs(key, tmp_path, capsys):
     valid = declared_ranges()[key]
     bad = out_of_range(valid)
@@ -164,8 +208,24 @@ def test_every_declared_range_is_checked_before_anything_runs(key, tmp_path, cap
         default = profiles.PAPER_SETTINGS[key]
         bad = float(bad) if isinstance(default, float) else bad
         extra = ["--set", f"{key}={bad}"]
-    code = cli.main(["run", "--profile", "smoke", "--dataset", "digits", "--regime", "head",
-                     "--method", method, "--device", "cpu", "--results", str(tmp_path), *extra])
+    code = cli.main(
+        [
+            "run",
+            "--profile",
+            "smoke",
+            "--dataset",
+            "digits",
+            "--regime",
+            "head",
+            "--method",
+            method,
+            "--device",
+            "cpu",
+            "--results",
+            str(tmp_path),
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
@@ -176,9 +236,24 @@ def test_every_declared_range_is_checked_before_anything_runs(key, tmp_path, cap
 
 
 def test_lr_min_above_lr_is_refused(capsys, tmp_path):
-    code = cli.main(["run", "--profile", "smoke", "--dataset", "digits", "--regime", "head",
-                     "--method", "finetune", "--results", str(tmp_path),
-                     "--set", "lr_min=0.1", "lr=0.01"])
+    code = cli.main(
+        [
+            "run",
+            "--profile",
+            "smoke",
+            "--dataset",
+            "digits",
+            "--regime",
+            "head",
+            "--method",
+            "finetune",
+            "--results",
+            str(tmp_path),
+            "--set",
+            "lr_min=0.1",
+            "lr=0.01",
+        ]
+    )
     assert code == 2 and "lr_min=0.1" in capsys.readouterr().err
 
 

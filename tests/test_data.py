@@ -197,7 +197,7 @@ def matching_crops(image: torch.Tensor, out: torch.Tensor, pad: int, flips) -> l
     hits = []
     for dy in range(2 * pad + 1):
         for dx in range(2 * pad + 1):
-            crop = padded[:, dy:dy + h, dx:dx + w]
+            crop = padded[:, dy : dy + h, dx : dx + w]
             for flipped in flips:
                 if torch.equal(out, crop.flip(-1) if flipped else crop):
                     hits.append((dy, dx, flipped))
@@ -248,9 +248,10 @@ def test_normalizer_grey_to_three_channels():
     assert torch.equal(x, kept)
     expected = (x[:, 0].double() / 255 - 0.1307) / 0.3081
     for c in range(3):
-        torch.testing.assert_close(out[:, c:c + 1].double(), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out[:, c : c + 1].double(), expected, rtol=1e-5, atol=1e-5)
     assert out[0, 0, 0, 0].item() == pytest.approx(
-        (x[0, 0, 0, 0, 0].item() / 255 - 0.1307) / 0.3081, rel=1e-5)
+        (x[0, 0, 0, 0, 0].item() / 255 - 0.1307) / 0.3081, rel=1e-5
+    )
 
 
 def test_normalizer_rgb_per_channel_and_runs_side_by_side():
@@ -317,8 +318,9 @@ def test_cifar100_loads_pickles(tmp_path, fresh_load, monkeypatch):
         pickle.dump({"fine_label_names": [f"class{i}" for i in range(100)]}, f)
     # our files have other checksums than the real ones
     monkeypatch.setattr(tvd.CIFAR100, "_check_integrity", lambda self: True)
-    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity",
-                        lambda path, md5=None: Path(path).is_file())
+    monkeypatch.setattr(
+        "torchvision.datasets.cifar.check_integrity", lambda path, md5=None: Path(path).is_file()
+    )
     ds = fresh_load("cifar100", data_dir=tmp_path, image_size=32)
     assert ds.spec.num_classes == 100 and ds.spec.num_tasks == 10 and ds.spec.flip
     for split, key in ((ds.train, "train"), (ds.test, "test")):
@@ -328,8 +330,15 @@ def test_cifar100_loads_pickles(tmp_path, fresh_load, monkeypatch):
         assert split.y.tolist() == y
 
 
-@pytest.mark.parametrize("name, cls", [("mnist", tvd.MNIST), ("kmnist", tvd.KMNIST),
-                                       ("qmnist", tvd.QMNIST), ("cifar100", tvd.CIFAR100)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("mnist", tvd.MNIST),
+        ("kmnist", tvd.KMNIST),
+        ("qmnist", tvd.QMNIST),
+        ("cifar100", tvd.CIFAR100),
+    ],
+)
 def test_missing_dataset_raises_data_not_found(tmp_path, fresh_load, monkeypatch, name, cls):
     def offline(self):
         raise OSError("no network in tests")
@@ -353,19 +362,30 @@ def test_fashion_mnist_from_debian_package(tmp_path, fresh_load):
     assert torch.bincount(ds.train.y).tolist() == [6000] * 10
     assert torch.bincount(ds.test.y).tolist() == [1000] * 10
     assert sorted(p.name for p in (tmp_path / "FashionMNIST" / "raw").iterdir()) == [
-        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+    ]
 
 
 def test_concurrent_first_loads_of_fashion_mnist(tmp_path):
     """Parallel notebooks may all find the IDX files missing and decompress them at once."""
     if not data.DEBIAN_FASHION_MNIST.is_dir():
         pytest.skip("Debian package dataset-fashion-mnist not installed")
-    code = ("import sys; from cl_regimes import data; "
-            "print(len(data.load('fashion_mnist', sys.argv[1]).train.y))")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    code = (
+        "import sys; from cl_regimes import data; "
+        "print(len(data.load('fashion_mnist', sys.argv[1]).train.y))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     outputs = [p.communicate() for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-300:] for _, err in outputs]
     assert [out.strip() for out, _ in outputs] == ["60000"] * 3

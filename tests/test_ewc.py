@@ -34,8 +34,9 @@ def test_penalty_and_gradient(smoke_trainer):
             p.add_(0.01 * torch.randn(p.shape, generator=gen))
     delta = flatten(trainer.params, 1).detach() - method.anchor
     penalty, grad = penalty_and_grad(trainer)
-    assert penalty.item() == pytest.approx(150.0 * (method.fisher * delta**2).sum().item(),
-                                           rel=1e-5)
+    assert penalty.item() == pytest.approx(
+        150.0 * (method.fisher * delta**2).sum().item(), rel=1e-5
+    )
     torch.testing.assert_close(grad, 300.0 * (method.fisher * delta)[0], rtol=1e-4, atol=1e-7)
 
 
@@ -73,8 +74,9 @@ def test_online_accumulation(smoke_trainer):
     generator.set_state(state)  # draw the same samples again
     x, y = method.runs.sample(second, method.fisher_samples)
     names = {id(p): n for n, p in trainer.model.named_parameters()}
-    f2 = ewc.fisher_diagonal(trainer.model, {names[id(p)]: p for p in trainer.params},
-                             trainer.inputs(x), y, 2)
+    f2 = ewc.fisher_diagonal(
+        trainer.model, {names[id(p)]: p for p in trainer.params}, trainer.inputs(x), y, 2
+    )
     assert not torch.allclose(f1, f2)
     torch.testing.assert_close(method.fisher, gamma * f1 + f2, rtol=1e-6, atol=0)
     assert torch.equal(method.anchor, flatten(trainer.params, 1).detach())
@@ -91,7 +93,7 @@ def loop_fisher(model, names, x, y, cpt):
     params = [dict(model.named_parameters())[n] for n in names]
     total = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64)
     for xi, yi in zip(x, y, strict=True):
-        block = model(xi[None])[0, 0, (yi // cpt) * cpt:(yi // cpt + 1) * cpt]
+        block = model(xi[None])[0, 0, (yi // cpt) * cpt : (yi // cpt + 1) * cpt]
         logp = torch.log_softmax(block, 0)
         for c in range(cpt):
             g = flatten(torch.autograd.grad(logp[c], params, retain_graph=True), 1)[0]
@@ -118,8 +120,9 @@ def test_fisher_diagonal_matches_a_loop(subset, monkeypatch):
     torch.testing.assert_close(fisher, expected, rtol=1e-4, atol=1e-10)
     # processing the samples in chunks gives the same result
     monkeypatch.setattr(ewc, "CHUNK_FLOATS", 3 * expected.numel())
-    torch.testing.assert_close(ewc.fisher_diagonal(model, params, x, y[:, None], 2)[0], fisher,
-                               rtol=1e-5, atol=1e-12)
+    torch.testing.assert_close(
+        ewc.fisher_diagonal(model, params, x, y[:, None], 2)[0], fisher, rtol=1e-5, atol=1e-12
+    )
 
 
 def test_grouped_fisher_is_each_runs_own():
@@ -128,11 +131,13 @@ def test_grouped_fisher_is_each_runs_own():
     grouped = ResNet18.stack(nets)
     x, y = torch.randn(6, 3, 3, 16, 16), torch.randint(0, 10, (6, 3))
     names = [n for n, _ in grouped.named_parameters() if n.startswith(("layer4.", "fc."))]
-    fisher = ewc.fisher_diagonal(grouped, {n: dict(grouped.named_parameters())[n] for n in names},
-                                 x.flatten(1, 2), y, 2)
+    fisher = ewc.fisher_diagonal(
+        grouped, {n: dict(grouped.named_parameters())[n] for n in names}, x.flatten(1, 2), y, 2
+    )
     for k, net in enumerate(nets):
-        own = ewc.fisher_diagonal(net, {n: dict(net.named_parameters())[n] for n in names},
-                                  x[:, k], y[:, k:k + 1], 2)[0]
+        own = ewc.fisher_diagonal(
+            net, {n: dict(net.named_parameters())[n] for n in names}, x[:, k], y[:, k : k + 1], 2
+        )[0]
         torch.testing.assert_close(fisher[k], own, rtol=1e-4, atol=1e-10)
 
 

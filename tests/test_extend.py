@@ -44,15 +44,30 @@ def toy_method(tmp_path, monkeypatch):
 def test_a_new_method_runs_through_run_and_sweep(toy_method, tmp_path, capsys):
     assert "toy" in methods.names() and list(methods.get("toy").parameters()) == ["scale"]
     base = ["--profile", "smoke", "--device", "cpu", "--results", str(tmp_path / "r")]
-    assert cli.main(["run", *base, "--dataset", "digits", "--regime", "head",
-                     "--method", "toy"]) == 0
-    assert cli.main(["sweep", *base, "--regimes", "head", "from_layer4",
-                     "--methods", "toy"]) == 0
+    assert (
+        cli.main(["run", *base, "--dataset", "digits", "--regime", "head", "--method", "toy"]) == 0
+    )
+    assert cli.main(["sweep", *base, "--regimes", "head", "from_layer4", "--methods", "toy"]) == 0
     table = results.load(tmp_path / "r")
     assert sorted(table.regime) == ["from_layer4", "head"] and set(table.method) == {"toy"}
     record = results.read(table.path.iloc[0])
     assert record["config"]["method_params"] == {"scale": 0.5}
     # its parameter is checked like every other
-    assert cli.main(["run", *base, "--dataset", "digits", "--regime", "head", "--method", "toy",
-                     "--set", "toy.scale=0.0"]) == 2
+    assert (
+        cli.main(
+            [
+                "run",
+                *base,
+                "--dataset",
+                "digits",
+                "--regime",
+                "head",
+                "--method",
+                "toy",
+                "--set",
+                "toy.scale=0.0",
+            ]
+        )
+        == 2
+    )
     assert "toy.scale=0.0 is out of range; valid: > 0" in capsys.readouterr().err

@@ -22,9 +22,17 @@ def make_runs(acc, regimes, methods=PAPER_METHODS, chance=(), T=5, classes=2):
     """Runs table from acc (datasets, orders, regimes, methods); R has acc everywhere but
     its diagonal: 0.9, or 1 / classes for the regimes in ``chance``."""
     d, o, r, m = (i.ravel() for i in np.indices(acc.shape))
-    runs = pd.DataFrame({"dataset": [f"d{i}" for i in d], "regime": np.asarray(regimes)[r],
-                         "method": np.asarray(methods)[m], "order": o, **KEY,
-                         "classes_per_task": classes, "acc": acc.ravel()})
+    runs = pd.DataFrame(
+        {
+            "dataset": [f"d{i}" for i in d],
+            "regime": np.asarray(regimes)[r],
+            "method": np.asarray(methods)[m],
+            "order": o,
+            **KEY,
+            "classes_per_task": classes,
+            "acc": acc.ravel(),
+        }
+    )
     diag = np.where(runs.regime.isin(chance), 1 / classes, 0.9)
     runs["R"] = [np.full((T, T), a) + np.eye(T) * (g - a) for a, g in zip(runs.acc, diag)]
     runs["forgetting"] = runs["bwt"] = 0.0
@@ -37,9 +45,19 @@ def make_tasks(u, forgetting, regimes=NESTED, methods=PAPER_METHODS):
     forgetting = forgetting.copy()
     forgetting[..., -1] = np.nan
     d, m, o, r, p = (i.ravel() for i in np.indices(u.shape))
-    return pd.DataFrame({"dataset": [f"d{i}" for i in d], "regime": np.asarray(regimes)[r],
-                         "method": np.asarray(methods)[m], "order": o, **KEY, "position": p,
-                         "u": u.ravel(), "orig_u": u.ravel(), "forgetting": forgetting.ravel()})
+    return pd.DataFrame(
+        {
+            "dataset": [f"d{i}" for i in d],
+            "regime": np.asarray(regimes)[r],
+            "method": np.asarray(methods)[m],
+            "order": o,
+            **KEY,
+            "position": p,
+            "u": u.ravel(),
+            "orig_u": u.ravel(),
+            "forgetting": forgetting.ravel(),
+        }
+    )
 
 
 def rate(verdicts, verdict="supported"):
@@ -76,8 +94,7 @@ def test_planted_swap_supported():
     assert supported >= 0.8, f"supported in {supported:.1%} of 200 draws with a planted swap"
     assert verdicts[-1].dataset == "pooled" and verdicts[-1].verdict == "supported"
     v = verdicts[0]
-    assert v.effects["tau_gap"] == pytest.approx(v.effects["tau_within"]
-                                                 - v.effects["tau_between"])
+    assert v.effects["tau_gap"] == pytest.approx(v.effects["tau_within"] - v.effects["tau_between"])
     assert set(v.detail.columns) >= {"regime", "method", "mean_rank", "deviation"}
 
 
@@ -95,8 +112,12 @@ def test_ranking_swaps_by_hand():
     swaps = findings.ranking_swaps(make_runs(acc, ["head", "full"]))
     assert len(swaps) == 1
     row = swaps.iloc[0]
-    assert (row.regime_a, row.regime_b, row.method_1, row.method_2) == ("head", "full", "ewc",
-                                                                        "lwf")
+    assert (row.regime_a, row.regime_b, row.method_1, row.method_2) == (
+        "head",
+        "full",
+        "ewc",
+        "lwf",
+    )
     assert (row.gap_a, row.gap_b) == pytest.approx((0.1, -0.1))
 
 
@@ -107,8 +128,7 @@ def test_chance_regime_flagged_and_excluded():
     acc[:, :, 0] = 0.5 + rng.normal(0, 0.02, (20, 8, 4))  # head learns nothing: noise ranks
     runs = make_runs(acc, regimes, chance=("head",))
     table = findings.chance_regimes(runs)
-    assert list(table.columns) == ["dataset", "regime", "diag_acc", "chance", "n_runs",
-                                   "at_chance"]
+    assert list(table.columns) == ["dataset", "regime", "diag_acc", "chance", "n_runs", "at_chance"]
     assert table[table.at_chance].regime.unique().tolist() == ["head"]
     assert table.chance.eq(0.5).all() and table.n_runs.eq(32).all()
     verdicts = findings.finding_ranking(runs, **FAST)
@@ -201,8 +221,11 @@ def test_method_differences_without_coupling_not_supported():
     tasks = make_tasks(u, forgetting)
     verdicts = findings.finding_coupling(tasks, **FAST)
     assert rate(verdicts, "not supported") >= 0.85 and verdicts[-1].verdict == "not supported"
-    pooled = tasks.dropna().groupby(["dataset", "regime"]).apply(
-        lambda g: stats.spearmanr(g.u, g.forgetting)[0], include_groups=False)
+    pooled = (
+        tasks.dropna()
+        .groupby(["dataset", "regime"])
+        .apply(lambda g: stats.spearmanr(g.u, g.forgetting)[0], include_groups=False)
+    )
     assert pooled.xs("full", level="regime").min() > 0.8  # what pooling methods would see
 
 
@@ -226,7 +249,8 @@ def test_coupling_correlations_match_scipy():
     row = corr[(corr.method == "si") & (corr.regime == "from_layer3") & (corr.order == 1)]
     x, y = u[0, 2, 1, 2, :-1], forgetting[0, 2, 1, 2, :-1]
     assert row[["pearson", "spearman", "kendall"]].values[0] == pytest.approx(
-        [stats.pearsonr(x, y)[0], stats.spearmanr(x, y)[0], stats.kendalltau(x, y)[0]])
+        [stats.pearsonr(x, y)[0], stats.spearmanr(x, y)[0], stats.kendalltau(x, y)[0]]
+    )
     assert row.n_tasks.item() == 6
 
 
@@ -241,22 +265,30 @@ def test_verdict_table_is_numeric():
 
 def test_original_kendall_by_hand():
     rows = []
-    accs = {0: {"head": [4, 3, 2, 1], "full": [4, 3, 1, 2]},  # tau = (5 - 1) / 6
-            1: {"head": [1, 2, 3, 4], "full": [1, 2, 3, 4]},  # tau = 1
-            2: {"head": [1, 1, 1, 1], "full": [1, 2, 3, 4]}}  # constant: nan, order dropped
+    accs = {
+        0: {"head": [4, 3, 2, 1], "full": [4, 3, 1, 2]},  # tau = (5 - 1) / 6
+        1: {"head": [1, 2, 3, 4], "full": [1, 2, 3, 4]},  # tau = 1
+        2: {"head": [1, 1, 1, 1], "full": [1, 2, 3, 4]},
+    }  # constant: nan, order dropped
     for order, by_regime in accs.items():
         for regime, values in by_regime.items():
             rows += [(regime, m, order, a) for m, a in zip(PAPER_METHODS, values)]
-        rows += [("from_layer4", "ewc", order, 5.0), ("bn_affine", "ewc", order, 0.0),
-                 ("bn_affine", "lwf", order, 1.0), ("head", "finetune", order, 9.0)]
+        rows += [
+            ("from_layer4", "ewc", order, 5.0),
+            ("bn_affine", "ewc", order, 0.0),
+            ("bn_affine", "lwf", order, 1.0),
+            ("head", "finetune", order, 9.0),
+        ]
     runs = pd.DataFrame(rows, columns=["regime", "method", "order", "acc"]).assign(
-        dataset="mnist", **KEY)
+        dataset="mnist", **KEY
+    )
     out = findings.original_kendall(runs)
     assert out.per_order.tau.tolist()[:2] == pytest.approx([2 / 3, 1.0])
     assert np.isnan(out.per_order.tau[2])
     s = out.summary.iloc[0]
     assert (s.mean_tau, s.std_tau, s.n_orders, s.n_nan_orders) == pytest.approx(
-        (5 / 6, 1 / 6, 2, 1))  # np.std with ddof=0 of (2/3, 1)
+        (5 / 6, 1 / 6, 2, 1)
+    )  # np.std with ddof=0 of (2/3, 1)
     m = out.matrices["mnist"]
     assert list(m.index) == ["head", "full"]  # from_layer4 has one method: no pair
     assert m.loc["head", "full"] == pytest.approx(5 / 6) and m.loc["full", "full"] == 1

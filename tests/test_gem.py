@@ -48,10 +48,14 @@ def test_default_ridge_violation_is_bounded(seed):
 def test_matches_brute_force_primal(seed):
     g, G = problem(seed)
     gn, Gn = g.numpy(), G.numpy()
-    best = minimize(lambda z: np.sum((z - gn) ** 2), np.zeros_like(gn),  # 0 is feasible
-                    jac=lambda z: 2 * (z - gn), method="SLSQP",
-                    constraints=[{"type": "ineq", "fun": lambda z: Gn @ z, "jac": lambda z: Gn}],
-                    options={"ftol": 1e-12, "maxiter": 500})
+    best = minimize(
+        lambda z: np.sum((z - gn) ** 2),
+        np.zeros_like(gn),  # 0 is feasible
+        jac=lambda z: 2 * (z - gn),
+        method="SLSQP",
+        constraints=[{"type": "ineq", "fun": lambda z: Gn @ z, "jac": lambda z: Gn}],
+        options={"ftol": 1e-12, "maxiter": 500},
+    )
     assert best.success, best.message
     assert (Gn @ best.x >= -1e-8).all()
     for ridge in (1e-12, 1e-5):
@@ -116,17 +120,25 @@ def test_gem_projection_active_in_a_run(smoke_runs):
 
 
 def frozen_bn_statistics(trainer) -> dict[str, torch.Tensor]:
-    return {n: b.clone() for n, b in trainer.model.named_buffers()
-            if n.startswith("layer1.") and "running" in n}
+    return {
+        n: b.clone()
+        for n, b in trainer.model.named_buffers()
+        if n.startswith("layer1.") and "running" in n
+    }
 
 
-@pytest.mark.parametrize(("memory_bn", "bn_stats", "moves"), [
-    ("update", "always_update", True), ("frozen", "always_update", False),
-    ("update", "follow_regime", False), ("frozen", "follow_regime", False)])
+@pytest.mark.parametrize(
+    ("memory_bn", "bn_stats", "moves"),
+    [
+        ("update", "always_update", True),
+        ("frozen", "always_update", False),
+        ("update", "follow_regime", False),
+        ("frozen", "follow_regime", False),
+    ],
+)
 def test_memory_passes_and_batchnorm_statistics(smoke_trainer, memory_bn, bn_stats, moves):
     # layer1 is frozen under from_layer4: its statistics move only by forward passes
-    trainer = smoke_trainer("from_layer4", "gem", bn_stats=bn_stats,
-                            **{"gem.memory_bn": memory_bn})
+    trainer = smoke_trainer("from_layer4", "gem", bn_stats=bn_stats, **{"gem.memory_bn": memory_bn})
     method = trainer.method
     method.after_task([trainer.tasks[0][0]])
     from cl_regimes import models

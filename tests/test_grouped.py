@@ -21,8 +21,18 @@ ORDERS = (0, 1, 2)
 
 
 def configs(method: str, regime: str = "from_layer2", **overrides):
-    return [profiles.resolve("smoke", dataset="digits", regime=regime, method=method, order=o,
-                             seed=o, overrides=overrides or None) for o in ORDERS]
+    return [
+        profiles.resolve(
+            "smoke",
+            dataset="digits",
+            regime=regime,
+            method=method,
+            order=o,
+            seed=o,
+            overrides=overrides or None,
+        )
+        for o in ORDERS
+    ]
 
 
 @pytest.fixture
@@ -38,8 +48,9 @@ def test_identical_initial_weights_per_run():
         alone = train.Trainer([config], device="cpu")
         for name, t in group.model.state_dict().items():
             if t.ndim:
-                assert torch.equal(models.per_run(t, 3)[k],
-                                   alone.model.state_dict()[name].reshape(-1)), name
+                assert torch.equal(
+                    models.per_run(t, 3)[k], alone.model.state_dict()[name].reshape(-1)
+                ), name
 
 
 def first_update(trainer) -> torch.Tensor:
@@ -66,8 +77,14 @@ def test_first_step_updates_equal_to_rounding(method):
         assert ((group[k] - alone).norm() / alone.norm()).item() < 1e-5
 
 
-SMALL = {"image_size": 8, "train_per_task": 64, "test_per_task": 40, "epochs": 2,
-         "gem.memories_per_task": 16, "ewc.fisher_samples": 16}  # float64 convolutions are slow
+SMALL = {
+    "image_size": 8,
+    "train_per_task": 64,
+    "test_per_task": 40,
+    "epochs": 2,
+    "gem.memories_per_task": 16,
+    "ewc.fisher_samples": 16,
+}  # float64 convolutions are slow
 
 
 @pytest.mark.parametrize("method", methods.names())

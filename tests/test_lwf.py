@@ -60,8 +60,11 @@ def test_penalty_is_lambda_times_the_mean_over_old_tasks(lwf_after_two_tasks):
     trainer = lwf_after_two_tasks
     method = trainer.method
     (tasks,) = trainer.tasks
-    old, current, unseen = [t.block for t in tasks[:2]], tasks[2].block, [
-        t.block for t in tasks[3:]]
+    old, current, unseen = (
+        [t.block for t in tasks[:2]],
+        tasks[2].block,
+        [t.block for t in tasks[3:]],
+    )
     assert method.old_blocks == [[b] for b in old]
     x = trainer.inputs(tasks[2].train.x[:16, None])
     with torch.no_grad():
@@ -69,8 +72,9 @@ def test_penalty_is_lambda_times_the_mean_over_old_tasks(lwf_after_two_tasks):
     gen = torch.Generator().manual_seed(0)
     student = teacher + torch.randn(teacher.shape, generator=gen)
     (base,) = method.penalty(x, student[:, None], None)
-    per_task = [lwf.distillation(student[:, slice_of(b)], teacher[:, slice_of(b)], 2.0).mean()
-                for b in old]
+    per_task = [
+        lwf.distillation(student[:, slice_of(b)], teacher[:, slice_of(b)], 2.0).mean() for b in old
+    ]
     assert base.item() == pytest.approx(1.5 * (sum(per_task) / len(per_task)).item(), rel=1e-6)
     assert per_task[0].item() != pytest.approx(per_task[1].item())
     for block in [current, *unseen]:
@@ -127,9 +131,16 @@ def test_warmup_trains_the_head_at_a_constant_rate_for_its_epochs(smoke_trainer,
         with monkeypatch.context() as m:
             m.setattr(torch.optim.Adam, "step", record)
             out = fit(x, y, params, epochs, method, schedule, early_stopping, bar)
-        calls.append({"params": params, "epochs": [o["epochs_run"] for o in out],
-                      "rates": set(rates), "steps": len(rates),
-                      "schedule": schedule, "early_stopping": early_stopping})
+        calls.append(
+            {
+                "params": params,
+                "epochs": [o["epochs_run"] for o in out],
+                "rates": set(rates),
+                "steps": len(rates),
+                "schedule": schedule,
+                "early_stopping": early_stopping,
+            }
+        )
         return out
 
     object.__setattr__(method.runs, "fit", spy)  # the method's view of the trainer
@@ -165,16 +176,16 @@ def test_early_stopping_sees_the_penalty(smoke_trainer):
 
 def test_second_student_forward_doubles_the_batchnorm_update(smoke_trainer):
     def statistics_after_one_lwf_step(forwards):
-        trainer = smoke_trainer("from_layer4", "lwf", **{"lwf.student_forwards": forwards,
-                                                         "lwf.warmup_epochs": 0})
+        trainer = smoke_trainer(
+            "from_layer4", "lwf", **{"lwf.student_forwards": forwards, "lwf.warmup_epochs": 0}
+        )
         (tasks,) = trainer.tasks
         trainer.method.after_task([tasks[0]])
         trainer.method.before_task([tasks[1]])
         bn = trainer.model.layer1[0].bn1
         before = bn.running_mean.clone()
         x = tasks[1].train.x[None, :32]
-        xb, yb = trainer._batch(x, tasks[1].train.y[None, :32],
-                                {0: torch.arange(32)}, 0)
+        xb, yb = trainer._batch(x, tasks[1].train.y[None, :32], {0: torch.arange(32)}, 0)
         trainer.model.train()
         with torch.no_grad():
             trainer.model(xb)

@@ -11,8 +11,18 @@ import torch
 from cl_regimes import methods, regimes
 from cl_regimes.config import ConfigError
 
-STATS = ("g2", "r2", "cos", "u", "drift", "steps", "orig_norm_g", "orig_norm_r", "orig_cos",
-         "orig_u")
+STATS = (
+    "g2",
+    "r2",
+    "cos",
+    "u",
+    "drift",
+    "steps",
+    "orig_norm_g",
+    "orig_norm_r",
+    "orig_cos",
+    "orig_u",
+)
 METHOD_NAMES = methods.names()
 REGIME_NAMES = tuple(regimes.REGIMES)
 
@@ -50,8 +60,9 @@ def test_method_under_regime(smoke_runs, method, regime):
 
     if method in ("finetune", "joint"):  # nothing is added to the task gradient
         assert all(t["r2"] == 0 for t in tasks)
-        assert all(t["orig_norm_r"] == 0 and t["orig_u"] == pytest.approx(t["g2"], rel=1e-6)
-                   for t in tasks)
+        assert all(
+            t["orig_norm_r"] == 0 and t["orig_u"] == pytest.approx(t["g2"], rel=1e-6) for t in tasks
+        )
     if method in ("ewc", "lwf"):  # the penalty acts from the second task on
         assert tasks[0]["r2"] == 0
         if method == "ewc" and regime == "head":

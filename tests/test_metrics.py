@@ -11,10 +11,12 @@ from cl_regimes import metrics
 # R[i, j]: accuracy on task j after training task i. Above the diagonal (tasks not yet
 # learnt) the values are kept below every final accuracy, so that "best accuracy once
 # learnt" and "best accuracy at any time before the last task" give the same Chaudhry value.
-R = [[0.90, 0.10, 0.20, 0.30],
-     [0.95, 0.80, 0.25, 0.35],
-     [0.60, 0.85, 0.70, 0.40],
-     [0.50, 0.60, 0.65, 0.99]]
+R = [
+    [0.90, 0.10, 0.20, 0.30],
+    [0.95, 0.80, 0.25, 0.35],
+    [0.60, 0.85, 0.70, 0.40],
+    [0.50, 0.60, 0.65, 0.99],
+]
 
 
 def test_acc():
@@ -41,13 +43,12 @@ def test_forgetting_chaudhry():
 
 
 def test_summary_and_3x3():
-    R3 = [[0.8, 0.0, 0.0],
-          [0.6, 0.9, 0.0],
-          [0.7, 0.3, 1.0]]
+    R3 = [[0.8, 0.0, 0.0], [0.6, 0.9, 0.0], [0.7, 0.3, 1.0]]
     # acc (0.7 + 0.3 + 1.0) / 3; forgetting ((0.8-0.7) + (0.9-0.3)) / 2 = 0.35
     # chaudhry: task 0 max(0.8, 0.6) - 0.7 = 0.1; task 1 0.9 - 0.3 = 0.6 -> 0.35
     assert metrics.summary(R3) == pytest.approx(
-        {"acc": 2 / 3, "bwt": -0.35, "forgetting": 0.35, "forgetting_chaudhry": 0.35})
+        {"acc": 2 / 3, "bwt": -0.35, "forgetting": 0.35, "forgetting_chaudhry": 0.35}
+    )
     # learning a task later (row 1 beats row 0 for task 0) only moves the Chaudhry value
     R3[1][0] = 0.95
     assert metrics.forgetting(R3) == pytest.approx(0.35)
@@ -57,13 +58,15 @@ def test_summary_and_3x3():
 def test_correlations_of_monotone_data():
     x = np.arange(1.0, 8.0)
     assert metrics.correlations(x, 3 * x - 2) == pytest.approx(
-        {"pearson": 1.0, "spearman": 1.0, "kendall": 1.0})
+        {"pearson": 1.0, "spearman": 1.0, "kendall": 1.0}
+    )
     curved = metrics.correlations(x, np.exp(x))
     assert curved["spearman"] == pytest.approx(1.0) and curved["kendall"] == pytest.approx(1.0)
     assert curved["pearson"] < 0.99
-    falling = metrics.correlations(x, -x**3)
-    assert falling == pytest.approx({"pearson": falling["pearson"], "spearman": -1.0,
-                                     "kendall": -1.0})
+    falling = metrics.correlations(x, -(x**3))
+    assert falling == pytest.approx(
+        {"pearson": falling["pearson"], "spearman": -1.0, "kendall": -1.0}
+    )
 
 
 def test_correlations_undefined():

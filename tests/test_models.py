@@ -58,8 +58,9 @@ def test_stacked_runs_compute_what_each_network_computes():
             torch.testing.assert_close(out[:, k], net(x[:, k])[:, 0], rtol=1e-4, atol=1e-5)
     # and their BatchNorm statistics stayed their own
     for k, net in enumerate(nets):
-        torch.testing.assert_close(models.per_run(grouped.bn1.running_mean, 3)[k],
-                                   net.bn1.running_mean)
+        torch.testing.assert_close(
+            models.per_run(grouped.bn1.running_mean, 3)[k], net.bn1.running_mean
+        )
 
 
 def test_masked_cross_entropy_per_run():
@@ -67,7 +68,11 @@ def test_masked_cross_entropy_per_run():
     labels = torch.tensor([[0, 9], [3, 2], [5, 5], [8, 1]])
     losses = models.masked_cross_entropy(logits, labels, 2)
     for k in range(2):
-        blocks = torch.stack([logits[i, k, (c // 2) * 2:(c // 2) * 2 + 2]
-                              for i, c in enumerate(labels[:, k].tolist())])
+        blocks = torch.stack(
+            [
+                logits[i, k, (c // 2) * 2 : (c // 2) * 2 + 2]
+                for i, c in enumerate(labels[:, k].tolist())
+            ]
+        )
         expected = nn.functional.cross_entropy(blocks, labels[:, k] % 2)
         assert losses[k].item() == pytest.approx(expected.item(), rel=1e-6)

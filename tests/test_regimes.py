@@ -28,11 +28,14 @@ def test_summary_counts():
     assert all(n[a] < n[b] for a, b in itertools.pairwise(NESTED))
     assert n["head"] < n["bn_affine"] < n["from_layer4"]
     model = ResNet18(10, 64)
-    bn = sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d)
-             for p in m.parameters())
+    bn = sum(
+        p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters()
+    )
     assert n["bn_affine"] == n["head"] + bn
     assert sum(p.numel() for p in model.parameters()) == n["full"]
-    share = dict(zip(models.regime_summary()["regime"], models.regime_summary()["share"], strict=True))
+    share = dict(
+        zip(models.regime_summary()["regime"], models.regime_summary()["share"], strict=True)
+    )
     assert share["full"] == 1.0 and share["head"] == pytest.approx(5130 / 11_173_962)
 
 
@@ -40,7 +43,10 @@ def test_summary_other_width():
     n = counts(8, 10)
     assert n["head"] == 8 * 8 * 10 + 10
     assert list(models.regime_summary()["paper name"][[0, 2, 6]]) == [
-        "head only", "last block", "full finetune"]
+        "head only",
+        "last block",
+        "full finetune",
+    ]
     assert n["full"] == sum(p.numel() for p in ResNet18(10, 8).parameters())
 
 
@@ -77,21 +83,26 @@ def regimes_moved(model, saved) -> list[str]:
 
 
 def frozen_bn_buffers(run) -> list[str]:
-    return [f"{name}.{buf}" for name, m in run.trainer.model.named_modules()
-            if isinstance(m, nn.BatchNorm2d) and not m.weight.requires_grad
-            for buf in ("running_mean", "running_var")]
+    return [
+        f"{name}.{buf}"
+        for name, m in run.trainer.model.named_modules()
+        if isinstance(m, nn.BatchNorm2d) and not m.weight.requires_grad
+        for buf in ("running_mean", "running_var")
+    ]
 
 
 def test_bn_stats_follow_regime_keeps_frozen_statistics(smoke_runs):
     run = smoke_runs.get("from_layer4", "finetune", bn_stats="follow_regime")
     buffers = frozen_bn_buffers(run)
     assert any(b.startswith("layer3.") for b in buffers) and not any(
-        b.startswith("layer4.") for b in buffers)
+        b.startswith("layer4.") for b in buffers
+    )
     for name in buffers:
         assert torch.equal(run.before[name], run.after[name]), name
     # BatchNorm layers of the trainable block still update theirs
-    assert not torch.equal(run.before["layer4.0.bn1.running_mean"],
-                           run.after["layer4.0.bn1.running_mean"])
+    assert not torch.equal(
+        run.before["layer4.0.bn1.running_mean"], run.after["layer4.0.bn1.running_mean"]
+    )
 
 
 def test_bn_stats_always_update_changes_frozen_statistics(smoke_runs):

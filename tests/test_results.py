@@ -20,16 +20,24 @@ def swept(tmp_path_factory):
     """A small sweep (regime head, finetune and EWC), then a resumed one after deleting
     the EWC record: returns (folder, paths, first R of each path, mtimes before/after)."""
     root = tmp_path_factory.mktemp("results")
-    paths = sweep.sweep("smoke", regimes=["head"], methods=METHODS, results_dir=root,
-                        device="cpu", progress=False)
+    paths = sweep.sweep(
+        "smoke", regimes=["head"], methods=METHODS, results_dir=root, device="cpu", progress=False
+    )
     first = {p: results.read(p) for p in paths}
     mtimes = {p: p.stat().st_mtime_ns for p in paths}
     deleted = paths[1]
     deleted.unlink()
-    again = sweep.sweep("smoke", regimes=["head"], methods=METHODS, results_dir=root,
-                        device="cpu", progress=False)
-    return {"root": root, "paths": paths, "again": again, "first": first, "mtimes": mtimes,
-            "deleted": deleted}
+    again = sweep.sweep(
+        "smoke", regimes=["head"], methods=METHODS, results_dir=root, device="cpu", progress=False
+    )
+    return {
+        "root": root,
+        "paths": paths,
+        "again": again,
+        "first": first,
+        "mtimes": mtimes,
+        "deleted": deleted,
+    }
 
 
 @pytest.fixture
@@ -42,7 +50,8 @@ def test_sweep_writes_one_record_per_run(swept):
     assert len(paths) == 2 and all(p.exists() for p in paths)
     assert paths == swept["again"]
     assert [p.relative_to(root).parts for p in paths] == [
-        ("smoke", "digits", "head", m, "order00-seed0.json") for m in METHODS]
+        ("smoke", "digits", "head", m, "order00-seed0.json") for m in METHODS
+    ]
     for p, m in zip(paths, METHODS, strict=True):
         assert swept["first"][p]["config"]["method"] == m
         assert swept["first"][p]["profile"] == "smoke"
@@ -65,8 +74,14 @@ def test_sweep_refuses_a_record_of_another_configuration(swept, tmp_path):
     stale["config"]["lr"] = 0.5
     target.write_text(json.dumps(stale))
     with pytest.raises(results.RecordError, match="lr"):
-        sweep.sweep("smoke", regimes=["head"], methods=["finetune"], results_dir=tmp_path,
-                    device="cpu", progress=False)
+        sweep.sweep(
+            "smoke",
+            regimes=["head"],
+            methods=["finetune"],
+            results_dir=tmp_path,
+            device="cpu",
+            progress=False,
+        )
     assert json.loads(target.read_text()) == stale  # never overwritten
 
 
@@ -74,7 +89,8 @@ def test_plan_covers_the_grid():
     configs = sweep.plan("smoke", regimes=["head", "full"], orders=[0, 3], seeds=[0, 1])
     assert len(configs) == 2 * 6 * 2 * 2
     assert {(c.regime, c.order, c.seed) for c in configs} == {
-        (r, o, s) for r in ("head", "full") for o in (0, 3) for s in (0, 1)}
+        (r, o, s) for r in ("head", "full") for o in (0, 3) for s in (0, 1)
+    }
     assert len(sweep.plan("smoke")) == 7 * 6
 
 
@@ -110,8 +126,9 @@ def test_save_leaves_no_tmp_when_writing_fails(record, tmp_path, monkeypatch):
     assert results.read(path) == record
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "list", "missing R", "missing config",
-                                    "not square", "schema"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "empty", "list", "missing R", "missing config", "not square", "schema"]
+)
 def test_corrupt_record(record, tmp_path, damage):
     path = tmp_path / "order00-seed0.json"
     text = json.dumps(record)
@@ -157,7 +174,8 @@ def test_is_done(swept, smoke_config, tmp_path):
     assert "'epochs'" in str(err.value) and str(path) in str(err.value)
     assert "'lr'" not in str(err.value)  # only the differing keys are named
     method = smoke_config("head", "finetune").__class__(
-        **{**config.to_dict(), "method_params": {"x": 1}})
+        **{**config.to_dict(), "method_params": {"x": 1}}
+    )
     with pytest.raises(results.RecordError, match="method_params"):
         results.is_done(path, method)
 
@@ -165,8 +183,17 @@ def test_is_done(swept, smoke_config, tmp_path):
 def test_load_runs(swept):
     table = results.load(swept["root"])
     assert len(table) == 2
-    expected = {*results.RUN_COLUMNS, "classes_per_task", "acc", "bwt", "forgetting",
-                "forgetting_chaudhry", "wall_time_s", "R", "path"}
+    expected = {
+        *results.RUN_COLUMNS,
+        "classes_per_task",
+        "acc",
+        "bwt",
+        "forgetting",
+        "forgetting_chaudhry",
+        "wall_time_s",
+        "R",
+        "path",
+    }
     assert expected <= set(table.columns)
     assert list(table["method"]) == ["ewc", "finetune"]  # sorted by path
     row = table.set_index("method").loc["finetune"]
@@ -174,16 +201,36 @@ def test_load_runs(swept):
     assert row["acc"] == pytest.approx(rec["metrics"]["acc"])
     assert np.array_equal(row["R"], np.asarray(rec["R"]))
     assert (row["profile"], row["dataset"], row["regime"], row["order"], row["seed"]) == (
-        "smoke", "digits", "head", 0, 0)
+        "smoke",
+        "digits",
+        "head",
+        0,
+        0,
+    )
     assert (row["variant"], row["bn_stats"], row["classes_per_task"]) == ("", "always_update", 2)
 
 
 def test_load_tasks(swept):
     table = results.load(swept["root"], level="task")
     assert len(table) == 2 * 5
-    expected = {*results.RUN_COLUMNS, "position", "task", "g2", "r2", "cos", "u", "drift",
-                "steps", "acc_learned", "acc_final", "forgetting", "orig_u", "orig_norm_g",
-                "orig_norm_r", "orig_cos"}
+    expected = {
+        *results.RUN_COLUMNS,
+        "position",
+        "task",
+        "g2",
+        "r2",
+        "cos",
+        "u",
+        "drift",
+        "steps",
+        "acc_learned",
+        "acc_final",
+        "forgetting",
+        "orig_u",
+        "orig_norm_g",
+        "orig_norm_r",
+        "orig_cos",
+    }
     assert expected <= set(table.columns)
     assert "train_loss" not in table.columns and "classes" not in table.columns
     rec = swept["first"][swept["paths"][0]]
@@ -211,7 +258,8 @@ def test_load_empty_and_bad_level(tmp_path, swept):
 def test_variant_names():
     assert results.variant_name({"ewc.lam": 100.0}) == "ewc.lam=100.0"
     assert results.variant_name({"gem.memory_bn": "frozen", "bn_stats": "follow_regime"}) == (
-        "bn_stats=follow_regime,gem.memory_bn=frozen")
+        "bn_stats=follow_regime,gem.memory_bn=frozen"
+    )
     long = results.variant_name({f"setting{i}": i for i in range(20)})
     assert long.startswith("variant-") and len(long) == 20
     assert results.variant_name({"x": "a/b"}).startswith("variant-")  # never a path
@@ -228,7 +276,8 @@ def test_variants_of_a_run_live_side_by_side(smoke_config):
     assert own.parent == other.parent.parent and own.name == other.name
     assert other.parent.name == "ewc.lam=100.0"
     assert profiles.variant("smoke", smoke_config("head", "gem", bn_stats="follow_regime")) == {
-        "bn_stats": "follow_regime"}
+        "bn_stats": "follow_regime"
+    }
 
 
 def test_unwritable_results_folder(tmp_path):

@@ -19,16 +19,21 @@ def records(smoke_runs):
     and seed 1."""
     cached = smoke_runs.get("from_layer4", "finetune")
     config = cached.config
-    return {"a": train.run(config, "cpu", profile="smoke"), "cached": cached.outcome,
-            "other": train.run(config.__class__(**{**config.to_dict(), "seed": 1}), "cpu")}
+    return {
+        "a": train.run(config, "cpu", profile="smoke"),
+        "cached": cached.outcome,
+        "other": train.run(config.__class__(**{**config.to_dict(), "seed": 1}), "cpu"),
+    }
 
 
 def test_same_seed_same_R(records):
     assert records["a"]["R"] == records["cached"]["R"]
     assert [t["train_loss"] for t in records["a"]["tasks"]] == [
-        t["train_loss"] for t in records["cached"]["tasks"]]
+        t["train_loss"] for t in records["cached"]["tasks"]
+    ]
     assert [t["drift"] for t in records["a"]["tasks"]] == [
-        t["drift"] for t in records["cached"]["tasks"]]
+        t["drift"] for t in records["cached"]["tasks"]
+    ]
 
 
 def test_other_seed_other_R(records):
@@ -90,7 +95,8 @@ def test_zero_learning_rate_means_zero_drift(smoke_runs):
     assert (R == R[0]).all()  # the same network is evaluated after every task
     for name in run.before:
         assert torch.equal(run.before[name], run.after[name]) or name.endswith(
-            "num_batches_tracked")
+            "num_batches_tracked"
+        )
 
 
 def test_first_task_drift_is_the_distance_travelled(smoke_trainer):

@@ -28,7 +28,8 @@ def test_book_statistics_by_hand():
     assert out["cos_step"] == pytest.approx(0.5)  # (0 + 1) / 2
     assert out["u"] == pytest.approx(18.5)  # (|(3,2,4)|^2 29 + |(2,2,0)|^2 8) / 2
     assert out["u"] == pytest.approx(
-        out["g2"] + out["r2"] + 2 * out["cos"] * math.sqrt(out["g2"] * out["r2"]), rel=1e-12)
+        out["g2"] + out["r2"] + 2 * out["cos"] * math.sqrt(out["g2"] * out["r2"]), rel=1e-12
+    )
 
 
 def test_original_statistics_by_hand_per_run():
@@ -37,8 +38,12 @@ def test_original_statistics_by_hand_per_run():
     q = torch.tensor([[0.0, 2.0], [0.0, 0.0]])  # run 1 has no retention gradient (norm 0)
     stats.add(g, g, q, torch.ones(2, dtype=torch.bool))
     # a second step for run 0 only: run 1 is inactive (stopped) and must not count
-    stats.add(torch.tensor([[0.0, 1.0], [9.0, 9.0]]), torch.zeros(2, 2),
-              torch.tensor([[0.0, -1.0], [9.0, 9.0]]), torch.tensor([True, False]))
+    stats.add(
+        torch.tensor([[0.0, 1.0], [9.0, 9.0]]),
+        torch.zeros(2, 2),
+        torch.tensor([[0.0, -1.0], [9.0, 9.0]]),
+        torch.tensor([True, False]),
+    )
     first, second = stats.summary()
     assert first["steps"] == 2 and second["steps"] == 1
     # run 0: |g| 5 and 1, |q| 2 and 1, cos 0.8 and -1
@@ -58,14 +63,23 @@ def hand_statistics(trainer, method_name, x, y):
     cpt = 2
     flat = lambda ts: models.flatten(ts, 1)[0]  # noqa: E731
     logits = model(x)[:, 0]
-    loss = F.cross_entropy(torch.stack([logits[i, (c // cpt) * cpt:(c // cpt + 1) * cpt]
-                                        for i, c in enumerate(y[:, 0].tolist())]),
-                           y[:, 0] % cpt)
+    loss = F.cross_entropy(
+        torch.stack(
+            [
+                logits[i, (c // cpt) * cpt : (c // cpt + 1) * cpt]
+                for i, c in enumerate(y[:, 0].tolist())
+            ]
+        ),
+        y[:, 0] % cpt,
+    )
     g = flat(torch.autograd.grad(loss, params, retain_graph=True))
     theta = flat(params)
     if method_name == "ewc":
-        penalty = method.lam / 2 * (method.gamma * method.fisher[0] * (theta - method.anchor[0])
-                                    ** 2).sum()
+        penalty = (
+            method.lam
+            / 2
+            * (method.gamma * method.fisher[0] * (theta - method.anchor[0]) ** 2).sum()
+        )
     elif method_name == "si":
         penalty = method.c * (method.omega[0] * (theta - method.start[0]) ** 2).sum()
     elif method_name == "lwf":
@@ -73,16 +87,17 @@ def hand_statistics(trainer, method_name, x, y):
             target = method.teacher(x)[:, 0]
         (old,) = method.old_blocks[0]
         s = slice(old * cpt, (old + 1) * cpt)
-        penalty = method.lam * lwf.distillation(logits[:, s], target[:, s],
-                                                method.temperature).mean()
+        penalty = (
+            method.lam * lwf.distillation(logits[:, s], target[:, s], method.temperature).mean()
+        )
     else:
         penalty = None
     p = None if penalty is None else flat(torch.autograd.grad(penalty, params))
     if method_name == "gem":
-        (mx, my), = method.memories
+        ((mx, my),) = method.memories
         mem_logits = model(trainer.inputs(mx))[:, 0]
         (block,) = {c // cpt for c in my[:, 0].tolist()}
-        mem_loss = F.cross_entropy(mem_logits[:, block * cpt:(block + 1) * cpt], my[:, 0] % cpt)
+        mem_loss = F.cross_entropy(mem_logits[:, block * cpt : (block + 1) * cpt], my[:, 0] % cpt)
         memory = flat(torch.autograd.grad(mem_loss, params))[None]
         violated = bool((memory @ g < 0).any())
         update = gem.project(g, memory) if violated else g
@@ -107,13 +122,21 @@ def test_original_statistics_of_one_step_on_a_small_network(smoke_trainer, metho
     opt = torch.optim.Adam(trainer.params, lr=trainer.cfg.lr)
     active = torch.ones(1, dtype=torch.bool)
     # one step off the anchor, so that the penalties' gradients are not zero
-    trainer._step(*trainer._batch(x1, y1, perm, 0), trainer.params, opt, trainer.method, None,
-                  active, Hold(trainer.params, 1))
+    trainer._step(
+        *trainer._batch(x1, y1, perm, 0),
+        trainer.params,
+        opt,
+        trainer.method,
+        None,
+        active,
+        Hold(trainer.params, 1),
+    )
     xb, yb = trainer._batch(x1, y1, perm, 1)
     g, update, q = hand_statistics(trainer, method_name, xb, yb)
     stats = UpdateStats(1, torch.device("cpu"))
-    trainer._step(xb, yb, trainer.params, opt, trainer.method, stats, active,
-                  Hold(trainer.params, 1))
+    trainer._step(
+        xb, yb, trainer.params, opt, trainer.method, stats, active, Hold(trainer.params, 1)
+    )
     (out,) = stats.summary()
     norm_g, norm_q = g.norm().item(), q.norm().item()
     cos = (g @ q).item() / (norm_g * norm_q) if norm_q > 0 else 0.0

@@ -88,16 +88,25 @@ def execute(source: Path, parameters: dict, output: Path | None = None) -> Path:
     known = papermill.inspect_notebook(str(ipynb))
     unknown = sorted(set(parameters) - set(known))
     if unknown:
-        raise ConfigError(f"notebook {source.name} has no parameter {', '.join(unknown)}; "
-                          f"its parameters: {', '.join(known)}")
+        raise ConfigError(
+            f"notebook {source.name} has no parameter {', '.join(unknown)}; "
+            f"its parameters: {', '.join(known)}"
+        )
     output = Path(output or ipynb)
     try:
-        papermill.execute_notebook(str(ipynb), str(output), parameters=parameters,
-                                   kernel_name=KERNELSPEC["name"], cwd=str(source.parent),
-                                   progress_bar=False, kernel_manager_class=QuietKernelManager)
+        papermill.execute_notebook(
+            str(ipynb),
+            str(output),
+            parameters=parameters,
+            kernel_name=KERNELSPEC["name"],
+            cwd=str(source.parent),
+            progress_bar=False,
+            kernel_manager_class=QuietKernelManager,
+        )
     except papermill.PapermillExecutionError as err:
-        raise NotebookError(f"{source.name} failed in cell {err.exec_count}: "
-                            f"{err.ename}: {err.evalue}") from None
+        raise NotebookError(
+            f"{source.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
+        ) from None
     finally:
         _keep_source_newest(ipynb, source)
     return output
@@ -122,16 +131,28 @@ def _execute_in_worker(source: Path, parameters: dict, slot: int, jobs: int) -> 
     return execute(source, parameters)
 
 
-def execute_all(profile: str, results_dir, jobs: int = 1, device: str = "auto",
-                group_size: int | None = None, root: Path = ROOT) -> None:
+def execute_all(
+    profile: str,
+    results_dir,
+    jobs: int = 1,
+    device: str = "auto",
+    group_size: int | None = None,
+    root: Path = ROOT,
+) -> None:
     notebooks = toc_notebooks(root)
-    params = {"profile": profile, "results_dir": str(Path(results_dir).resolve()),
-              "device": device, "group_size": group_size}
+    params = {
+        "profile": profile,
+        "results_dir": str(Path(results_dir).resolve()),
+        "device": device,
+        "group_size": group_size,
+    }
     regime_nbs = [nb for nb in notebooks if nb.stem != CROSS]
     with tqdm(total=len(notebooks), desc=f"notebooks ({profile})") as bar:
         with ProcessPoolExecutor(max(1, jobs), mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_execute_in_worker, nb, params | {"orders": None}, i,
-                                   max(1, jobs)): nb for i, nb in enumerate(regime_nbs)}
+            futures = {
+                pool.submit(_execute_in_worker, nb, params | {"orders": None}, i, max(1, jobs)): nb
+                for i, nb in enumerate(regime_nbs)
+            }
             for future in futures:
                 bar.set_postfix_str(futures[future].stem)
                 future.result()
@@ -145,15 +166,27 @@ def execute_all(profile: str, results_dir, jobs: int = 1, device: str = "auto",
 def build_html(root: Path = ROOT) -> Path:
     """``jupyter-book build --all -W --keep-going``; returns the index page."""
     jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", "--all", "-W", "--keep-going",
-           str(root)]
+    cmd = [
+        str(jb) if jb.exists() else "jupyter-book",
+        "build",
+        "--all",
+        "-W",
+        "--keep-going",
+        str(root),
+    ]
     if subprocess.run(cmd).returncode != 0:
         raise NotebookError("jupyter-book build failed (see its output above)")
     return root / "_build" / "html" / "index.html"
 
 
-def build(profile: str, results_dir="results", jobs: int = 1, device: str = "auto",
-          group_size: int | None = None, html: bool = True) -> None:
+def build(
+    profile: str,
+    results_dir="results",
+    jobs: int = 1,
+    device: str = "auto",
+    group_size: int | None = None,
+    html: bool = True,
+) -> None:
     profiles.get_profile(profile)
     execute_all(profile, results_dir, jobs, device, group_size)
     if html:

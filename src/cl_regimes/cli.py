@@ -29,29 +29,43 @@ def _regimes(args) -> None:
 def _run(args) -> None:
     from cl_regimes import results, train
 
-    config = profiles.resolve(args.profile, dataset=args.dataset, regime=args.regime,
-                              method=args.method, order=args.order, seed=args.seed,
-                              overrides=profiles.parse_overrides(args.set))
+    config = profiles.resolve(
+        args.profile,
+        dataset=args.dataset,
+        regime=args.regime,
+        method=args.method,
+        order=args.order,
+        seed=args.seed,
+        overrides=profiles.parse_overrides(args.set),
+    )
     variant = profiles.variant(args.profile, config)
     results.check_writable(args.results)
     path = results.record_path(args.results, args.profile, config, variant)
     if results.is_done(path, config):
         print(f"already done (same configuration): {path}")
     else:
-        results.save(train.run(config, args.device, args.data_dir, progress=True,
-                               profile=args.profile), path)
+        results.save(
+            train.run(config, args.device, args.data_dir, progress=True, profile=args.profile), path
+        )
         print(f"record written: {path}")
     record = results.read(path)
     print(f"order {record['order']}; R[i, j] = accuracy on task j after training task i:")
     print(np.array2string(np.asarray(record["R"]), precision=3, suppress_small=True))
-    print("  ".join(f"{k} {v:.4f}" for k, v in record["metrics"].items()),
-          f" ({record['wall_time_s']:.1f} s)")
+    print(
+        "  ".join(f"{k} {v:.4f}" for k, v in record["metrics"].items()),
+        f" ({record['wall_time_s']:.1f} s)",
+    )
 
 
 def _grid(args) -> dict:
-    return dict(datasets=args.datasets, regimes=args.regimes, methods=args.methods,
-                orders=args.orders, seeds=args.seeds,
-                overrides=profiles.parse_overrides(args.set))
+    return dict(
+        datasets=args.datasets,
+        regimes=args.regimes,
+        methods=args.methods,
+        orders=args.orders,
+        seeds=args.seeds,
+        overrides=profiles.parse_overrides(args.set),
+    )
 
 
 def _sweep(args) -> None:
@@ -59,19 +73,34 @@ def _sweep(args) -> None:
 
     if args.dry_run:
         configs = sweep.plan(args.profile, **_grid(args))
-        todo = [c for c in configs if not results.is_done(
-            results.record_path(args.results, args.profile, c, profiles.variant(args.profile, c)),
-            c)]
+        todo = [
+            c
+            for c in configs
+            if not results.is_done(
+                results.record_path(
+                    args.results, args.profile, c, profiles.variant(args.profile, c)
+                ),
+                c,
+            )
+        ]
         device = train.resolve_device(args.device)
         hours = sweep.estimate(todo, device, args.group_size) / 3600
         units = sweep.groups(todo, args.group_size, device)
-        print(f"{len(configs)} runs in the grid, {len(configs) - len(todo)} already done; "
-              f"the rest in {len(units)} groups, projected on {device}: {hours:.2f} h "
-              "(an upper bound: every regime timed as full)")
+        print(
+            f"{len(configs)} runs in the grid, {len(configs) - len(todo)} already done; "
+            f"the rest in {len(units)} groups, projected on {device}: {hours:.2f} h "
+            "(an upper bound: every regime timed as full)"
+        )
         return
-    paths = sweep.sweep(args.profile, results_dir=args.results, device=args.device,
-                        data_dir=args.data_dir, jobs=args.jobs, group_size=args.group_size,
-                        **_grid(args))
+    paths = sweep.sweep(
+        args.profile,
+        results_dir=args.results,
+        device=args.device,
+        data_dir=args.data_dir,
+        jobs=args.jobs,
+        group_size=args.group_size,
+        **_grid(args),
+    )
     print(f"{len(paths)} records under {args.results}/{args.profile}")
 
 
@@ -81,8 +110,14 @@ def _book(args) -> None:
     sweep.plan(args.profile)  # every value of the profile checked before anything runs
     results.check_writable(args.results)
     try:
-        book.build(args.profile, results_dir=args.results, jobs=args.jobs, device=args.device,
-                   group_size=args.group_size, html=not args.no_html)
+        book.build(
+            args.profile,
+            results_dir=args.results,
+            jobs=args.jobs,
+            device=args.device,
+            group_size=args.group_size,
+            html=not args.no_html,
+        )
     except book.NotebookError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -90,21 +125,33 @@ def _book(args) -> None:
 
 def settings_table() -> str:
     """Every setting with its value in each profile and its valid values, for --help."""
-    valid = {f.name: f.metadata["valid"] for f in dataclasses.fields(RunConfig)
-             if "valid" in f.metadata}
+    valid = {
+        f.name: f.metadata["valid"] for f in dataclasses.fields(RunConfig) if "valid" in f.metadata
+    }
     for name in methods.names():
         valid |= {f"{name}.{k}": v for k, v in methods.get(name).parameters().items()}
     names = list(profiles.PROFILES)
     rows = [["setting", *names, "valid"]]
     for key in profiles.PAPER_SETTINGS:
-        rows.append([key, *(str(profiles.PROFILES[p].settings[key]) for p in names),
-                     str(valid.get(key, ""))])
+        rows.append(
+            [
+                key,
+                *(str(profiles.PROFILES[p].settings[key]) for p in names),
+                str(valid.get(key, "")),
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    per_dataset = "; ".join(f"{p}: {d} {v}" for p, prof in profiles.PROFILES.items()
-                            for d, v in prof.per_dataset.items())
-    return ("settings (override with --set key=value ...):\n  " + "\n  ".join(lines)
-            + (f"\nper-dataset values: {per_dataset}" if per_dataset else ""))
+    per_dataset = "; ".join(
+        f"{p}: {d} {v}"
+        for p, prof in profiles.PROFILES.items()
+        for d, v in prof.per_dataset.items()
+    )
+    return (
+        "settings (override with --set key=value ...):\n  "
+        + "\n  ".join(lines)
+        + (f"\nper-dataset values: {per_dataset}" if per_dataset else "")
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -121,8 +168,13 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--results", default="results", help="results folder (default results/)")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
         p.add_argument("--data-dir", default=None, help="datasets folder (default data/)")
-        p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE",
-                       help="override profile settings, e.g. --set epochs=1 ewc.lam=100")
+        p.add_argument(
+            "--set",
+            action="extend",
+            nargs="+",
+            metavar="KEY=VALUE",
+            help="override profile settings, e.g. --set epochs=1 ewc.lam=100",
+        )
         if grid:
             p.add_argument("--datasets", nargs="+", help=", ".join(data.DATASETS))
             p.add_argument("--regimes", nargs="+", help=", ".join(regimes.REGIMES))
@@ -131,12 +183,19 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--seeds", nargs="+", type=int)
             p.add_argument("--jobs", type=int, default=1, help="groups trained at once")
             p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
-            p.add_argument("--dry-run", action="store_true",
-                           help="print the number of runs and a projected wall time")
+            p.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="print the number of runs and a projected wall time",
+            )
 
     formatter = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("run", help="one continual-learning run -> one record",
-                       epilog=settings_table(), formatter_class=formatter)
+    p = sub.add_parser(
+        "run",
+        help="one continual-learning run -> one record",
+        epilog=settings_table(),
+        formatter_class=formatter,
+    )
     common(p, grid=False)
     p.add_argument("--dataset", required=True, help=", ".join(data.DATASETS))
     p.add_argument("--regime", required=True, help=", ".join(regimes.REGIMES))
@@ -145,8 +204,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("sweep", help="every run of a profile's grid, grouped, resuming",
-                       epilog=settings_table(), formatter_class=formatter)
+    p = sub.add_parser(
+        "sweep",
+        help="every run of a profile's grid, grouped, resuming",
+        epilog=settings_table(),
+        formatter_class=formatter,
+    )
     common(p, grid=True)
     p.set_defaults(func=_sweep)
 
@@ -161,8 +224,10 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-GROUP_HELP = ("runs of one cell trained as one grouped network (default: as many as fit; "
-              "all of a cell's orders on a CPU)")
+GROUP_HELP = (
+    "runs of one cell trained as one grouped network (default: as many as fit; "
+    "all of a cell's orders on a CPU)"
+)
 
 
 def main(argv=None) -> int:
@@ -171,8 +236,9 @@ def main(argv=None) -> int:
         for name in ("jobs", "group_size"):
             value = getattr(args, name, None)
             if value is not None and value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} {value} is out of range; "
-                                  "valid: >= 1")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} {value} is out of range; valid: >= 1"
+                )
         args.func(args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -42,8 +42,9 @@ class Range:
     def __str__(self) -> str:
         low, high = (f"{v:g}" if isinstance(v, float) else v for v in (self.low, self.high))
         if self.low is not None and self.high is not None:
-            text = (f"in {'(' if self.low_open else '['}{low}, "
-                    f"{high}{')' if self.high_open else ']'}")
+            text = (
+                f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+            )
         elif self.low is not None:
             text = f"{'>' if self.low_open else '>='} {low}"
         else:
@@ -117,8 +118,9 @@ class RunConfig:
             if "valid" in f.metadata:
                 check(f.name, getattr(self, f.name), f.metadata["valid"])
         if self.lr_min > self.lr:
-            raise ConfigError(f"setting lr_min={self.lr_min!r} is out of range; "
-                              f"valid: <= lr ({self.lr!r})")
+            raise ConfigError(
+                f"setting lr_min={self.lr_min!r} is out of range; valid: <= lr ({self.lr!r})"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

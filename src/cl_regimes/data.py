@@ -61,8 +61,9 @@ def _digits(name: str, root: Path, train: bool) -> tuple[np.ndarray, np.ndarray]
 
     digits = load_digits()
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)
-    tr, te = train_test_split(np.arange(len(images)), test_size=0.2, stratify=digits.target,
-                              random_state=0)
+    tr, te = train_test_split(
+        np.arange(len(images)), test_size=0.2, stratify=digits.target, random_state=0
+    )
     idx = tr if train else te
     return images[idx], digits.target[idx]
 
@@ -86,20 +87,40 @@ class DatasetSpec:
 
 
 MNIST_STATS = dict(mean=(0.1307,), std=(0.3081,))
-DATASETS = {d.name: d for d in (
-    DatasetSpec("digits", _digits, 10, 5, **MNIST_STATS, flip=False, sizes=(1437, 360)),
-    DatasetSpec("mnist", _torchvision("MNIST"), 10, 5, **MNIST_STATS, flip=False,
-                sizes=(60000, 10000)),
-    DatasetSpec("fashion_mnist", _torchvision("FashionMNIST"), 10, 5, **MNIST_STATS,
-                flip=False, sizes=(60000, 10000)),
-    DatasetSpec("kmnist", _torchvision("KMNIST"), 10, 5, **MNIST_STATS, flip=False,
-                sizes=(60000, 10000)),
-    DatasetSpec("qmnist", _torchvision("QMNIST"), 10, 5, **MNIST_STATS, flip=False,
-                sizes=(60000, 60000)),
-    DatasetSpec("cifar100", _torchvision("CIFAR100"), 100, 10,
-                mean=(0.5071, 0.4867, 0.4408), std=(0.2675, 0.2565, 0.2761), flip=True,
-                sizes=(50000, 10000)),
-)}
+DATASETS = {
+    d.name: d
+    for d in (
+        DatasetSpec("digits", _digits, 10, 5, **MNIST_STATS, flip=False, sizes=(1437, 360)),
+        DatasetSpec(
+            "mnist", _torchvision("MNIST"), 10, 5, **MNIST_STATS, flip=False, sizes=(60000, 10000)
+        ),
+        DatasetSpec(
+            "fashion_mnist",
+            _torchvision("FashionMNIST"),
+            10,
+            5,
+            **MNIST_STATS,
+            flip=False,
+            sizes=(60000, 10000),
+        ),
+        DatasetSpec(
+            "kmnist", _torchvision("KMNIST"), 10, 5, **MNIST_STATS, flip=False, sizes=(60000, 10000)
+        ),
+        DatasetSpec(
+            "qmnist", _torchvision("QMNIST"), 10, 5, **MNIST_STATS, flip=False, sizes=(60000, 60000)
+        ),
+        DatasetSpec(
+            "cifar100",
+            _torchvision("CIFAR100"),
+            100,
+            10,
+            mean=(0.5071, 0.4867, 0.4408),
+            std=(0.2675, 0.2565, 0.2761),
+            flip=True,
+            sizes=(50000, 10000),
+        ),
+    )
+}
 
 
 def spec(name: str) -> DatasetSpec:
@@ -150,14 +171,18 @@ def _open_torchvision(cls, name: str, root: Path, train: bool):
     try:
         return cls(str(root), train=train, download=True)
     except Exception as err:  # no internet, a proxy, a half-written file...
-        hint = ("`apt-get install dataset-fashion-mnist` (Debian), or run once on a machine "
-                "with internet" if fashion else
-                "run once on a machine with internet (torchvision downloads it), or copy "
-                f"torchvision's folder for it into {root}")
+        hint = (
+            "`apt-get install dataset-fashion-mnist` (Debian), or run once on a machine "
+            "with internet"
+            if fashion
+            else "run once on a machine with internet (torchvision downloads it), or copy "
+            f"torchvision's folder for it into {root}"
+        )
         looked = [str(root)] + ([str(DEBIAN_FASHION_MNIST)] if fashion else [])
         raise DataNotFoundError(
             f"dataset {name!r} not found (looked in {', '.join(looked)}; download failed: "
-            f"{type(err).__name__}); get it with: {hint}; or set {DATA_ENV}") from None
+            f"{type(err).__name__}); get it with: {hint}; or set {DATA_ENV}"
+        ) from None
 
 
 def resize(images: np.ndarray, size: int) -> torch.Tensor:
@@ -168,8 +193,14 @@ def resize(images: np.ndarray, size: int) -> torch.Tensor:
         images = images[..., None]
     if images.shape[1] != size:
         grey = images.shape[-1] == 1
-        images = np.stack([np.asarray(Image.fromarray(im[..., 0] if grey else im).resize(
-            (size, size), Image.BILINEAR)) for im in images])
+        images = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(im[..., 0] if grey else im).resize((size, size), Image.BILINEAR)
+                )
+                for im in images
+            ]
+        )
         images = images.reshape(len(images), size, size, -1)
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
 
@@ -206,8 +237,9 @@ def task_orders(num_tasks: int, count: int = 10, seed: int = 42) -> list[list[in
     return orders
 
 
-def subsample(y: torch.Tensor, classes: list[int], per_task: int | None,
-              generator: torch.Generator) -> torch.Tensor:
+def subsample(
+    y: torch.Tensor, classes: list[int], per_task: int | None, generator: torch.Generator
+) -> torch.Tensor:
     """Indices of a task's samples, stratified: ``per_task // len(classes)`` of each class."""
     picks = []
     for c in classes:
@@ -239,8 +271,9 @@ class Task:
     test: Split
 
 
-def make_blocks(ds: Dataset, train_per_task: int | None, test_per_task: int | None,
-                device: torch.device) -> list[Block]:
+def make_blocks(
+    ds: Dataset, train_per_task: int | None, test_per_task: int | None, device: torch.device
+) -> list[Block]:
     """Every class block, subsampled with a fixed seed: the same images in every run."""
     gen = torch.Generator().manual_seed(0)
     blocks = []
@@ -257,24 +290,31 @@ def tasks_in_order(blocks: list[Block], order: list[int]) -> list[Task]:
     """The blocks in the order a run trains them (sharing their tensors)."""
     if sorted(order) != list(range(len(blocks))):
         raise ConfigError(f"order {order} is not a permutation of the {len(blocks)} tasks")
-    return [Task(position, b, blocks[b].classes, blocks[b].train, blocks[b].test)
-            for position, b in enumerate(order)]
+    return [
+        Task(position, b, blocks[b].classes, blocks[b].train, blocks[b].test)
+        for position, b in enumerate(order)
+    ]
 
 
-def draw_augmentation(n: int, size: int, flip: bool, generator: torch.Generator
-                      ) -> tuple[torch.Tensor, ...]:
+def draw_augmentation(
+    n: int, size: int, flip: bool, generator: torch.Generator
+) -> tuple[torch.Tensor, ...]:
     """One run's random crop offsets (zero padding of 1/8 of the side: 4 pixels at 32x32)
     and horizontal flips for a batch of ``n`` images, drawn from its generator."""
     pad = size // 8
     dev = generator.device
     dy, dx = torch.randint(0, 2 * pad + 1, (2, n), device=dev, generator=generator)
-    mirror = (torch.rand(n, device=dev, generator=generator) < 0.5 if flip
-              else torch.zeros(n, dtype=torch.bool, device=dev))
+    mirror = (
+        torch.rand(n, device=dev, generator=generator) < 0.5
+        if flip
+        else torch.zeros(n, dtype=torch.bool, device=dev)
+    )
     return dy, dx, mirror
 
 
-def augment(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, mirror: torch.Tensor
-            ) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, mirror: torch.Tensor
+) -> torch.Tensor:
     """Apply crops and flips to a uint8 batch [N, C, S, S] in one gather, on its device."""
     n, c, h, w = x.shape
     pad = w // 8
@@ -283,8 +323,12 @@ def augment(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, mirror: torch.T
     rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = dx[:, None] + torch.arange(w, device=dev)
     cols = torch.where(mirror[:, None], cols.flip(1), cols)[:, None, None, :]
-    return padded[torch.arange(n, device=dev)[:, None, None, None],
-                  torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    return padded[
+        torch.arange(n, device=dev)[:, None, None, None],
+        torch.arange(c, device=dev)[None, :, None, None],
+        rows,
+        cols,
+    ]
 
 
 class Normalizer:
@@ -297,8 +341,9 @@ class Normalizer:
         self.std = torch.tensor(ds.std, device=device).view(1, 1, -1, 1, 1)
         # channels_last is the faster convolution layout on CUDA; on a CPU, oneDNN's
         # channels_last backward was slower here and not thread-safe (heap corruption)
-        self.memory_format = torch.channels_last if device.type == "cuda" else (
-            torch.contiguous_format)
+        self.memory_format = (
+            torch.channels_last if device.type == "cuda" else (torch.contiguous_format)
+        )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = (x.to(self.dtype).div_(255) - self.mean) / self.std

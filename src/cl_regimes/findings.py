@@ -27,8 +27,14 @@ from scipy import stats
 
 from cl_regimes.config import ConfigError
 
-DEPTH = {"head": 0, "from_layer4": 1, "from_layer3": 2, "from_layer2": 3, "from_layer1": 4,
-         "full": 5}  # the nested regimes; bn_affine is not nested and has no depth
+DEPTH = {
+    "head": 0,
+    "from_layer4": 1,
+    "from_layer3": 2,
+    "from_layer2": 3,
+    "from_layer1": 4,
+    "full": 5,
+}  # the nested regimes; bn_affine is not nested and has no depth
 PAPER_METHODS = ("ewc", "lwf", "si", "gem")  # finetune and joint are references
 ORIGINAL_REGIMES = ("head", "from_layer4", "from_layer3", "from_layer2", "from_layer1", "full")
 CHANCE_MARGIN = 0.05  # absolute accuracy above 1 / classes_per_task that counts as learning
@@ -66,13 +72,21 @@ class Verdict:
         text = f"Finding {self.finding} ({self.claim}; {self.dataset}): {self.verdict}."
         if self.verdict != "not testable":
             effects = "; ".join(
-                f"{k} {v:.3f}" + (f" [{self.intervals[k][0]:.3f}, {self.intervals[k][1]:.3f}]"
-                                  if k in self.intervals else "")
-                for k, v in self.effects.items())
-            text += (f" Null: {self.null}. Statistic: {self.statistic} = {self.observed:.3f}, "
-                     f"permutation p = {self.p_value:.3f} ({self.n_permutations} permutations, "
-                     f"{self.n_orders} orders, level {self.level})"
-                     + (f"; {effects} (95% bootstrap intervals)" if effects else "") + ".")
+                f"{k} {v:.3f}"
+                + (
+                    f" [{self.intervals[k][0]:.3f}, {self.intervals[k][1]:.3f}]"
+                    if k in self.intervals
+                    else ""
+                )
+                for k, v in self.effects.items()
+            )
+            text += (
+                f" Null: {self.null}. Statistic: {self.statistic} = {self.observed:.3f}, "
+                f"permutation p = {self.p_value:.3f} ({self.n_permutations} permutations, "
+                f"{self.n_orders} orders, level {self.level})"
+                + (f"; {effects} (95% bootstrap intervals)" if effects else "")
+                + "."
+            )
         if self.excluded:
             text += " Excluded: " + "; ".join(f"{k} ({v})" for k, v in self.excluded.items()) + "."
         return text
@@ -82,9 +96,21 @@ def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
     """One numeric row per verdict: effects as columns, intervals as ``<name>_lo/_hi``."""
     rows = []
     for v in verdicts:
-        row = {k: getattr(v, k) for k in ("finding", "dataset", "claim", "statistic", "observed",
-                                          "p_value", "n_permutations", "level", "verdict",
-                                          "n_orders")}
+        row = {
+            k: getattr(v, k)
+            for k in (
+                "finding",
+                "dataset",
+                "claim",
+                "statistic",
+                "observed",
+                "p_value",
+                "n_permutations",
+                "level",
+                "verdict",
+                "n_orders",
+            )
+        }
         row |= v.effects
         for name, (lo, hi) in v.intervals.items():
             row |= {f"{name}_lo": lo, f"{name}_hi": hi}
@@ -102,8 +128,10 @@ def _scope(df: pd.DataFrame, variant: str = "", bn_stats: str | None = None) -> 
     if bn_stats is not None:
         df = df[df.bn_stats == bn_stats]
     elif df.bn_stats.nunique() > 1:
-        raise ConfigError(f"records hold bn_stats {sorted(df.bn_stats.unique())}; pass "
-                          "bn_stats= to analyse one setting at a time")
+        raise ConfigError(
+            f"records hold bn_stats {sorted(df.bn_stats.unique())}; pass "
+            "bn_stats= to analyse one setting at a time"
+        )
     return df
 
 
@@ -123,8 +151,10 @@ def _interval(draws: np.ndarray) -> tuple[float, float]:
 def _permuted(rng, n: int, blocks: int, size: int, statistic) -> np.ndarray:
     """``statistic(perms)`` over ``n`` draws of independent permutations of ``size`` labels
     within each of ``blocks`` blocks; perms has shape (draws, blocks, size)."""
-    out = [statistic(rng.random((min(_CHUNK, n - i), blocks, size)).argsort(-1))
-           for i in range(0, n, _CHUNK)]
+    out = [
+        statistic(rng.random((min(_CHUNK, n - i), blocks, size)).argsort(-1))
+        for i in range(0, n, _CHUNK)
+    ]
     return np.concatenate(out) if out else np.empty(0)
 
 
@@ -142,26 +172,55 @@ def _tau_b(s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (s1 * s2).sum(-1) / den, np.nan)
 
 
-def _tested(finding, dataset, texts, observed, permuted, n_orders, level, effects,
-            intervals, excluded, detail) -> Verdict:
+def _tested(
+    finding,
+    dataset,
+    texts,
+    observed,
+    permuted,
+    n_orders,
+    level,
+    effects,
+    intervals,
+    excluded,
+    detail,
+) -> Verdict:
     """A verdict from an observed statistic and its permutation draws (one-sided: large)."""
     p = _p_value(observed, permuted)
-    return Verdict(finding, dataset, *texts, float(observed), p, len(permuted), level,
-                   "supported" if p < level else "not supported", n_orders, effects, intervals,
-                   excluded, detail)
+    return Verdict(
+        finding,
+        dataset,
+        *texts,
+        float(observed),
+        p,
+        len(permuted),
+        level,
+        "supported" if p < level else "not supported",
+        n_orders,
+        effects,
+        intervals,
+        excluded,
+        detail,
+    )
 
 
 def _untestable(finding, dataset, texts, level, excluded) -> Verdict:
-    return Verdict(finding, dataset, *texts, np.nan, np.nan, 0, level, "not testable", 0,
-                   excluded=excluded)
+    return Verdict(
+        finding, dataset, *texts, np.nan, np.nan, 0, level, "not testable", 0, excluded=excluded
+    )
 
 
 # ---- chance ----------------------------------------------------------------------------------
 
 
-def chance_regimes(runs: pd.DataFrame, margin: float = CHANCE_MARGIN, *,
-                   methods=PAPER_METHODS, variant: str = "", bn_stats: str | None = None
-                   ) -> pd.DataFrame:
+def chance_regimes(
+    runs: pd.DataFrame,
+    margin: float = CHANCE_MARGIN,
+    *,
+    methods=PAPER_METHODS,
+    variant: str = "",
+    bn_stats: str | None = None,
+) -> pd.DataFrame:
     """Per dataset and regime: mean over the methods' runs of mean(diag R), the accuracy on
     each task right after training it; ``at_chance`` when it is within ``margin`` (absolute)
     of 1 / classes_per_task. An absolute margin, not a significance test: with many runs a
@@ -170,10 +229,13 @@ def chance_regimes(runs: pd.DataFrame, margin: float = CHANCE_MARGIN, *,
     Columns: dataset, regime, diag_acc, chance, n_runs, at_chance."""
     df = _scope(runs, variant, bn_stats)
     df = df[df.method.isin(methods)]
-    df = df.assign(diag_acc=[float(np.mean(np.diag(np.asarray(R)))) for R in df.R],
-                   chance=1.0 / df.classes_per_task.astype(float))
+    df = df.assign(
+        diag_acc=[float(np.mean(np.diag(np.asarray(R)))) for R in df.R],
+        chance=1.0 / df.classes_per_task.astype(float),
+    )
     out = df.groupby(["dataset", "regime"], sort=False).agg(
-        diag_acc=("diag_acc", "mean"), chance=("chance", "mean"), n_runs=("acc", "size"))
+        diag_acc=("diag_acc", "mean"), chance=("chance", "mean"), n_runs=("acc", "size")
+    )
     out = out.reset_index()
     return out.assign(at_chance=out.diag_acc <= out.chance + margin)
 
@@ -183,18 +245,25 @@ def _chance_excluded(runs, margin, methods) -> dict[str, dict[str, str]]:
     if margin is None or runs.empty:
         return {}
     table = chance_regimes(runs, margin, methods=methods)
-    return {d: {r.regime: f"at chance: mean diagonal accuracy {r.diag_acc:.3f} within "
-                f"{margin} of chance {r.chance:.3f}" for r in g[g.at_chance].itertuples()}
-            for d, g in table.groupby("dataset", sort=False)}
+    return {
+        d: {
+            r.regime: f"at chance: mean diagonal accuracy {r.diag_acc:.3f} within "
+            f"{margin} of chance {r.chance:.3f}"
+            for r in g[g.at_chance].itertuples()
+        }
+        for d, g in table.groupby("dataset", sort=False)
+    }
 
 
 # ---- finding 1 -------------------------------------------------------------------------------
 
-TEXTS_1 = ("the ranking of the methods by ACC changes across regimes",  # claim, null, statistic
-           "every non-chance regime has the same expected ranking of the methods: within an "
-           "order the regime labels are exchangeable, and regime differences are run noise",
-           "sum over regimes and methods of the squared deviation of the regime's mean rank "
-           "(over orders) from the method's mean rank over all regimes")
+TEXTS_1 = (
+    "the ranking of the methods by ACC changes across regimes",  # claim, null, statistic
+    "every non-chance regime has the same expected ranking of the methods: within an "
+    "order the regime labels are exchangeable, and regime differences are run noise",
+    "sum over regimes and methods of the squared deviation of the regime's mean rank "
+    "(over orders) from the method's mean rank over all regimes",
+)
 
 
 def _acc_array(sub: pd.DataFrame, regimes, methods):
@@ -209,8 +278,9 @@ def _interaction(ranks: np.ndarray, rng, n_permutations: int):
     regime labels permuted independently within each order."""
     c = ranks - ranks.mean((0, 1))  # the common mean ranks do not change under permutation
     rows = np.arange(len(c))[None, :, None]
-    permuted = _permuted(rng, n_permutations, *c.shape[:2],
-                         lambda p: (c[rows, p].mean(1) ** 2).sum((1, 2)))
+    permuted = _permuted(
+        rng, n_permutations, *c.shape[:2], lambda p: (c[rows, p].mean(1) ** 2).sum((1, 2))
+    )
     return float((c.mean(0) ** 2).sum()), permuted
 
 
@@ -231,11 +301,18 @@ def _agreement(acc: np.ndarray, idx: np.ndarray):
         return (np.nanmean(b), np.nanmean(W[upper]), np.nanmean(b[idx], 1), within)
 
 
-def finding_ranking(runs: pd.DataFrame, *, methods=PAPER_METHODS,
-                    margin: float | None = CHANCE_MARGIN, variant: str = "",
-                    bn_stats: str | None = None, level: float = 0.05,
-                    n_permutations: int = 2000, n_boot: int = 2000, seed: int = 0
-                    ) -> list[Verdict]:
+def finding_ranking(
+    runs: pd.DataFrame,
+    *,
+    methods=PAPER_METHODS,
+    margin: float | None = CHANCE_MARGIN,
+    variant: str = "",
+    bn_stats: str | None = None,
+    level: float = 0.05,
+    n_permutations: int = 2000,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[Verdict]:
     """Finding 1 as a method x regime interaction test, per dataset and pooled.
 
     Within each order and regime the methods are ranked by ACC; the statistic (STAT_1) is 0
@@ -272,38 +349,65 @@ def finding_ranking(runs: pd.DataFrame, *, methods=PAPER_METHODS,
         idx = rng.integers(0, len(acc), (n_boot, len(acc)))
         between, within, boot_b, boot_w = _agreement(acc, idx)
         mean_rank, common = ranks.mean(0), np.tile(ranks.mean((0, 1)), len(regimes))
-        detail = pd.DataFrame({
-            "dataset": dataset, "regime": np.repeat(regimes, len(kept)),
-            "method": np.tile(kept, len(regimes)), "mean_acc": acc.mean(0).ravel(),
-            "mean_rank": mean_rank.ravel(), "common_rank": common,
-            "deviation": mean_rank.ravel() - common})
+        detail = pd.DataFrame(
+            {
+                "dataset": dataset,
+                "regime": np.repeat(regimes, len(kept)),
+                "method": np.tile(kept, len(regimes)),
+                "mean_acc": acc.mean(0).ravel(),
+                "mean_rank": mean_rank.ravel(),
+                "common_rank": common,
+                "deviation": mean_rank.ravel() - common,
+            }
+        )
         part = (observed, permuted, between, within, boot_b, boot_w, len(acc))
         parts.append(part)
         verdicts.append(_ranking_verdict(dataset, *part, level, excluded, detail))
     if parts:  # sums of statistics, means of effects (datasets weigh the same)
         obs, perm, *effects, n = zip(*parts)
-        verdicts.append(_ranking_verdict(
-            "pooled", sum(obs), np.sum(perm, 0), *(np.mean(e, 0) for e in effects), sum(n),
-            level, {f"{v.dataset}/{k}": r for v in verdicts for k, r in v.excluded.items()},
-            pd.concat([v.detail for v in verdicts if len(v.detail)], ignore_index=True)))
+        verdicts.append(
+            _ranking_verdict(
+                "pooled",
+                sum(obs),
+                np.sum(perm, 0),
+                *(np.mean(e, 0) for e in effects),
+                sum(n),
+                level,
+                {f"{v.dataset}/{k}": r for v in verdicts for k, r in v.excluded.items()},
+                pd.concat([v.detail for v in verdicts if len(v.detail)], ignore_index=True),
+            )
+        )
     else:
         verdicts.append(_untestable(1, "pooled", TEXTS_1, level, {}))
     return verdicts
 
 
-def _ranking_verdict(dataset, observed, permuted, between, within, boot_b, boot_w, n, level,
-                     excluded, detail) -> Verdict:
-    effects = {"tau_between": float(between), "tau_within": float(within),
-               "tau_gap": float(within - between)}
-    intervals = {"tau_between": _interval(boot_b), "tau_within": _interval(boot_w),
-                 "tau_gap": _interval(boot_w - boot_b)}
-    return _tested(1, dataset, TEXTS_1, observed, permuted, n, level, effects, intervals,
-                   excluded, detail)
+def _ranking_verdict(
+    dataset, observed, permuted, between, within, boot_b, boot_w, n, level, excluded, detail
+) -> Verdict:
+    effects = {
+        "tau_between": float(between),
+        "tau_within": float(within),
+        "tau_gap": float(within - between),
+    }
+    intervals = {
+        "tau_between": _interval(boot_b),
+        "tau_within": _interval(boot_w),
+        "tau_gap": _interval(boot_w - boot_b),
+    }
+    return _tested(
+        1, dataset, TEXTS_1, observed, permuted, n, level, effects, intervals, excluded, detail
+    )
 
 
-def ranking_swaps(runs: pd.DataFrame, *, methods=PAPER_METHODS,
-                  margin: float | None = CHANCE_MARGIN, variant: str = "",
-                  bn_stats: str | None = None) -> pd.DataFrame:
+def ranking_swaps(
+    runs: pd.DataFrame,
+    *,
+    methods=PAPER_METHODS,
+    margin: float | None = CHANCE_MARGIN,
+    variant: str = "",
+    bn_stats: str | None = None,
+) -> pd.DataFrame:
     """Per pair of (non-chance) regimes of a dataset, the pairs of methods whose order by mean
     ACC over orders differs: method_1 is ahead in regime_a (gap_a = ACC(method_1) -
     ACC(method_2) > 0) and behind in regime_b (gap_b < 0).
@@ -323,8 +427,9 @@ def ranking_swaps(runs: pd.DataFrame, *, methods=PAPER_METHODS,
                 gap_b = means.at[b, m1] - means.at[b, m2]
                 if gap_a > 0 and gap_b < 0:
                     rows.append((dataset, a, b, m1, m2, gap_a, gap_b))
-    return pd.DataFrame(rows, columns=["dataset", "regime_a", "regime_b", "method_1",
-                                       "method_2", "gap_a", "gap_b"])
+    return pd.DataFrame(
+        rows, columns=["dataset", "regime_a", "regime_b", "method_1", "method_2", "gap_a", "gap_b"]
+    )
 
 
 # ---- findings 2 and 3: depth trends within each method ---------------------------------------
@@ -349,8 +454,18 @@ def _spearman_trend(values: np.ndarray, depths, rng, n_permutations: int, idx: n
     return float((rv * rd).sum() / den), permuted / den, boot
 
 
-def _depth_test(values: pd.DataFrame, column: str, finding: int, texts, depth, methods, level,
-                n_permutations, n_boot, seed) -> list[Verdict]:
+def _depth_test(
+    values: pd.DataFrame,
+    column: str,
+    finding: int,
+    texts,
+    depth,
+    methods,
+    level,
+    n_permutations,
+    n_boot,
+    seed,
+) -> list[Verdict]:
     """Per dataset: each method's Spearman rho of depth with ``column`` over its runs in the
     nested regimes; statistic = mean rho over methods, one-sided permutation p (regimes
     permuted within (method, order) blocks). Pooled: mean over datasets of that statistic."""
@@ -378,9 +493,9 @@ def _depth_test(values: pd.DataFrame, column: str, finding: int, texts, depth, m
             if n * len(regimes) < 3:
                 excluded[m] = "fewer than 3 complete runs"
                 continue
-            rho, perm, boot = _spearman_trend(table[m][regimes].to_numpy(),
-                                              [depth[r] for r in regimes], rng,
-                                              n_permutations, idx)
+            rho, perm, boot = _spearman_trend(
+                table[m][regimes].to_numpy(), [depth[r] for r in regimes], rng, n_permutations, idx
+            )
             if np.isnan(rho):
                 excluded[m] = f"constant {column}"
                 continue
@@ -389,44 +504,92 @@ def _depth_test(values: pd.DataFrame, column: str, finding: int, texts, depth, m
             verdicts.append(_untestable(finding, dataset, texts, level, excluded))
             continue
         detail = pd.DataFrame(
-            [(dataset, m, rho, *_interval(boot), _p_value(rho, perm), d, n)
-             for m, rho, perm, boot, d in rows],
-            columns=["dataset", "method", "rho", "rho_lo", "rho_hi", "p_value", "n_regimes",
-                     "n_orders"])
+            [
+                (dataset, m, rho, *_interval(boot), _p_value(rho, perm), d, n)
+                for m, rho, perm, boot, d in rows
+            ],
+            columns=[
+                "dataset",
+                "method",
+                "rho",
+                "rho_lo",
+                "rho_hi",
+                "p_value",
+                "n_regimes",
+                "n_orders",
+            ],
+        )
         observed = float(detail.rho.mean())
         permuted = np.mean([r[2] for r in rows], 0)
         boot = np.nanmean([r[3] for r in rows], 0)
         parts.append((observed, permuted, boot, n, detail))
-        verdicts.append(_tested(finding, dataset, texts, observed, permuted, n, level,
-                                {"rho_mean": observed}, {"rho_mean": _interval(boot)}, excluded,
-                                detail))
+        verdicts.append(
+            _tested(
+                finding,
+                dataset,
+                texts,
+                observed,
+                permuted,
+                n,
+                level,
+                {"rho_mean": observed},
+                {"rho_mean": _interval(boot)},
+                excluded,
+                detail,
+            )
+        )
     if parts:
         obs, perm, boot, n, det = zip(*parts)
         excluded = {f"{v.dataset}/{k}": r for v in verdicts for k, r in v.excluded.items()}
         observed, boot = float(np.mean(obs)), np.mean(boot, 0)
-        verdicts.append(_tested(finding, "pooled", texts, observed, np.mean(perm, 0), sum(n),
-                                level, {"rho_mean": observed}, {"rho_mean": _interval(boot)},
-                                excluded, pd.concat(det, ignore_index=True)))
+        verdicts.append(
+            _tested(
+                finding,
+                "pooled",
+                texts,
+                observed,
+                np.mean(perm, 0),
+                sum(n),
+                level,
+                {"rho_mean": observed},
+                {"rho_mean": _interval(boot)},
+                excluded,
+                pd.concat(det, ignore_index=True),
+            )
+        )
     else:
         verdicts.append(_untestable(finding, "pooled", texts, level, {}))
     return verdicts
 
 
-def run_updates(tasks: pd.DataFrame, update: str = "u", *, variant: str = "",
-                bn_stats: str | None = None) -> pd.DataFrame:
+def run_updates(
+    tasks: pd.DataFrame, update: str = "u", *, variant: str = "", bn_stats: str | None = None
+) -> pd.DataFrame:
     """One row per run: ``update`` = mean over the run's tasks of ``tasks[update]`` and
     ``forgetting`` = mean over its tasks but the last (the run's forgetting).
 
     Columns: dataset, regime, method, order, seed, update, forgetting."""
     tasks = _scope(tasks, variant, bn_stats)
-    return tasks.groupby(RUN_KEYS, sort=False).agg(
-        update=(update, "mean"), forgetting=("forgetting", "mean")).reset_index()
+    return (
+        tasks.groupby(RUN_KEYS, sort=False)
+        .agg(update=(update, "mean"), forgetting=("forgetting", "mean"))
+        .reset_index()
+    )
 
 
-def finding_depth(tasks: pd.DataFrame, *, update: str = "u", methods=PAPER_METHODS,
-                  depth=DEPTH, variant: str = "", bn_stats: str | None = None,
-                  level: float = 0.05, n_permutations: int = 2000, n_boot: int = 2000,
-                  seed: int = 0) -> list[Verdict]:
+def finding_depth(
+    tasks: pd.DataFrame,
+    *,
+    update: str = "u",
+    methods=PAPER_METHODS,
+    depth=DEPTH,
+    variant: str = "",
+    bn_stats: str | None = None,
+    level: float = 0.05,
+    n_permutations: int = 2000,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[Verdict]:
     """Finding 2, per dataset and pooled, for the run's mean update and its forgetting.
 
     Within each method: Spearman rho of regime depth with the run's value over that method's
@@ -438,17 +601,19 @@ def finding_depth(tasks: pd.DataFrame, *, update: str = "u", methods=PAPER_METHO
     n_orders."""
     per_run = run_updates(tasks, update, variant=variant, bn_stats=bn_stats)
     common = (depth, methods, level, n_permutations, n_boot, seed)
-    return [*_depth_test(per_run, "update", 2, _texts_2("larger updates", f"mean {update}"),
-                         *common),
-            *_depth_test(per_run, "forgetting", 2, _texts_2("more forgetting", "forgetting"),
-                         *common)]
+    return [
+        *_depth_test(per_run, "update", 2, _texts_2("larger updates", f"mean {update}"), *common),
+        *_depth_test(per_run, "forgetting", 2, _texts_2("more forgetting", "forgetting"), *common),
+    ]
 
 
 def _texts_2(outcome: str, value: str) -> tuple[str, str, str]:
-    return (f"deeper regimes give {outcome} within each method",
-            f"within every method, the run's {value} does not depend on the regime "
-            "(regimes exchangeable given method and order)",
-            f"mean over methods of Spearman rho(depth, run {value})")
+    return (
+        f"deeper regimes give {outcome} within each method",
+        f"within every method, the run's {value} does not depend on the regime "
+        "(regimes exchangeable given method and order)",
+        f"mean over methods of Spearman rho(depth, run {value})",
+    )
 
 
 def _rowwise_correlations(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -463,13 +628,16 @@ def _rowwise_correlations(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]
             r = (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
         return np.where(constant, np.nan, np.clip(r, -1, 1))
 
-    return {"pearson": pearson(x, y),
-            "spearman": pearson(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1)),
-            "kendall": np.where(constant, np.nan, _tau_b(_signs(x), _signs(y)))}
+    return {
+        "pearson": pearson(x, y),
+        "spearman": pearson(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1)),
+        "kendall": np.where(constant, np.nan, _tau_b(_signs(x), _signs(y))),
+    }
 
 
-def coupling_correlations(tasks: pd.DataFrame, update: str = "u", *, variant: str = "",
-                          bn_stats: str | None = None) -> pd.DataFrame:
+def coupling_correlations(
+    tasks: pd.DataFrame, update: str = "u", *, variant: str = "", bn_stats: str | None = None
+) -> pd.DataFrame:
     """Per run: Pearson, Spearman and Kendall correlation of the per-task ``update`` (raw)
     with the per-task forgetting, over its tasks but the last (forgetting is nan there).
 
@@ -485,11 +653,20 @@ def coupling_correlations(tasks: pd.DataFrame, update: str = "u", *, variant: st
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def finding_coupling(tasks: pd.DataFrame, *, update: str = "u", correlation: str = "spearman",
-                     methods=PAPER_METHODS, depth=DEPTH, variant: str = "",
-                     bn_stats: str | None = None, level: float = 0.05,
-                     n_permutations: int = 2000, n_boot: int = 2000, seed: int = 0
-                     ) -> list[Verdict]:
+def finding_coupling(
+    tasks: pd.DataFrame,
+    *,
+    update: str = "u",
+    correlation: str = "spearman",
+    methods=PAPER_METHODS,
+    depth=DEPTH,
+    variant: str = "",
+    bn_stats: str | None = None,
+    level: float = 0.05,
+    n_permutations: int = 2000,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[Verdict]:
     """Finding 3, per dataset and pooled: the run's correlation (default Spearman, which is
     the same for log or raw u) of per-task update with per-task forgetting, tested for a
     depth trend within each method exactly as finding 2 (mean rho over methods, regimes
@@ -498,13 +675,16 @@ def finding_coupling(tasks: pd.DataFrame, *, update: str = "u", correlation: str
     before the last are dropped. Detail as in finding 2."""
     corr = coupling_correlations(tasks, update, variant=variant, bn_stats=bn_stats)
     corr = corr[corr.n_tasks >= 3].fillna({correlation: 0.0})
-    texts = ("the update-forgetting relationship strengthens with depth within each method",
-             "within every method, the run's update-forgetting correlation does not depend on "
-             "the regime (regimes exchangeable given method and order)",
-             f"mean over methods of Spearman rho(depth, run {correlation} correlation of "
-             f"{update} with forgetting)")
-    return _depth_test(corr, correlation, 3, texts, depth, methods, level, n_permutations,
-                       n_boot, seed)
+    texts = (
+        "the update-forgetting relationship strengthens with depth within each method",
+        "within every method, the run's update-forgetting correlation does not depend on "
+        "the regime (regimes exchangeable given method and order)",
+        f"mean over methods of Spearman rho(depth, run {correlation} correlation of "
+        f"{update} with forgetting)",
+    )
+    return _depth_test(
+        corr, correlation, 3, texts, depth, methods, level, n_permutations, n_boot, seed
+    )
 
 
 # ---- the original study's analyses, as its scripts ran them -----------------------------------
@@ -521,8 +701,9 @@ class OriginalKendall:
     matrices: dict[str, pd.DataFrame]
 
 
-def original_kendall(runs: pd.DataFrame, *, variant: str = "",
-                     bn_stats: str | None = None) -> OriginalKendall:
+def original_kendall(
+    runs: pd.DataFrame, *, variant: str = "", bn_stats: str | None = None
+) -> OriginalKendall:
     """As in the original: per order, Kendall tau-b of the methods' ACC between every pair of
     regimes with >= 2 common methods, averaged with np.mean; then mean and np.std over the
     orders whose mean is not nan."""
@@ -534,40 +715,50 @@ def original_kendall(runs: pd.DataFrame, *, variant: str = "",
         for (dataset, order, seed), g in runs.groupby(["dataset", *REPLICATE], sort=False):
             acc = g.pivot_table(index="regime", columns="method", values="acc")
             taus = []
-            for a, b in itertools.combinations([r for r in ORIGINAL_REGIMES if r in acc.index],
-                                               2):
+            for a, b in itertools.combinations([r for r in ORIGINAL_REGIMES if r in acc.index], 2):
                 common = acc.loc[[a, b]].dropna(axis=1)
                 if common.shape[1] >= 2:
                     taus.append(stats.kendalltau(common.loc[a], common.loc[b])[0])
                     pairs.append((dataset, a, b, taus[-1]))
             orders.append((dataset, order, seed, np.mean(taus) if taus else np.nan))
     per_order = pd.DataFrame(orders, columns=["dataset", "order", "seed", "tau"])
-    summary = [(d, np.mean(v), np.std(v), len(v), int(g.tau.isna().sum()))
-               for d, g in per_order.groupby("dataset", sort=False)
-               for v in [g.tau.dropna().to_numpy()]]
+    summary = [
+        (d, np.mean(v), np.std(v), len(v), int(g.tau.isna().sum()))
+        for d, g in per_order.groupby("dataset", sort=False)
+        for v in [g.tau.dropna().to_numpy()]
+    ]
     pairs = pd.DataFrame(pairs, columns=["dataset", "a", "b", "tau"])
     matrices = {}
     for dataset, g in pairs.groupby("dataset", sort=False):
         names = [r for r in ORIGINAL_REGIMES if r in set(g.a) | set(g.b)]
-        m = pd.DataFrame(np.where(np.eye(len(names)), 1.0, np.nan), index=names,
-                         columns=names)
+        m = pd.DataFrame(np.where(np.eye(len(names)), 1.0, np.nan), index=names, columns=names)
         for (a, b), tau in g.groupby(["a", "b"]).tau.mean().items():  # pandas mean: nanmean
             m.loc[a, b] = m.loc[b, a] = tau
         matrices[dataset] = m
-    return OriginalKendall(per_order, pd.DataFrame(summary, columns=[
-        "dataset", "mean_tau", "std_tau", "n_orders", "n_nan_orders"]), matrices)
+    return OriginalKendall(
+        per_order,
+        pd.DataFrame(
+            summary, columns=["dataset", "mean_tau", "std_tau", "n_orders", "n_nan_orders"]
+        ),
+        matrices,
+    )
 
 
 def _original_order(df: pd.DataFrame, methods) -> pd.DataFrame:
-    rank = {**{m: i for i, m in enumerate(methods)},
-            **{r: i for i, r in enumerate(ORIGINAL_REGIMES)}}
-    return df.sort_values(["dataset", "method", "regime"], kind="stable", key=lambda s: (
-        s if s.name == "dataset" else s.map(rank))).reset_index(drop=True)
+    rank = {
+        **{m: i for i, m in enumerate(methods)},
+        **{r: i for i, r in enumerate(ORIGINAL_REGIMES)},
+    }
+    return df.sort_values(
+        ["dataset", "method", "regime"],
+        kind="stable",
+        key=lambda s: s if s.name == "dataset" else s.map(rank),
+    ).reset_index(drop=True)
 
 
-def original_update_forgetting(tasks: pd.DataFrame, *, methods=PAPER_METHODS,
-                               variant: str = "", bn_stats: str | None = None
-                               ) -> pd.DataFrame:
+def original_update_forgetting(
+    tasks: pd.DataFrame, *, methods=PAPER_METHODS, variant: str = "", bn_stats: str | None = None
+) -> pd.DataFrame:
     """As in the original: per run in from_layer4 ... full (head omitted), Pearson, Spearman
     and Kendall of the raw per-task orig_u with per-task forgetting over the first T-1 tasks;
     nan correlations dropped; mean over orders per (dataset, method, regime), and over all
@@ -577,13 +768,18 @@ def original_update_forgetting(tasks: pd.DataFrame, *, methods=PAPER_METHODS,
     corr = coupling_correlations(tasks, "orig_u", variant=variant, bn_stats=bn_stats)
     corr = corr[corr.regime.isin(ORIGINAL_REGIMES[1:]) & corr.method.isin(methods)]
     agg = {c: (c, "mean") for c in ("pearson", "spearman", "kendall")}  # mean skips nan
-    out = pd.concat([corr, corr.assign(method="all")]).groupby(
-        ["dataset", "method", "regime"]).agg(**agg, n_runs=("n_tasks", "size")).reset_index()
+    out = (
+        pd.concat([corr, corr.assign(method="all")])
+        .groupby(["dataset", "method", "regime"])
+        .agg(**agg, n_runs=("n_tasks", "size"))
+        .reset_index()
+    )
     return _original_order(out, [*methods, "all"])
 
 
-def original_depth_u(tasks: pd.DataFrame, *, methods=PAPER_METHODS, variant: str = "",
-                     bn_stats: str | None = None) -> pd.DataFrame:
+def original_depth_u(
+    tasks: pd.DataFrame, *, methods=PAPER_METHODS, variant: str = "", bn_stats: str | None = None
+) -> pd.DataFrame:
     """As in the original: per run in from_layer4 ... full, the mean of orig_u over the first
     T-1 tasks; then mean and np.std (ddof=0) over orders.
 
@@ -592,6 +788,9 @@ def original_depth_u(tasks: pd.DataFrame, *, methods=PAPER_METHODS, variant: str
     t = t[t.regime.isin(ORIGINAL_REGIMES[1:]) & t.method.isin(methods)]
     t = t[t.position < t.groupby(RUN_KEYS).position.transform("max")]
     per_run = t.groupby(RUN_KEYS).orig_u.mean().reset_index()
-    out = per_run.groupby(["dataset", "method", "regime"]).orig_u.agg(
-        mean_u="mean", std_u=lambda v: np.std(v.to_numpy()), n_runs="size").reset_index()
+    out = (
+        per_run.groupby(["dataset", "method", "regime"])
+        .orig_u.agg(mean_u="mean", std_u=lambda v: np.std(v.to_numpy()), n_runs="size")
+        .reset_index()
+    )
     return _original_order(out, methods)

@@ -41,12 +41,16 @@ def forgetting_chaudhry(R) -> float:
     the best accuracy a task had once learnt, before the last task, minus its final one."""
     R = np.asarray(R)
     T = len(R)
-    return float(np.mean([R[j:T - 1, j].max() - R[-1, j] for j in range(T - 1)]))
+    return float(np.mean([R[j : T - 1, j].max() - R[-1, j] for j in range(T - 1)]))
 
 
 def summary(R) -> dict[str, float]:
-    return {"acc": acc(R), "bwt": bwt(R), "forgetting": forgetting(R),
-            "forgetting_chaudhry": forgetting_chaudhry(R)}
+    return {
+        "acc": acc(R),
+        "bwt": bwt(R),
+        "forgetting": forgetting(R),
+        "forgetting_chaudhry": forgetting_chaudhry(R),
+    }
 
 
 def correlations(x, y) -> dict[str, float]:
@@ -54,9 +58,11 @@ def correlations(x, y) -> dict[str, float]:
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"pearson": np.nan, "spearman": np.nan, "kendall": np.nan}
-    return {"pearson": float(stats.pearsonr(x, y)[0]),
-            "spearman": float(stats.spearmanr(x, y)[0]),
-            "kendall": float(stats.kendalltau(x, y)[0])}
+    return {
+        "pearson": float(stats.pearsonr(x, y)[0]),
+        "spearman": float(stats.spearmanr(x, y)[0]),
+        "kendall": float(stats.kendalltau(x, y)[0]),
+    }
 
 
 def kendall_tau(a, b) -> float:
@@ -66,12 +72,12 @@ def kendall_tau(a, b) -> float:
 
 def pairwise_tau(scores: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
     """Kendall tau between every pair of rankings, e.g. regime -> methods' ACC."""
-    return {(a, b): kendall_tau(scores[a], scores[b])
-            for a, b in itertools.combinations(scores, 2)}
+    return {(a, b): kendall_tau(scores[a], scores[b]) for a, b in itertools.combinations(scores, 2)}
 
 
-def bootstrap_ci(sample, statistic=np.mean, n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    sample, statistic=np.mean, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic`` over ``sample`` resampled with
     replacement: values (nan dropped) or the rows of a DataFrame. Draws where the
     statistic is undefined (nan) are left out."""

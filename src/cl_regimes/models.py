@@ -32,8 +32,9 @@ def flatten(tensors, runs: int) -> torch.Tensor:
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int, runs: int) -> nn.Conv2d:
-    return nn.Conv2d(cin * runs, cout * runs, kernel, stride=stride, padding=kernel // 2,
-                     bias=False, groups=runs)
+    return nn.Conv2d(
+        cin * runs, cout * runs, kernel, stride=stride, padding=kernel // 2, bias=False, groups=runs
+    )
 
 
 class BasicBlock(nn.Module):
@@ -46,8 +47,9 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(_conv(cin, cout, 1, stride, runs),
-                                            nn.BatchNorm2d(cout * runs))
+            self.downsample = nn.Sequential(
+                _conv(cin, cout, 1, stride, runs), nn.BatchNorm2d(cout * runs)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -93,8 +95,10 @@ class ResNet18(nn.Module):
         cin = width
         for i, cout in enumerate([width, 2 * width, 4 * width, 8 * width], start=1):
             stride = 1 if i == 1 else 2
-            self.add_module(f"layer{i}", nn.Sequential(BasicBlock(cin, cout, stride, runs),
-                                                       BasicBlock(cout, cout, 1, runs)))
+            self.add_module(
+                f"layer{i}",
+                nn.Sequential(BasicBlock(cin, cout, stride, runs), BasicBlock(cout, cout, 1, runs)),
+            )
             cin = cout
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = GroupedLinear(cin, num_classes, runs)
@@ -122,7 +126,8 @@ class ResNet18(nn.Module):
                     t.copy_(states[0][name])
                 else:
                     per_run(t, len(networks)).copy_(
-                        torch.stack([s[name].reshape(-1) for s in states]))
+                        torch.stack([s[name].reshape(-1) for s in states])
+                    )
         return grouped
 
 
@@ -143,13 +148,15 @@ def task_logits(logits: torch.Tensor, labels: torch.Tensor, classes_per_task: in
     return blocks.gather(2, index).squeeze(2)
 
 
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
-                         classes_per_task: int) -> torch.Tensor:
+def masked_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, classes_per_task: int
+) -> torch.Tensor:
     """Task-incremental loss of each run: cross-entropy over each sample's own task's
     classes, averaged over the batch -> [K]."""
     masked = upcast(task_logits(logits, labels, classes_per_task))
-    losses = nn.functional.cross_entropy(masked.flatten(0, 1), (labels % classes_per_task)
-                                         .flatten(), reduction="none")
+    losses = nn.functional.cross_entropy(
+        masked.flatten(0, 1), (labels % classes_per_task).flatten(), reduction="none"
+    )
     return losses.view(labels.shape).mean(0)
 
 
@@ -218,8 +225,9 @@ def set_train_mode(model: nn.Module, bn_stats: str, trainable: list[nn.Parameter
 def frozen_state(model: nn.Module, bn_stats: str) -> dict[str, torch.Tensor]:
     """A copy of what the regime must not change: frozen parameters and, with
     ``follow_regime``, the running statistics of frozen BatchNorm layers."""
-    state = {name: p.detach().clone() for name, _, p in _named_parameters(model)
-             if not p.requires_grad}
+    state = {
+        name: p.detach().clone() for name, _, p in _named_parameters(model) if not p.requires_grad
+    }
     if bn_stats == "follow_regime":
         for name, m in model.named_modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.weight.requires_grad:
@@ -231,9 +239,14 @@ def frozen_state(model: nn.Module, bn_stats: str) -> dict[str, torch.Tensor]:
 def moved(model: nn.Module, state: dict[str, torch.Tensor], runs: int) -> list[list[str]]:
     """Per run, the names in ``state`` whose current value is not bit-identical to the saved one."""
     current = dict(model.named_parameters()) | dict(model.named_buffers())
-    return [[name for name, saved in state.items()
-             if not torch.equal(per_run(current[name], runs)[k], per_run(saved, runs)[k])]
-            for k in range(runs)]
+    return [
+        [
+            name
+            for name, saved in state.items()
+            if not torch.equal(per_run(current[name], runs)[k], per_run(saved, runs)[k])
+        ]
+        for k in range(runs)
+    ]
 
 
 def parameter_table(regime: str, width: int = 64, num_classes: int = 10) -> pd.DataFrame:
@@ -245,8 +258,10 @@ def parameter_table(regime: str, width: int = 64, num_classes: int = 10) -> pd.D
         row[0] += p.numel()
         row[1] += p.numel() if reg.is_trainable(name, is_bn) else 0
     labels = {"conv1": "stem conv1", "bn1": "stem bn1"}
-    table = pd.DataFrame([(labels.get(b, b), *rows[b]) for b in regimes.BLOCKS],
-                         columns=["block", "parameters", "trainable"])
+    table = pd.DataFrame(
+        [(labels.get(b, b), *rows[b]) for b in regimes.BLOCKS],
+        columns=["block", "parameters", "trainable"],
+    )
     table.loc[len(table)] = ["total", table.parameters.sum(), table.trainable.sum()]
     table["trainable share"] = table.trainable / table.parameters
     return table
@@ -257,8 +272,13 @@ def regime_summary(width: int = 64, num_classes: int = 10) -> pd.DataFrame:
     rows = []
     for name, reg in regimes.REGIMES.items():
         total = parameter_table(name, width, num_classes).iloc[-1]
-        rows.append({"regime": name, "trainable": reg.description,
-                     "paper name": reg.paper_name,
-                     "trainable parameters": int(total.trainable),
-                     "share": total.trainable / total.parameters})
+        rows.append(
+            {
+                "regime": name,
+                "trainable": reg.description,
+                "paper name": reg.paper_name,
+                "trainable parameters": int(total.trainable),
+                "share": total.trainable / total.parameters,
+            }
+        )
     return pd.DataFrame(rows)

@@ -92,21 +92,41 @@ PROFILES = {
         "quick",
         "Fashion-MNIST at 16x16, 500 images per task, ResNet-18 of width 8, 3 orders "
         "(the whole book in about 15 minutes on 2 CPU cores)",
-        {**PAPER_SETTINGS, "width": 8, "image_size": 16, "epochs": 2, "batch_size": 32,
-         "train_per_task": 500, "test_per_task": 200, "eval_batch_size": 500,
-         "lwf.warmup_epochs": 1, "gem.memories_per_task": 32, "ewc.fisher_samples": 100},
+        {
+            **PAPER_SETTINGS,
+            "width": 8,
+            "image_size": 16,
+            "epochs": 2,
+            "batch_size": 32,
+            "train_per_task": 500,
+            "test_per_task": 200,
+            "eval_batch_size": 500,
+            "lwf.warmup_epochs": 1,
+            "gem.memories_per_task": 32,
+            "ewc.fisher_samples": 100,
+        },
         datasets=("fashion_mnist",),
         orders=(0, 1, 2),
-        variants=(Variant({"bn_stats": "follow_regime"}, regimes=("from_layer4", "full")),
-                  Variant({"gem.memory_bn": "frozen"}, regimes=("from_layer4", "full"),
-                          methods=("gem",))),
+        variants=(
+            Variant({"bn_stats": "follow_regime"}, regimes=("from_layer4", "full")),
+            Variant({"gem.memory_bn": "frozen"}, regimes=("from_layer4", "full"), methods=("gem",)),
+        ),
     ),
     "smoke": Profile(
         "smoke",
         "sklearn digits, width 8, one epoch: seconds per run, for tests",
-        {**PAPER_SETTINGS, "width": 8, "image_size": 16, "epochs": 1, "batch_size": 32,
-         "train_per_task": 270, "lwf.warmup_epochs": 1, "gem.memories_per_task": 32,
-         "ewc.fisher_samples": 64, "eval_batch_size": 512},
+        {
+            **PAPER_SETTINGS,
+            "width": 8,
+            "image_size": 16,
+            "epochs": 1,
+            "batch_size": 32,
+            "train_per_task": 270,
+            "lwf.warmup_epochs": 1,
+            "gem.memories_per_task": 32,
+            "ewc.fisher_samples": 64,
+            "eval_batch_size": 512,
+        },
         datasets=("digits",),
         orders=(0,),
     ),
@@ -147,8 +167,16 @@ def settings_of(profile: str, dataset: str, overrides: dict | None = None) -> di
     return {**prof.settings, **prof.per_dataset.get(dataset, {}), **(overrides or {})}
 
 
-def resolve(profile: str, *, dataset: str, regime: str, method: str, order: int = 0,
-            seed: int = 0, overrides: dict | None = None) -> RunConfig:
+def resolve(
+    profile: str,
+    *,
+    dataset: str,
+    regime: str,
+    method: str,
+    order: int = 0,
+    seed: int = 0,
+    overrides: dict | None = None,
+) -> RunConfig:
     """The full configuration of one run, every value checked against its valid range."""
     spec = data.spec(dataset)
     regimes.get(regime)
@@ -158,15 +186,26 @@ def resolve(profile: str, *, dataset: str, regime: str, method: str, order: int 
     run = {k: v for k, v in values.items() if "." not in k}
     params = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(method + ".")}
     if set(run) | set(IDENTITY) | {"method_params"} != set(FIELDS):
-        raise ConfigError(f"profile {profile!r} misses settings "
-                          f"{sorted(set(FIELDS) - set(run) - set(IDENTITY) - {'method_params'})}")
+        raise ConfigError(
+            f"profile {profile!r} misses settings "
+            f"{sorted(set(FIELDS) - set(run) - set(IDENTITY) - {'method_params'})}"
+        )
     for key in ("train_per_task", "test_per_task"):  # at least one image of each class
         value = run[key]
         if isinstance(value, int) and value < spec.classes_per_task:
-            raise ConfigError(f"setting {key}={value!r} is out of range; valid: None or >= "
-                              f"{spec.classes_per_task} (the classes of a {dataset} task)")
-    config = RunConfig(dataset=dataset, regime=regime, method=method, order=order, seed=seed,
-                       method_params=params, **run)
+            raise ConfigError(
+                f"setting {key}={value!r} is out of range; valid: None or >= "
+                f"{spec.classes_per_task} (the classes of a {dataset} task)"
+            )
+    config = RunConfig(
+        dataset=dataset,
+        regime=regime,
+        method=method,
+        order=order,
+        seed=seed,
+        method_params=params,
+        **run,
+    )
     methods.check_params(method, params)
     return config
 

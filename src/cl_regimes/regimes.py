@@ -30,20 +30,49 @@ class Regime:
         return name.split(".")[0] in self.blocks or (self.bn_affine and is_batchnorm)
 
 
-REGIMES = {r.name: r for r in (
-    Regime("head", ("fc",), "head only",
-           "the linear head only: a linear probe on random features", 0),
-    Regime("bn_affine", ("fc",), "BN affine only (without the head; not analysed)",
-           "every BatchNorm's scale and shift, plus the head", None, bn_affine=True),
-    Regime("from_layer4", ("layer4", "fc"), "last block", "layer4 and the head", 1),
-    Regime("from_layer3", ("layer3", "layer4", "fc"), "last 2 blocks",
-           "layer3, layer4 and the head", 2),
-    Regime("from_layer2", ("layer2", "layer3", "layer4", "fc"), "last 3 blocks",
-           "layer2 to layer4 and the head", 3),
-    Regime("from_layer1", ("layer1", "layer2", "layer3", "layer4", "fc"), "last 6 blocks",
-           "layer1 to layer4 and the head (the stem stays frozen)", 4),
-    Regime("full", BLOCKS, "full finetune", "every parameter", 5),
-)}
+REGIMES = {
+    r.name: r
+    for r in (
+        Regime(
+            "head",
+            ("fc",),
+            "head only",
+            "the linear head only: a linear probe on random features",
+            0,
+        ),
+        Regime(
+            "bn_affine",
+            ("fc",),
+            "BN affine only (without the head; not analysed)",
+            "every BatchNorm's scale and shift, plus the head",
+            None,
+            bn_affine=True,
+        ),
+        Regime("from_layer4", ("layer4", "fc"), "last block", "layer4 and the head", 1),
+        Regime(
+            "from_layer3",
+            ("layer3", "layer4", "fc"),
+            "last 2 blocks",
+            "layer3, layer4 and the head",
+            2,
+        ),
+        Regime(
+            "from_layer2",
+            ("layer2", "layer3", "layer4", "fc"),
+            "last 3 blocks",
+            "layer2 to layer4 and the head",
+            3,
+        ),
+        Regime(
+            "from_layer1",
+            ("layer1", "layer2", "layer3", "layer4", "fc"),
+            "last 6 blocks",
+            "layer1 to layer4 and the head (the stem stays frozen)",
+            4,
+        ),
+        Regime("full", BLOCKS, "full finetune", "every parameter", 5),
+    )
+}
 NESTED = tuple(name for name, r in REGIMES.items() if r.depth is not None)
 
 

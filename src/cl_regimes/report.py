@@ -16,10 +16,20 @@ from IPython.display import display
 
 from cl_regimes import findings, methods, models, regimes
 
-METRICS = {"acc": "ACC", "bwt": "BWT", "forgetting": "forgetting",
-           "forgetting_chaudhry": "forgetting (Chaudhry)"}
-UPDATES = {"g2": "g2", "r2": "r2", "cos": "cos", "u": "u", "orig_u": "u (original)",
-           "drift": "drift"}
+METRICS = {
+    "acc": "ACC",
+    "bwt": "BWT",
+    "forgetting": "forgetting",
+    "forgetting_chaudhry": "forgetting (Chaudhry)",
+}
+UPDATES = {
+    "g2": "g2",
+    "r2": "r2",
+    "cos": "cos",
+    "u": "u",
+    "orig_u": "u (original)",
+    "drift": "drift",
+}
 
 
 def ordered(values, reference) -> list:
@@ -39,13 +49,14 @@ def regime_order(values) -> list:
 def style(table: pd.DataFrame, digits: int = 3):
     """A Styler of a numeric table: integers with thousands separators, shares as
     percentages, other numbers with ``digits`` decimals (3 significant where smaller)."""
+
     def number(v):
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             return f"{v:,}"
         if isinstance(v, (float, np.floating)):
             if np.isnan(v):
                 return "–"
-            return f"{v:.{digits}f}" if abs(v) >= 10 ** -digits or v == 0 else f"{v:.{digits}g}"
+            return f"{v:.{digits}f}" if abs(v) >= 10**-digits or v == 0 else f"{v:.{digits}g}"
         return v
 
     # an id from the content, so that the same table renders the same HTML on every build
@@ -68,8 +79,9 @@ def trainable_table(regime: str, width: int) -> pd.DataFrame:
     """The regime's blocks: parameters and trainable parameters in the paper's network
     (width 64, 10 classes) and trainable ones at ``width``."""
     table = models.parameter_table(regime, 64, 10).set_index("block")
-    table = table.rename(columns={"parameters": "parameters (width 64)",
-                                  "trainable": "trainable (width 64)"})
+    table = table.rename(
+        columns={"parameters": "parameters (width 64)", "trainable": "trainable (width 64)"}
+    )
     if width != 64:
         own = models.parameter_table(regime, width, 10).set_index("block")
         table.insert(2, f"trainable (width {width})", own.trainable)
@@ -89,20 +101,27 @@ def method_table(runs: pd.DataFrame, metrics=tuple(METRICS)) -> pd.DataFrame:
 def mean_matrices(runs: pd.DataFrame, dataset: str) -> dict[str, np.ndarray]:
     """Per method, the accuracy matrix averaged over orders (by training position)."""
     sub = runs[runs.dataset == dataset]
-    return {m: np.mean(np.stack(list(sub[sub.method == m].R)), 0)
-            for m in method_order(sub.method)}
+    return {m: np.mean(np.stack(list(sub[sub.method == m].R)), 0) for m in method_order(sub.method)}
 
 
 def heatmaps(runs: pd.DataFrame, dataset: str, title: str = ""):
     """Accuracy-matrix heatmaps, one panel per method, R[i, j] averaged over orders."""
     mats = mean_matrices(runs, dataset)
-    fig, axes = plt.subplots(1, len(mats), figsize=(2.3 * len(mats) + 0.8, 2.7),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(mats), figsize=(2.3 * len(mats) + 0.8, 2.7), squeeze=False, constrained_layout=True
+    )
     for ax, (method, R) in zip(axes[0], mats.items()):
         im = ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
         for (i, j), v in np.ndenumerate(R):
-            ax.text(j, i, "1" if round(v, 2) >= 1 else f"{v:.2f}"[1:], ha="center", va="center",
-                    fontsize=6, color="white" if v < 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                "1" if round(v, 2) >= 1 else f"{v:.2f}"[1:],
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if v < 0.6 else "black",
+            )
         ax.set_title(method, fontsize=9)
         ax.set_xticks(range(len(R)))
         ax.set_yticks(range(len(R)))
@@ -134,11 +153,16 @@ def update_figure(tasks: pd.DataFrame, dataset: str):
         axes[0].plot(per_pos.index, per_pos.u, marker="o", label=method)
         axes[1].plot(per_pos.index, per_pos.drift, marker="o", label=method)
         axes[2].scatter(g.u, g.forgetting, s=12, label=method)
-    axes[0].set(xlabel="training position", ylabel="u = E‖P_S ∇J‖²", yscale="log",
-                title="update magnitude")
+    axes[0].set(
+        xlabel="training position", ylabel="u = E‖P_S ∇J‖²", yscale="log", title="update magnitude"
+    )
     axes[1].set(xlabel="training position", ylabel="‖θ_t − θ_{t−1}‖", title="drift")
-    axes[2].set(xlabel="u (log)", ylabel="forgetting of the task", xscale="log",
-                title="update vs forgetting")
+    axes[2].set(
+        xlabel="u (log)",
+        ylabel="forgetting of the task",
+        xscale="log",
+        title="update vs forgetting",
+    )
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{dataset}: update statistics", fontsize=10)
     return fig
@@ -185,16 +209,21 @@ def depth_figure(tasks: pd.DataFrame, dataset: str, update: str = "u"):
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), constrained_layout=True)
     names = list(findings.DEPTH)
     for method in method_order(per_run.method):
-        for ax, frame, column in ((axes[0], per_run, "update"), (axes[1], per_run, "forgetting"),
-                                  (axes[2], corr, "spearman")):
+        for ax, frame, column in (
+            (axes[0], per_run, "update"),
+            (axes[1], per_run, "forgetting"),
+            (axes[2], corr, "spearman"),
+        ):
             g = frame[frame.method == method].assign(depth=lambda f: f.regime.map(findings.DEPTH))
             s = g.groupby("depth")[column].agg(["mean", "std"])
-            ax.errorbar(s.index, s["mean"], yerr=s["std"].fillna(0), marker="o", capsize=2,
-                        label=method)
-    for ax, title, ylabel in zip(axes, ("update magnitude", "forgetting",
-                                        "update–forgetting coupling"),
-                                 (f"mean {update} (log)", "forgetting",
-                                  f"Spearman({update}, forgetting)")):
+            ax.errorbar(
+                s.index, s["mean"], yerr=s["std"].fillna(0), marker="o", capsize=2, label=method
+            )
+    for ax, title, ylabel in zip(
+        axes,
+        ("update magnitude", "forgetting", "update–forgetting coupling"),
+        (f"mean {update} (log)", "forgetting", f"Spearman({update}, forgetting)"),
+    ):
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set(title=title, ylabel=ylabel)
     axes[0].set_yscale("log")
@@ -208,8 +237,9 @@ def variant_comparison(runs: pd.DataFrame, variant: str, metric: str = "acc") ->
     """Per dataset, regime and method where ``variant`` has records: the metric's mean over
     orders in the profile's own runs and in the variant's, and their difference."""
     sub = runs[runs.variant.isin(["", variant])]
-    table = sub.pivot_table(index=["dataset", "regime", "method"], columns="variant",
-                            values=metric, aggfunc="mean")
+    table = sub.pivot_table(
+        index=["dataset", "regime", "method"], columns="variant", values=metric, aggfunc="mean"
+    )
     if variant not in table:
         return pd.DataFrame(columns=["profile", "variant", "difference"])
     table = table.dropna().rename(columns={"": "profile", variant: "variant"})
@@ -225,15 +255,17 @@ def with_variant(frame: pd.DataFrame, variant: str) -> pd.DataFrame:
     return pd.concat([own[~replaced], other.assign(variant="")], ignore_index=True)
 
 
-def across_regimes_figure(runs: pd.DataFrame, dataset: str, metric: str = "acc",
-                          chosen=None):
+def across_regimes_figure(runs: pd.DataFrame, dataset: str, metric: str = "acc", chosen=None):
     """Each method's metric (mean over orders) across the regimes of a dataset."""
     sub = runs[(runs.dataset == dataset) & runs.method.isin(chosen or runs.method.unique())]
     table = regime_table(sub, dataset, metric).T
     fig, ax = plt.subplots(figsize=(7, 3.2), constrained_layout=True)
     table.plot(ax=ax, marker="o")
-    ax.set(xlabel="regime", ylabel=METRICS[metric],
-           title=f"{dataset}: {METRICS[metric]} across regimes (mean over orders)")
+    ax.set(
+        xlabel="regime",
+        ylabel=METRICS[metric],
+        title=f"{dataset}: {METRICS[metric]} across regimes (mean over orders)",
+    )
     ax.set_xticks(range(len(table)), table.index, rotation=20)
     return fig
 
@@ -254,8 +286,7 @@ def explorer(runs: pd.DataFrame):
         with out:
             out.clear_output(wait=True)
             if chosen.value:
-                show(across_regimes_figure(runs, dataset.value, metric.value,
-                                           list(chosen.value)))
+                show(across_regimes_figure(runs, dataset.value, metric.value, list(chosen.value)))
 
     for control in (dataset, metric, chosen):
         control.observe(update, names="value")
@@ -266,5 +297,7 @@ def provenance(runs: pd.DataFrame) -> pd.DataFrame:
     """Where the records come from: runs per device, library commit, torch and precision."""
     keys = ["device", "commit", "torch", "precision"]
     return runs.groupby(keys, dropna=False).agg(
-        runs=("acc", "size"), datasets=("dataset", lambda s: ", ".join(sorted(set(s)))),
-        group_size=("group_size", "max"))
+        runs=("acc", "size"),
+        datasets=("dataset", lambda s: ", ".join(sorted(set(s)))),
+        group_size=("group_size", "max"),
+    )

@@ -43,10 +43,18 @@ def git_commit() -> str | None:
     """The commit of the library's checkout (with "+dirty" for uncommitted changes), if any."""
     root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], text=True,
-                                capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
-                               text=True, capture_output=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+dirty" if dirty else "")
@@ -69,14 +77,27 @@ def record_path(results_dir, profile: str, config: RunConfig, variant: dict) -> 
     return folder / f"order{c.order:02d}-seed{c.seed}.json"
 
 
-def assemble(config: RunConfig, outcome: dict, environment: dict, wall_time_s: float,
-             profile: str | None, variant: dict) -> dict:
+def assemble(
+    config: RunConfig,
+    outcome: dict,
+    environment: dict,
+    wall_time_s: float,
+    profile: str | None,
+    variant: dict,
+) -> dict:
     """A run's record: its full configuration and how it differs from its profile, what
     it produced (R, per-task statistics), its metrics, versions and timing."""
-    return {"schema": SCHEMA_VERSION, "profile": profile, "variant": variant,
-            "config": config.to_dict(), **outcome, "metrics": metrics.summary(outcome["R"]),
-            "environment": environment, "wall_time_s": wall_time_s,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {
+        "schema": SCHEMA_VERSION,
+        "profile": profile,
+        "variant": variant,
+        "config": config.to_dict(),
+        **outcome,
+        "metrics": metrics.summary(outcome["R"]),
+        "environment": environment,
+        "wall_time_s": wall_time_s,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def check_writable(results_dir) -> None:
@@ -88,8 +109,10 @@ def check_writable(results_dir) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise ConfigError(f"results folder {str(folder)!r} cannot be created or written "
-                          f"({err.strerror or err}); choose another with --results") from None
+        raise ConfigError(
+            f"results folder {str(folder)!r} cannot be created or written "
+            f"({err.strerror or err}); choose another with --results"
+        ) from None
 
 
 def save(record: dict, path) -> Path:
@@ -114,8 +137,10 @@ def read(path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RecordError(f"corrupt run record {path}: {err}; delete it to recompute") from None
     if isinstance(record, dict) and record.get("schema") not in (None, SCHEMA_VERSION):
-        raise RecordError(f"run record {path} has schema {record['schema']}, this library "
-                          f"reads {SCHEMA_VERSION}; delete it to recompute")
+        raise RecordError(
+            f"run record {path} has schema {record['schema']}, this library "
+            f"reads {SCHEMA_VERSION}; delete it to recompute"
+        )
     missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
     if missing:
         raise RecordError(f"corrupt run record {path}: missing {missing}; delete it to recompute")
@@ -133,10 +158,15 @@ def is_done(path, config: RunConfig) -> bool:
     stored = read(path)["config"]
     wanted = config.to_dict()
     if stored != wanted:
-        diff = {k: (stored.get(k), wanted.get(k)) for k in wanted | stored
-                if stored.get(k) != wanted.get(k)}
-        raise RecordError(f"run record {path} was made with another configuration "
-                          f"(stored vs asked: {diff}); delete it or use another results folder")
+        diff = {
+            k: (stored.get(k), wanted.get(k))
+            for k in wanted | stored
+            if stored.get(k) != wanted.get(k)
+        }
+        raise RecordError(
+            f"run record {path} was made with another configuration "
+            f"(stored vs asked: {diff}); delete it or use another results folder"
+        )
     return True
 
 
@@ -159,21 +189,42 @@ def load(source, level: str = "run") -> pd.DataFrame:
     rows = []
     for path, rec in records(source):
         cfg = rec["config"]
-        key = {"profile": rec.get("profile"), **{k: cfg[k] for k in RUN_COLUMNS[1:5]},
-               "variant": variant_name(rec["variant"]) if rec["variant"] else "",
-               "order": cfg["order"], "seed": cfg["seed"],
-               "classes_per_task": rec.get("classes_per_task")}
+        key = {
+            "profile": rec.get("profile"),
+            **{k: cfg[k] for k in RUN_COLUMNS[1:5]},
+            "variant": variant_name(rec["variant"]) if rec["variant"] else "",
+            "order": cfg["order"],
+            "seed": cfg["seed"],
+            "classes_per_task": rec.get("classes_per_task"),
+        }
         R = np.asarray(rec["R"])
         if level == "run":
             env = rec["environment"]
-            rows.append({**key, **rec["metrics"], "wall_time_s": rec.get("wall_time_s"),
-                         "R": R, "path": str(path),
-                         **{k: env.get(k) for k in ("device", "commit", "torch", "precision",
-                                                    "group_size")}})
+            rows.append(
+                {
+                    **key,
+                    **rec["metrics"],
+                    "wall_time_s": rec.get("wall_time_s"),
+                    "R": R,
+                    "path": str(path),
+                    **{
+                        k: env.get(k)
+                        for k in ("device", "commit", "torch", "precision", "group_size")
+                    },
+                }
+            )
             continue
         forget = np.append(metrics.task_forgetting(R), np.nan)
         for pos, task in enumerate(rec["tasks"]):
             stats = {k: v for k, v in task.items() if k not in ("classes", "train_loss")}
-            rows.append({**key, "position": pos, **stats, "acc_learned": R[pos, pos],
-                         "acc_final": R[-1, pos], "forgetting": forget[pos]})
+            rows.append(
+                {
+                    **key,
+                    "position": pos,
+                    **stats,
+                    "acc_learned": R[pos, pos],
+                    "acc_final": R[-1, pos],
+                    "forgetting": forget[pos],
+                }
+            )
     return pd.DataFrame(rows, columns=None if rows else [*RUN_COLUMNS, "classes_per_task"])

@@ -25,8 +25,17 @@ from cl_regimes.models import ResNet18, masked_cross_entropy
 ACTIVATION_FLOATS = 25  # floats kept for the backward pass per sample, per width x pixel
 
 
-def plan(profile: str, *, datasets=None, regimes=None, methods=None, orders=None, seeds=None,
-         overrides: dict | None = None, variants: bool = True) -> list[RunConfig]:
+def plan(
+    profile: str,
+    *,
+    datasets=None,
+    regimes=None,
+    methods=None,
+    orders=None,
+    seeds=None,
+    overrides: dict | None = None,
+    variants: bool = True,
+) -> list[RunConfig]:
     """The configurations of a sweep: the profile's grid and its variants, restricted
     where asked, with ``overrides`` applied to every run; every value checked."""
     prof = profiles.get_profile(profile)
@@ -34,16 +43,33 @@ def plan(profile: str, *, datasets=None, regimes=None, methods=None, orders=None
     methods = methods or prof.grid_methods()
     sets = [({}, regimes, methods)]
     if variants:
-        sets += [(v.settings, [r for r in regimes if v.regimes is None or r in v.regimes],
-                  [m for m in methods if v.methods is None or m in v.methods])
-                 for v in prof.variants]
+        sets += [
+            (
+                v.settings,
+                [r for r in regimes if v.regimes is None or r in v.regimes],
+                [m for m in methods if v.methods is None or m in v.methods],
+            )
+            for v in prof.variants
+        ]
     configs = {}
     for settings, regs, meths in sets:
-        grid = itertools.product(datasets or prof.datasets, regs, meths,
-                                 prof.orders if orders is None else orders, seeds or prof.seeds)
+        grid = itertools.product(
+            datasets or prof.datasets,
+            regs,
+            meths,
+            prof.orders if orders is None else orders,
+            seeds or prof.seeds,
+        )
         for d, r, m, o, s in grid:
-            config = profiles.resolve(profile, dataset=d, regime=r, method=m, order=o, seed=s,
-                                      overrides={**settings, **(overrides or {})})
+            config = profiles.resolve(
+                profile,
+                dataset=d,
+                regime=r,
+                method=m,
+                order=o,
+                seed=s,
+                overrides={**settings, **(overrides or {})},
+            )
             configs[repr(config)] = config
     return list(configs.values())
 
@@ -73,12 +99,13 @@ def groups(configs: list[RunConfig], group_size: int | None, device) -> list[lis
     units = []
     for cell in cells(configs):
         size = group_size or max_group_size(cell[0], device) or len(cell)
-        units += [cell[i:i + size] for i in range(0, len(cell), size)]
+        units += [cell[i : i + size] for i in range(0, len(cell), size)]
     return units
 
 
-def _run_and_save(configs: list[RunConfig], paths: list[Path], profile: str, device,
-                  data_dir) -> list[Path]:
+def _run_and_save(
+    configs: list[RunConfig], paths: list[Path], profile: str, device, data_dir
+) -> list[Path]:
     records = train.run_group(configs, device, data_dir, profile=profile)
     by_identity = {(r["config"]["order"], r["config"]["seed"]): r for r in records}
     return [results.save(by_identity[c.order, c.seed], p) for c, p in zip(configs, paths)]
@@ -88,8 +115,17 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def sweep(profile: str, *, results_dir="results", device="auto", data_dir=None, jobs: int = 1,
-          group_size: int | None = None, progress: bool = True, **grid) -> list[Path]:
+def sweep(
+    profile: str,
+    *,
+    results_dir="results",
+    device="auto",
+    data_dir=None,
+    jobs: int = 1,
+    group_size: int | None = None,
+    progress: bool = True,
+    **grid,
+) -> list[Path]:
     """Run every unfinished run of the grid; return the paths of all its records.
 
     Finished runs (a record with the same configuration) are skipped, so an
@@ -98,12 +134,18 @@ def sweep(profile: str, *, results_dir="results", device="auto", data_dir=None, 
     """
     configs = plan(profile, **grid)
     results.check_writable(results_dir)
-    paths = {repr(c): results.record_path(results_dir, profile, c, profiles.variant(profile, c))
-             for c in configs}
+    paths = {
+        repr(c): results.record_path(results_dir, profile, c, profiles.variant(profile, c))
+        for c in configs
+    }
     todo = [c for c in configs if not results.is_done(paths[repr(c)], c)]
     units = groups(todo, group_size, device)
-    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=f"{profile} sweep",
-               disable=not progress)
+    bar = tqdm(
+        total=len(configs),
+        initial=len(configs) - len(todo),
+        desc=f"{profile} sweep",
+        disable=not progress,
+    )
     with bar:
         if jobs <= 1:
             for unit in units:
@@ -112,10 +154,20 @@ def sweep(profile: str, *, results_dir="results", device="auto", data_dir=None, 
                 bar.update(len(unit))
         else:
             threads = max(1, (os.cpu_count() or 1) // jobs)
-            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
-                                     initializer=_init_worker, initargs=(threads,)) as pool:
-                futures = [pool.submit(_run_and_save, unit, [paths[repr(c)] for c in unit],
-                                       profile, device, data_dir) for unit in units]
+            with ProcessPoolExecutor(
+                jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+            ) as pool:
+                futures = [
+                    pool.submit(
+                        _run_and_save,
+                        unit,
+                        [paths[repr(c)] for c in unit],
+                        profile,
+                        device,
+                        data_dir,
+                    )
+                    for unit in units
+                ]
                 for future in as_completed(futures):
                     bar.update(len(future.result()))
     return [paths[repr(c)] for c in configs]
@@ -135,15 +187,17 @@ def step_seconds(config: RunConfig, runs: int, device: torch.device) -> float:
     classes = data.spec(config.dataset).num_classes
     model = ResNet18.stack([ResNet18(classes, config.width) for _ in range(runs)]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    x = torch.randn(config.batch_size, 3 * runs, config.image_size, config.image_size,
-                    device=device)
+    x = torch.randn(
+        config.batch_size, 3 * runs, config.image_size, config.image_size, device=device
+    )
     y = torch.randint(0, classes, (config.batch_size, runs), device=device)
     times = []
     for _ in range(steps + 2):
         start = time.perf_counter()
         with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16"):
-            loss = masked_cross_entropy(model(x), y, classes // data.spec(
-                config.dataset).num_tasks).sum()
+            loss = masked_cross_entropy(
+                model(x), y, classes // data.spec(config.dataset).num_tasks
+            ).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -174,10 +228,11 @@ def estimate(configs: list[RunConfig], device="auto", group_size: int | None = N
             calibrated[key] = step_seconds(c, len(unit), device)
         tasks, n_train, n_test = task_sizes(c)
         p = c.method_params
-        factor = {"joint": (tasks + 1) / 2,
-                  "lwf": 4 / 3 + p.get("warmup_epochs", 0) / max(c.epochs, 1) / 3,
-                  "gem": 1 + (tasks - 1) / 2 * p.get("memories_per_task", 0) / c.batch_size
-                  }.get(c.method, 1.0)
+        factor = {
+            "joint": (tasks + 1) / 2,
+            "lwf": 4 / 3 + p.get("warmup_epochs", 0) / max(c.epochs, 1) / 3,
+            "gem": 1 + (tasks - 1) / 2 * p.get("memories_per_task", 0) / c.batch_size,
+        }.get(c.method, 1.0)
         steps = tasks * c.epochs * math.ceil(n_train / c.batch_size) * factor
         evals = tasks * tasks * math.ceil(n_test / c.eval_batch_size) / 3
         total += (steps + evals) * calibrated[key]

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from cl_regimes import data, methods, models, profiles, results
 from cl_regimes.config import ConfigError, RunConfig
-from cl_regimes.models import ResNet18, flatten, masked_cross_entropy, per_run
+from cl_regimes.models import ResNet18, flatten, masked_cross_entropy
 
 
 def seed_everything(seed: int) -> None:
@@ -59,14 +59,28 @@ class UpdateStats:
     (0 where either is 0), u = E(||g||^2 + ||q||^2 + 2 cos ||g|| ||q||).
     """
 
-    KEYS = ("g2", "r2", "dot", "cos_step", "orig_norm_g", "orig_norm_r", "orig_cos", "orig_u",
-            "steps")
+    KEYS = (
+        "g2",
+        "r2",
+        "dot",
+        "cos_step",
+        "orig_norm_g",
+        "orig_norm_r",
+        "orig_cos",
+        "orig_u",
+        "steps",
+    )
 
     def __init__(self, runs: int, device: torch.device):
         self.sums = torch.zeros(runs, len(self.KEYS), dtype=torch.float64, device=device)
 
-    def add(self, g: torch.Tensor, update: torch.Tensor, retention: torch.Tensor | None,
-            active: torch.Tensor) -> None:
+    def add(
+        self,
+        g: torch.Tensor,
+        update: torch.Tensor,
+        retention: torch.Tensor | None,
+        active: torch.Tensor,
+    ) -> None:
         r = update - g
         g2, r2, dot = (g * g).sum(1), (r * r).sum(1), (g * r).sum(1)
         norm_g = g2.sqrt()
@@ -75,11 +89,23 @@ class UpdateStats:
         else:
             norm_q = retention.norm(dim=1)
             both = (norm_g > 0) & (norm_q > 0)
-            cos_q = torch.where(both, (g * retention).sum(1) / (norm_g * norm_q).clamp_min(1e-30),
-                                0.0).clamp(-1, 1)
-        values = torch.stack([g2, r2, dot, dot / (g2 * r2).sqrt().clamp_min(1e-30), norm_g,
-                              norm_q, cos_q, g2 + norm_q**2 + 2 * cos_q * norm_g * norm_q,
-                              torch.ones_like(g2)], 1)
+            cos_q = torch.where(
+                both, (g * retention).sum(1) / (norm_g * norm_q).clamp_min(1e-30), 0.0
+            ).clamp(-1, 1)
+        values = torch.stack(
+            [
+                g2,
+                r2,
+                dot,
+                dot / (g2 * r2).sqrt().clamp_min(1e-30),
+                norm_g,
+                norm_q,
+                cos_q,
+                g2 + norm_q**2 + 2 * cos_q * norm_g * norm_q,
+                torch.ones_like(g2),
+            ],
+            1,
+        )
         self.sums += values.double() * active[:, None]
 
     def summary(self) -> list[dict[str, float]]:
@@ -89,9 +115,17 @@ class UpdateStats:
             steps = int(s.pop("steps"))
             m = {k: v / max(steps, 1) for k, v in s.items()}
             cos = m["dot"] / math.sqrt(m["g2"] * m["r2"]) if m["g2"] * m["r2"] > 0 else 0.0
-            out.append({"g2": m["g2"], "r2": m["r2"], "cos": cos,
-                        "u": m["g2"] + m["r2"] + 2 * m["dot"], "cos_step": m["cos_step"],
-                        **{k: m[k] for k in self.KEYS[4:8]}, "steps": steps})
+            out.append(
+                {
+                    "g2": m["g2"],
+                    "r2": m["r2"],
+                    "cos": cos,
+                    "u": m["g2"] + m["r2"] + 2 * m["dot"],
+                    "cos_step": m["cos_step"],
+                    **{k: m[k] for k in self.KEYS[4:8]},
+                    "steps": steps,
+                }
+            )
         return out
 
 
@@ -121,8 +155,13 @@ class Hold:
 class Trainer:
     """K runs of one cell (differing only in task order and seed) in one grouped network."""
 
-    def __init__(self, configs: list[RunConfig], device: str | torch.device = "auto",
-                 data_dir=None, progress: bool = False):
+    def __init__(
+        self,
+        configs: list[RunConfig],
+        device: str | torch.device = "auto",
+        data_dir=None,
+        progress: bool = False,
+    ):
         cfg = configs[0]
         if any(not cfg.differs_only_in_order_and_seed(c) for c in configs):
             raise ConfigError("runs trained as one group may differ in order and seed only")
@@ -135,8 +174,10 @@ class Trainer:
         self.orders = [data.task_orders(ds.spec.num_tasks)[c.order] for c in configs]
         self.tasks = [data.tasks_in_order(self.blocks, order) for order in self.orders]
         if len({tuple(len(t.train.y) for t in tasks) for tasks in self.tasks}) > 1:
-            raise ConfigError("runs trained as one group need tasks of equal sizes at every "
-                              "position (use train.groups_of_equal_task_sizes)")
+            raise ConfigError(
+                "runs trained as one group need tasks of equal sizes at every "
+                "position (use train.groups_of_equal_task_sizes)"
+            )
         self.generators = [torch.Generator(self.device).manual_seed(c.seed) for c in configs]
         self.inputs = data.Normalizer(ds.spec, self.device)
         networks = []
@@ -146,13 +187,22 @@ class Trainer:
         model = networks[0] if self.runs == 1 else ResNet18.stack(networks)
         self.model = model.to(self.device, memory_format=self.inputs.memory_format)
         self.params = models.apply_regime(self.model, cfg.regime)
-        view = methods.Runs(self.model, self.params, self.runs, ds.spec.classes_per_task,
-                            self.inputs, self.generators, self.fit, self.task_gradients)
+        view = methods.Runs(
+            self.model,
+            self.params,
+            self.runs,
+            ds.spec.classes_per_task,
+            self.inputs,
+            self.generators,
+            self.fit,
+            self.task_gradients,
+        )
         self.method = methods.make(cfg.method, view, cfg.method_params)
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self.cfg.precision == "bf16")
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"
+        )
 
     def _grad(self, loss, params, retain=False) -> torch.Tensor:
         return flatten(torch.autograd.grad(loss, params, retain_graph=retain), self.runs)
@@ -160,8 +210,9 @@ class Trainer:
     def task_gradients(self, x: torch.Tensor, y: torch.Tensor, update_bn: bool) -> torch.Tensor:
         """Each run's flat gradient [K, N] of the task loss on non-augmented uint8 images
         x [N, K, C, S, S], over the trainable parameters, in the current mode."""
-        statistics = contextlib.nullcontext() if update_bn else models.running_stats_frozen(
-            self.model)
+        statistics = (
+            contextlib.nullcontext() if update_bn else models.running_stats_frozen(self.model)
+        )
         with statistics, self.autocast():
             loss = masked_cross_entropy(self.model(self.inputs(x)), y, self.spec.classes_per_task)
         return self._grad(loss.sum(), self.params)
@@ -171,13 +222,15 @@ class Trainer:
         zeros for stopped runs. -> (network input [B, K * 3, S, S], labels [B, K])"""
         size = self.cfg.batch_size
         live = list(perms)
-        idx = torch.stack([perms[k][step * size:(step + 1) * size] for k in live])
+        idx = torch.stack([perms[k][step * size : (step + 1) * size] for k in live])
         n = idx.shape[1]
-        draws = [data.draw_augmentation(n, x.shape[-1], self.spec.flip, self.generators[k])
-                 for k in live]
+        draws = [
+            data.draw_augmentation(n, x.shape[-1], self.spec.flip, self.generators[k]) for k in live
+        ]
         runs_idx = torch.tensor(live, device=x.device)[:, None]
-        images = data.augment(x[runs_idx, idx].flatten(0, 1),
-                              *(torch.cat(d) for d in zip(*draws))).unflatten(0, (len(live), n))
+        images = data.augment(
+            x[runs_idx, idx].flatten(0, 1), *(torch.cat(d) for d in zip(*draws))
+        ).unflatten(0, (len(live), n))
         if len(live) < self.runs:
             full = x.new_zeros((self.runs, n, *x.shape[2:]))
             labels = y.new_zeros((self.runs, n))
@@ -187,8 +240,17 @@ class Trainer:
             out_y = y[runs_idx, idx]
         return self.inputs(images.transpose(0, 1)), out_y.T
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor, params, epochs: int, method=None,
-            schedule: bool = True, early_stopping: bool = True, bar=None) -> list[dict]:
+    def fit(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        params,
+        epochs: int,
+        method=None,
+        schedule: bool = True,
+        early_stopping: bool = True,
+        bar=None,
+    ) -> list[dict]:
         """Train ``params`` on each run's (x[k], y[k]) ([K, n, C, S, S], [K, n]) for up to
         ``epochs``: Adam, a cosine schedule to lr_min over the epochs (or a constant
         rate), early stopping per run on the mean over batches of the loss the
@@ -204,8 +266,10 @@ class Trainer:
         for _ in range(epochs):
             models.set_train_mode(self.model, cfg.bn_stats, self.params)
             live = [k for k in range(runs) if not hold.stopped[k]]
-            perms = {k: torch.randperm(y.shape[1], device=self.device,
-                                       generator=self.generators[k]) for k in live}
+            perms = {
+                k: torch.randperm(y.shape[1], device=self.device, generator=self.generators[k])
+                for k in live
+            }
             total = torch.zeros(runs, device=self.device)
             for step in range(steps):
                 xb, yb = self._batch(x, y, perms, step)
@@ -228,8 +292,10 @@ class Trainer:
             if bool(hold.stopped.all()):
                 break
         summaries = stats.summary() if stats else [{}] * runs
-        return [{"train_loss": losses[k], "epochs_run": len(losses[k]), **summaries[k]}
-                for k in range(runs)]
+        return [
+            {"train_loss": losses[k], "epochs_run": len(losses[k]), **summaries[k]}
+            for k in range(runs)
+        ]
 
     def _step(self, x, y, params, opt, method, stats, active, hold) -> torch.Tensor:
         if method:
@@ -250,8 +316,7 @@ class Trainer:
             total = self._grad((loss + penalty).sum(), params)
         update = method.direction(total, task_grad, penalty_grad, active) if method else total
         if stats is not None:
-            stats.add(task_grad, update, method.retention(task_grad, penalty_grad, update),
-                      active)
+            stats.add(task_grad, update, method.retention(task_grad, penalty_grad, update), active)
         for p, u in zip(params, update.split([p.numel() // self.runs for p in params], 1)):
             p.grad = torch.empty_like(p).copy_(u.reshape(p.shape))
         opt.step()
@@ -284,30 +349,49 @@ class Trainer:
         cfg, runs = self.cfg, self.runs
         frozen = models.frozen_state(self.model, cfg.bn_stats)
         rows, per_task = [], [[] for _ in range(runs)]
-        desc = (f"{cfg.dataset} {cfg.regime} {cfg.method} "
-                f"order{'s' if runs > 1 else ''} {','.join(str(c.order) for c in self.configs)}")
+        desc = (
+            f"{cfg.dataset} {cfg.regime} {cfg.method} "
+            f"order{'s' if runs > 1 else ''} {','.join(str(c.order) for c in self.configs)}"
+        )
         positions = len(self.tasks[0])
-        with tqdm(total=positions * cfg.epochs, desc=desc, disable=not self.progress,
-                  leave=False) as bar:
+        with tqdm(
+            total=positions * cfg.epochs, desc=desc, disable=not self.progress, leave=False
+        ) as bar:
             for position in range(positions):
                 current = [tasks[position] for tasks in self.tasks]
                 start = flatten(self.params, runs).detach().clone()
                 self.method.before_task(current)
-                x, y = self.method.train_data([tasks[:position + 1] for tasks in self.tasks])
+                x, y = self.method.train_data([tasks[: position + 1] for tasks in self.tasks])
                 stats = self.fit(x, y, self.params, cfg.epochs, self.method, bar=bar)
                 self.method.after_task(current)
                 rows.append(self.evaluate())
                 drift = (flatten(self.params, runs).detach() - start).norm(dim=1).tolist()
                 for k, extra in enumerate(self.method.task_stats()):
-                    per_task[k].append({"task": current[k].block, "classes": current[k].classes,
-                                        **stats[k], **extra, "drift": drift[k]})
+                    per_task[k].append(
+                        {
+                            "task": current[k].block,
+                            "classes": current[k].classes,
+                            **stats[k],
+                            **extra,
+                            "drift": drift[k],
+                        }
+                    )
         for config, names in zip(self.configs, models.moved(self.model, frozen, runs)):
             if names:
-                raise RuntimeError(f"frozen coordinates moved under {cfg.regime} "
-                                   f"(order {config.order}, seed {config.seed}): {names[:5]}")
+                raise RuntimeError(
+                    f"frozen coordinates moved under {cfg.regime} "
+                    f"(order {config.order}, seed {config.seed}): {names[:5]}"
+                )
         R = torch.stack(rows, 1).tolist()
-        return [{"order": self.orders[k], "R": R[k], "tasks": per_task[k],
-                 "classes_per_task": self.spec.classes_per_task} for k in range(runs)]
+        return [
+            {
+                "order": self.orders[k],
+                "R": R[k],
+                "tasks": per_task[k],
+                "classes_per_task": self.spec.classes_per_task,
+            }
+            for k in range(runs)
+        ]
 
 
 def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[list[RunConfig]]:
@@ -327,16 +411,26 @@ def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[
 
 
 def environment(device: torch.device, config: RunConfig, group_size: int) -> dict:
-    return {"cl_regimes": results.library_version(), "commit": results.git_commit(),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "numpy": np.__version__,
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "precision": config.precision, "threads": torch.get_num_threads(),
-            "group_size": group_size}
+    return {
+        "cl_regimes": results.library_version(),
+        "commit": results.git_commit(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "precision": config.precision,
+        "threads": torch.get_num_threads(),
+        "group_size": group_size,
+    }
 
 
-def run_group(configs: list[RunConfig], device="auto", data_dir=None, progress: bool = False,
-              profile: str | None = None) -> list[dict]:
+def run_group(
+    configs: list[RunConfig],
+    device="auto",
+    data_dir=None,
+    progress: bool = False,
+    profile: str | None = None,
+) -> list[dict]:
     """Seeded continual-learning runs of one cell, trained in groups -> their records."""
     records = []
     for group in groups_of_equal_task_sizes(configs, data_dir):
@@ -345,13 +439,26 @@ def run_group(configs: list[RunConfig], device="auto", data_dir=None, progress: 
         outcomes = trainer.run()
         seconds = (time.perf_counter() - started) / len(group)
         env = environment(trainer.device, group[0], len(group))
-        records += [results.assemble(config, outcome, env, seconds, profile,
-                                     profiles.variant(profile, config) if profile else {})
-                    for config, outcome in zip(group, outcomes)]
+        records += [
+            results.assemble(
+                config,
+                outcome,
+                env,
+                seconds,
+                profile,
+                profiles.variant(profile, config) if profile else {},
+            )
+            for config, outcome in zip(group, outcomes)
+        ]
     return records
 
 
-def run(config: RunConfig, device="auto", data_dir=None, progress: bool = False,
-        profile: str | None = None) -> dict:
+def run(
+    config: RunConfig,
+    device="auto",
+    data_dir=None,
+    progress: bool = False,
+    profile: str | None = None,
+) -> dict:
     """One seeded continual-learning run -> its record (a JSON-ready dict)."""
     return run_group([config], device, data_dir, progress, profile)[0]

@@ -32,8 +32,10 @@ def check_params(name: str, params: dict) -> None:
     valid = get(name).parameters()
     if set(params) != set(valid):
         bad = sorted(set(params) ^ set(valid))
-        raise ConfigError(f"method {name!r}: bad or missing parameters {bad}; "
-                          f"it takes: {', '.join(valid) or 'none'}")
+        raise ConfigError(
+            f"method {name!r}: bad or missing parameters {bad}; "
+            f"it takes: {', '.join(valid) or 'none'}"
+        )
     for key, value in params.items():
         check(f"{name}.{key}", value, valid[key])
 

@@ -55,10 +55,14 @@ class Runs:
     def sample(self, tasks: list[Task], count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``count`` random non-augmented training images of each run's task (from the run's
         generator): ([count, K, C, S, S], [count, K])."""
-        picks = [torch.randperm(len(t.train.y), device=t.train.y.device, generator=g)[:count]
-                 for t, g in zip(tasks, self.generators)]
-        return (torch.stack([t.train.x[i] for t, i in zip(tasks, picks)], 1),
-                torch.stack([t.train.y[i] for t, i in zip(tasks, picks)], 1))
+        picks = [
+            torch.randperm(len(t.train.y), device=t.train.y.device, generator=g)[:count]
+            for t, g in zip(tasks, self.generators)
+        ]
+        return (
+            torch.stack([t.train.x[i] for t, i in zip(tasks, picks)], 1),
+            torch.stack([t.train.y[i] for t, i in zip(tasks, picks)], 1),
+        )
 
 
 class Method:
@@ -95,8 +99,10 @@ class Method:
     def train_data(self, seen: list[list[Task]]) -> tuple[torch.Tensor, torch.Tensor]:
         """The (uint8 images [K, n, C, S, S], labels [K, n]) to train the current task on,
         given each run's tasks so far (the current one last)."""
-        return (torch.stack([tasks[-1].train.x for tasks in seen]),
-                torch.stack([tasks[-1].train.y for tasks in seen]))
+        return (
+            torch.stack([tasks[-1].train.x for tasks in seen]),
+            torch.stack([tasks[-1].train.y for tasks in seen]),
+        )
 
     def before_step(self) -> None:
         pass
@@ -105,14 +111,20 @@ class Method:
         """lambda * Omega of each run for this batch [K] (None: no penalty)."""
         return None
 
-    def direction(self, total: torch.Tensor, task_grad: torch.Tensor | None,
-                  penalty_grad: torch.Tensor | None, active: torch.Tensor) -> torch.Tensor:
+    def direction(
+        self,
+        total: torch.Tensor,
+        task_grad: torch.Tensor | None,
+        penalty_grad: torch.Tensor | None,
+        active: torch.Tensor,
+    ) -> torch.Tensor:
         """The direction the optimiser follows, given the summed gradient [K, N]; rows of
         inactive runs (``active`` False) are discarded."""
         return total
 
-    def retention(self, task_grad: torch.Tensor, penalty_grad: torch.Tensor | None,
-                  update: torch.Tensor) -> torch.Tensor | None:
+    def retention(
+        self, task_grad: torch.Tensor, penalty_grad: torch.Tensor | None, update: torch.Tensor
+    ) -> torch.Tensor | None:
         """The "retention gradient" as the original study's code read it for its update
         statistics (None or a zero row: it recorded none)."""
         return None

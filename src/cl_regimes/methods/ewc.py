@@ -21,8 +21,9 @@ def chunk_floats(device: torch.device) -> int:
     return CHUNK_FLOATS
 
 
-def fisher_diagonal(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                    classes_per_task: int) -> torch.Tensor:
+def fisher_diagonal(
+    model, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, classes_per_task: int
+) -> torch.Tensor:
     """Diagonal Fisher of each run over ``params``: E_x sum_c p(c|x) (d log p(c|x) / d theta)^2,
     as [K, N] (x: network inputs [n, K * 3, S, S], y: labels [n, K]).
 
@@ -37,13 +38,17 @@ def fisher_diagonal(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: 
     was_training = model.training
     model.eval()
     runs = y.shape[1]
-    rest = {n: t.detach() for n, t in {**dict(model.named_parameters()),
-                                       **dict(model.named_buffers())}.items() if n not in params}
+    rest = {
+        n: t.detach()
+        for n, t in {**dict(model.named_parameters()), **dict(model.named_buffers())}.items()
+        if n not in params
+    }
     theta = {n: p.detach() for n, p in params.items()}
 
     def logits_of(theta, xs, ys):
-        return task_logits(upcast(functional_call(model, {**rest, **theta}, (xs,))), ys,
-                           classes_per_task)
+        return task_logits(
+            upcast(functional_call(model, {**rest, **theta}, (xs,))), ys, classes_per_task
+        )
 
     def projected(theta, xi, yi, v):  # sum over runs of v . z for one sample
         return (logits_of(theta, xi[None], yi[None])[0] * v).sum()
@@ -59,8 +64,9 @@ def fisher_diagonal(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: 
             weights, directions = torch.linalg.eigh(covariance)
         for k in range(1, classes_per_task):  # k = 0: the all-ones direction, weight 0
             for n, g in per_sample(theta, xs, ys, directions[..., k]).items():
-                fisher[n] += torch.einsum("bk,bkn->kn", weights[..., k],
-                                          g.reshape(len(xs), runs, -1).pow(2))
+                fisher[n] += torch.einsum(
+                    "bk,bkn->kn", weights[..., k], g.reshape(len(xs), runs, -1).pow(2)
+                )
     model.train(was_training)
     return torch.cat(list(fisher.values()), 1) / len(x)
 
@@ -72,9 +78,13 @@ class EWC(Method):
     name = "ewc"
     stop_on_total_loss = True
 
-    def __init__(self, runs, lam: Annotated[float, NON_NEGATIVE],
-                 gamma: Annotated[float, Range(0, 1, low_open=True)],
-                 fisher_samples: Annotated[int, AT_LEAST_ONE]):
+    def __init__(
+        self,
+        runs,
+        lam: Annotated[float, NON_NEGATIVE],
+        gamma: Annotated[float, Range(0, 1, low_open=True)],
+        fisher_samples: Annotated[int, AT_LEAST_ONE],
+    ):
         super().__init__(runs)
         self.lam, self.gamma, self.fisher_samples = lam, gamma, fisher_samples
         self.fisher: torch.Tensor | None = None
@@ -94,7 +104,8 @@ class EWC(Method):
         r = self.runs
         x, y = r.sample(tasks, self.fisher_samples)
         names = {id(p): n for n, p in r.model.named_parameters()}
-        new = fisher_diagonal(r.model, {names[id(p)]: p for p in r.params}, r.inputs(x), y,
-                              r.classes_per_task)
+        new = fisher_diagonal(
+            r.model, {names[id(p)]: p for p in r.params}, r.inputs(x), y, r.classes_per_task
+        )
         self.fisher = new if self.fisher is None else self.gamma * self.fisher + new
         self.anchor = r.flat(r.params).detach().clone()

@@ -12,8 +12,9 @@ from cl_regimes.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Choice
 from cl_regimes.methods.base import Method
 
 
-def project(grad: torch.Tensor, memories: torch.Tensor, margin: float = 0.0,
-            ridge: float = 1e-5) -> torch.Tensor:
+def project(
+    grad: torch.Tensor, memories: torch.Tensor, margin: float = 0.0, ridge: float = 1e-5
+) -> torch.Tensor:
     """The update closest to ``grad`` whose dot product with every row of ``memories``
     (one gradient per past task) is non-negative, from GEM's dual QP:
 
@@ -41,9 +42,14 @@ class GEM(Method):
 
     name = "gem"
 
-    def __init__(self, runs, memories_per_task: Annotated[int, AT_LEAST_ONE],
-                 margin: Annotated[float, NON_NEGATIVE], ridge: Annotated[float, POSITIVE],
-                 memory_bn: Annotated[str, Choice(("update", "frozen"))]):
+    def __init__(
+        self,
+        runs,
+        memories_per_task: Annotated[int, AT_LEAST_ONE],
+        margin: Annotated[float, NON_NEGATIVE],
+        ridge: Annotated[float, POSITIVE],
+        memory_bn: Annotated[str, Choice(("update", "frozen"))],
+    ):
         super().__init__(runs)
         self.memories_per_task, self.margin, self.ridge = memories_per_task, margin, ridge
         self.memory_bn = memory_bn
@@ -54,8 +60,13 @@ class GEM(Method):
 
     def before_step(self):
         if self.memories:
-            self.grads = torch.stack([self.runs.task_gradients(x, y, self.memory_bn == "update")
-                                      for x, y in self.memories], 1)
+            self.grads = torch.stack(
+                [
+                    self.runs.task_gradients(x, y, self.memory_bn == "update")
+                    for x, y in self.memories
+                ],
+                1,
+            )
 
     def direction(self, total, task_grad, penalty_grad, active):
         if not self.memories:

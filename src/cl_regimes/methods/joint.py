@@ -12,5 +12,7 @@ class Joint(Method):
     reference = True
 
     def train_data(self, seen):
-        return (torch.stack([torch.cat([t.train.x for t in tasks]) for tasks in seen]),
-                torch.stack([torch.cat([t.train.y for t in tasks]) for tasks in seen]))
+        return (
+            torch.stack([torch.cat([t.train.x for t in tasks]) for tasks in seen]),
+            torch.stack([torch.cat([t.train.y for t in tasks]) for tasks in seen]),
+        )

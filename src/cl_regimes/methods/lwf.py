@@ -20,8 +20,7 @@ def _powered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return p / p.sum(-1, keepdim=True)
 
 
-def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float
-                 ) -> torch.Tensor:
+def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """Per-sample distillation loss over the last dimension, as the original computes it
     (Li & Hoiem's "power" formulation): softmax, clamp at 1e-7, power 1/T, renormalise,
     then the cross-entropy of the student's distribution against the teacher's.
@@ -47,10 +46,14 @@ class LwF(Method):
     name = "lwf"
     stop_on_total_loss = True
 
-    def __init__(self, runs, lam: Annotated[float, NON_NEGATIVE],
-                 temperature: Annotated[float, POSITIVE],
-                 warmup_epochs: Annotated[int, Range(0)],
-                 student_forwards: Annotated[int, Choice((1, 2))]):
+    def __init__(
+        self,
+        runs,
+        lam: Annotated[float, NON_NEGATIVE],
+        temperature: Annotated[float, POSITIVE],
+        warmup_epochs: Annotated[int, Range(0)],
+        student_forwards: Annotated[int, Choice((1, 2))],
+    ):
         super().__init__(runs)
         self.lam, self.temperature = lam, temperature
         self.warmup_epochs, self.student_forwards = warmup_epochs, student_forwards
@@ -65,8 +68,14 @@ class LwF(Method):
         if self.warmup_epochs > 0:
             x = torch.stack([t.train.x for t in tasks])
             y = torch.stack([t.train.y for t in tasks])
-            r.fit(x, y, list(r.model.fc.parameters()), self.warmup_epochs, schedule=False,
-                  early_stopping=False)
+            r.fit(
+                x,
+                y,
+                list(r.model.fc.parameters()),
+                self.warmup_epochs,
+                schedule=False,
+                early_stopping=False,
+            )
         if self.student_forwards == 2:
             norms = batchnorms(r.model)
             self.momenta = [m.momentum for m in norms]

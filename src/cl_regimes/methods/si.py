@@ -18,8 +18,13 @@ class SI(Method):
     name = "si"
     needs_task_gradient = True
 
-    def __init__(self, runs, c: Annotated[float, NON_NEGATIVE], xi: Annotated[float, POSITIVE],
-                 clip: Annotated[float, POSITIVE]):
+    def __init__(
+        self,
+        runs,
+        c: Annotated[float, NON_NEGATIVE],
+        xi: Annotated[float, POSITIVE],
+        clip: Annotated[float, POSITIVE],
+    ):
         super().__init__(runs)
         self.c, self.xi, self.clip = c, xi, clip
         self.start = runs.flat(runs.params).detach().clone()
