@@ -68,20 +68,8 @@ display(
 
 # %%
 chance = findings.chance_regimes(main)
-excluded = chance[chance.at_chance]
-display(
-    Markdown(
-        "Regimes at chance, left out of the ranking test: "
-        + (
-            ", ".join(
-                f"`{r.regime}` on {r.dataset} ({r.diag_acc:.3f})" for r in excluded.itertuples()
-            )
-            if len(excluded)
-            else "none"
-        )
-        + "."
-    )
-)
+at_chance = ", ".join(f"`{r.regime}` on {r.dataset}" for r in chance[chance.at_chance].itertuples())
+display(Markdown(f"Regimes at chance, left out of the ranking test: {at_chance or 'none'}."))
 report.style(chance)
 
 # %% [markdown]
@@ -111,7 +99,7 @@ for dataset in main.dataset.unique():
 ranking = findings.finding_ranking(main)
 for verdict in ranking:
     display(Markdown(verdict.sentence()))
-glue("finding1", ranking[-1].sentence(), display=False)
+glue("finding1", ranking[-1].headline(), display=False)
 report.style(findings.verdict_table(ranking))
 
 # %% [markdown]
@@ -152,9 +140,9 @@ coupling = findings.finding_coupling(main_tasks)
 for verdict in depth + coupling:
     display(Markdown(verdict.sentence()))
 updates, forgetting = (v for v in depth if v.dataset == "pooled")
-glue("finding2_u", updates.sentence(), display=False)
-glue("finding2_forgetting", forgetting.sentence(), display=False)
-glue("finding3", coupling[-1].sentence(), display=False)
+glue("finding2_u", updates.headline(), display=False)
+glue("finding2_forgetting", forgetting.headline(), display=False)
+glue("finding3", coupling[-1].headline(), display=False)
 report.style(findings.verdict_table(depth + coupling))
 
 # %% [markdown]

@@ -67,6 +67,11 @@ class Verdict:
     def supported(self) -> bool | None:
         return None if self.verdict == "not testable" else self.verdict == "supported"
 
+    def headline(self) -> str:
+        """The verdict in one short sentence: claim, verdict and p-value."""
+        text = f"Finding {self.finding} ({self.claim}): {self.verdict}"
+        return text + ("." if np.isnan(self.p_value) else f" (permutation p = {self.p_value:.3f}).")
+
     def sentence(self) -> str:
         """The verdict in words: claim, verdict, statistic, p-value, effects, exclusions."""
         text = f"Finding {self.finding} ({self.claim}; {self.dataset}): {self.verdict}."
