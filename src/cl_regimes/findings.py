@@ -70,7 +70,12 @@ class Verdict:
     def headline(self) -> str:
         """The verdict in one short sentence: claim, verdict and p-value."""
         text = f"Finding {self.finding} ({self.claim}): {self.verdict}"
-        return text + ("." if np.isnan(self.p_value) else f" (permutation p = {self.p_value:.3f}).")
+        return text + ("." if np.isnan(self.p_value) else f" (permutation p {self.p_text}).")
+
+    @property
+    def p_text(self) -> str:
+        """ "= 0.019", or "< 0.001" below what three decimals show."""
+        return "< 0.001" if self.p_value < 0.001 else f"= {self.p_value:.3f}"
 
     def sentence(self) -> str:
         """The verdict in words: claim, verdict, statistic, p-value, effects, exclusions."""
@@ -87,7 +92,7 @@ class Verdict:
             )
             text += (
                 f" Null: {self.null}. Statistic: {self.statistic} = {self.observed:.3f}, "
-                f"permutation p = {self.p_value:.3f} ({self.n_permutations} permutations, "
+                f"permutation p {self.p_text} ({self.n_permutations} permutations, "
                 f"{self.n_orders} orders, level {self.level})"
                 + (f"; {effects} (95% bootstrap intervals)" if effects else "")
                 + "."
