@@ -269,3 +269,50 @@ def test_help_lists_every_setting_with_its_profile_values():
     line = next(line for line in text.splitlines() if line.strip().startswith("epochs "))
     assert line.split()[1:4] == ["3", "2", "1"]  # paper, quick, smoke
     assert ">= 1" in line
+
+
+@pytest.mark.parametrize("command", ["sweep", "book"])
+def test_sweep_and_book_check_values_before_anything_runs(command, tmp_path, capsys):
+    bad_set = ["--set", "epochs=0"] if command == "sweep" else []
+    for extra, message in ((bad_set, "epochs=0"), ([], "results folder")):
+        results_dir = tmp_path / "r" if extra else "/proc/nope"
+        if command == "book" and extra == bad_set:
+            continue  # book takes the profile's values only
+        code = cli.main([command, "--profile", "smoke", "--results", str(results_dir), *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_records_load_without_torch(tmp_path):
+    config = {
+        "dataset": "digits",
+        "regime": "head",
+        "method": "ewc",
+        "bn_stats": "always_update",
+        "order": 0,
+        "seed": 0,
+    }
+    record = {
+        "schema": results.SCHEMA_VERSION,
+        "profile": "smoke",
+        "config": config,
+        "variant": {"ewc.lam": 1.0},
+        "order": [0, 1],
+        "R": [[0.9, 0.5], [0.8, 0.9]],
+        "tasks": [{"task": 0, "u": 1.0}, {"task": 1, "u": 2.0}],
+        "classes_per_task": 2,
+        "metrics": {"acc": 0.85},
+        "environment": {"device": "cpu"},
+    }
+    results.save(record, tmp_path / "run.json")
+    code = (
+        "import sys; from cl_regimes import findings, results; "
+        "runs, tasks = results.load(sys.argv[1]), results.load(sys.argv[1], level='task'); "
+        "assert len(runs) == 1 and len(tasks) == 2 and runs.variant[0] == 'ewc.lam=1.0'; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
