@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 
-# Before torch loads OpenMP: threads that wait sleep instead of spinning. On a 2-core
-# machine shared with other processes, spinning OpenMP threads slow every run down
-# by an order of magnitude (a 4 s smoke run took 150 s next to two busy processes).
+# Before torch loads OpenMP: threads that wait sleep instead of spinning, which on a
+# small machine shared with other processes would slow every run down many times.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dataclasses import dataclass  # noqa: E402

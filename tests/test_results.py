@@ -288,3 +288,20 @@ def test_unwritable_results_folder(tmp_path):
             results.check_writable(folder)
     results.check_writable(tmp_path / "new" / "deep")
     assert (tmp_path / "new" / "deep").is_dir() and not list((tmp_path / "new").rglob(".*"))
+
+
+def test_paper_means_float32_and_the_original_settings():
+    from cl_regimes import profiles
+
+    ids = {"dataset": "fashion_mnist", "regime": "full", "method": "gem"}
+    plain = profiles.resolve("paper", **ids)
+    explicit = profiles.resolve("paper", **ids, overrides={"precision": "fp32"})
+    assert plain == explicit and profiles.variant("paper", explicit) == {}
+    assert plain.precision == "fp32" and plain.bn_stats == "always_update"
+    assert plain.method_params["memory_bn"] == "update"
+    lwf = profiles.resolve("paper", **{**ids, "method": "lwf"}).method_params
+    assert lwf == {"lam": 1.0, "temperature": 2.0, "warmup_epochs": 3, "student_forwards": 2}
+    bf16 = profiles.resolve("paper", **ids, overrides={"precision": "bf16"})
+    assert profiles.variant("paper", bf16) == {"precision": "bf16"}
+    cifar = profiles.resolve("paper", **{**ids, "dataset": "cifar100", "method": "lwf"})
+    assert cifar.epochs == 20 and cifar.method_params["warmup_epochs"] == 10

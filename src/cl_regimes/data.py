@@ -339,10 +339,10 @@ class Normalizer:
         self.dtype = torch.get_default_dtype()  # float32 (float64 in equivalence tests)
         self.mean = torch.tensor(ds.mean, device=device).view(1, 1, -1, 1, 1)
         self.std = torch.tensor(ds.std, device=device).view(1, 1, -1, 1, 1)
-        # channels_last is the faster convolution layout on CUDA; on a CPU, oneDNN's
-        # channels_last backward was slower here and not thread-safe (heap corruption)
+        # channels_last is the faster convolution layout on CUDA; on a CPU oneDNN's
+        # channels_last backward is slower and, with several threads, corrupts the heap
         self.memory_format = (
-            torch.channels_last if device.type == "cuda" else (torch.contiguous_format)
+            torch.channels_last if device.type == "cuda" else torch.contiguous_format
         )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
