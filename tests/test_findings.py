@@ -314,3 +314,26 @@ def test_original_update_forgetting_and_depth_u_by_hand():
     depth_u = findings.original_depth_u(tasks)
     ewc = depth_u[(depth_u.method == "ewc") & (depth_u.regime == "from_layer4")].iloc[0]
     assert (ewc.mean_u, ewc.std_u, ewc.n_runs) == pytest.approx((5.0, 2.5, 2))  # ddof=0
+
+
+# ---- the original code's quirks --------------------------------------------------------------
+
+
+def test_survival_puts_a_variants_runs_in_place_of_the_profiles():
+    regimes = ("from_layer4", "full")
+    rng = np.random.default_rng(3)
+    # two regimes: the smallest p of the ranking test is 2 / 2**orders, so 10 orders
+    same = np.tile([0.80, 0.76, 0.72, 0.68], (1, 10, 2, 1)) + rng.normal(0, 0.01, (1, 10, 2, 4))
+    swapped = same.copy()
+    swapped[:, :, 1, :2] = swapped[:, :, 1, 1::-1]  # the variant swaps two methods under full
+    own, variant = make_runs(same, regimes), make_runs(swapped, regimes).assign(variant="x=1")
+    u = np.tile(np.arange(1.0, 3.0)[None, None, None, :, None], (1, 4, 10, 1, 5))
+    tasks = make_tasks(u, rng.random(u.shape), regimes)
+    tasks = pd.concat([tasks, tasks.assign(variant="x=1")], ignore_index=True)
+    table = findings.survival(pd.concat([own, variant], ignore_index=True), tasks, "x=1", **FAST)
+    assert list(table["runs of"].unique()) == ["profile", "x=1"]
+    assert set(table.regimes) == {"from_layer4, full"}
+    ranking = table[table.finding == 1].set_index("runs of").verdict
+    assert ranking["profile"] == "not supported" and ranking["x=1"] == "supported"
+    replaced = findings.with_variant(pd.concat([own, variant]), "x=1")
+    assert len(replaced) == len(own) and set(replaced.variant) == {""}

@@ -697,6 +697,55 @@ def finding_coupling(
     )
 
 
+# ---- the original code's quirks ---------------------------------------------------------
+
+
+def with_variant(frame: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """The profile's own records with those of ``variant`` in their place where it has
+    some (same dataset, regime and method), labelled as the profile's (variant "")."""
+    keys = ["dataset", "regime", "method"]
+    own, other = frame[frame.variant == ""], frame[frame.variant == variant]
+    replaced = own.set_index(keys).index.isin(other.set_index(keys).index)
+    return pd.concat([own[~replaced], other.assign(variant="")], ignore_index=True)
+
+
+def survival(runs: pd.DataFrame, tasks: pd.DataFrame, variant: str, **options) -> pd.DataFrame:
+    """The pooled verdicts of the three findings over the regimes ``variant`` has records in,
+    from the profile's own runs and from the runs of ``variant`` in their place.
+
+    Columns: variant, regimes, runs of ("profile" or the variant), finding, claim, p_value,
+    verdict. ``options`` go to the tests (n_permutations, level...)."""
+    covered = list(pd.unique(runs[runs.variant == variant].regime))
+    rows = []
+    for label, r, t in (
+        ("profile", runs, tasks),
+        (variant, with_variant(runs, variant), with_variant(tasks, variant)),
+    ):
+        r, t = (
+            r[(r.variant == "") & r.regime.isin(covered)],
+            t[(t.variant == "") & t.regime.isin(covered)],
+        )
+        verdicts = (
+            finding_ranking(r, **options)
+            + finding_depth(t, **options)
+            + finding_coupling(t, **options)
+        )
+        rows += [
+            {
+                "variant": variant,
+                "regimes": ", ".join(covered),
+                "runs of": label,
+                "finding": v.finding,
+                "claim": v.claim,
+                "p_value": v.p_value,
+                "verdict": v.verdict,
+            }
+            for v in verdicts
+            if v.dataset == "pooled"
+        ]
+    return pd.DataFrame(rows)
+
+
 # ---- the original study's analyses, as its scripts ran them -----------------------------------
 
 

@@ -246,15 +246,6 @@ def variant_comparison(runs: pd.DataFrame, variant: str, metric: str = "acc") ->
     return table.assign(difference=table["variant"] - table["profile"])
 
 
-def with_variant(frame: pd.DataFrame, variant: str) -> pd.DataFrame:
-    """The profile's own records with those of ``variant`` in their place where it has
-    some (same dataset, regime and method), labelled as the profile's (variant "")."""
-    keys = ["dataset", "regime", "method"]
-    own, other = frame[frame.variant == ""], frame[frame.variant == variant]
-    replaced = own.set_index(keys).index.isin(other.set_index(keys).index)
-    return pd.concat([own[~replaced], other.assign(variant="")], ignore_index=True)
-
-
 def across_regimes_figure(runs: pd.DataFrame, dataset: str, metric: str = "acc", chosen=None):
     """Each method's metric (mean over orders) across the regimes of a dataset."""
     sub = runs[(runs.dataset == dataset) & runs.method.isin(chosen or runs.method.unique())]
