@@ -100,7 +100,7 @@ ranking = findings.finding_ranking(main)
 for verdict in ranking:
     display(Markdown(verdict.sentence()))
 glue("finding1", ranking[-1].headline(), display=False)
-report.style(findings.verdict_table(ranking))
+report.style(findings.verdict_table(ranking).drop(columns=["claim", "statistic"]))
 
 # %% [markdown]
 # Which methods swap places, and by how much ACC (gap in each regime, mean over orders):
@@ -143,7 +143,7 @@ updates, forgetting = (v for v in depth if v.dataset == "pooled")
 glue("finding2_u", updates.headline(), display=False)
 glue("finding2_forgetting", forgetting.headline(), display=False)
 glue("finding3", coupling[-1].headline(), display=False)
-report.style(findings.verdict_table(depth + coupling))
+report.style(findings.verdict_table(depth + coupling).drop(columns=["statistic"]))
 
 # %% [markdown]
 # Per method, the depth trend and its bootstrap interval over orders:
