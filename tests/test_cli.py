@@ -174,6 +174,26 @@ def test_bad_input_is_one_line(bad_runs, case):
     assert not list(folder.rglob("*.json"))
 
 
+def smoke_run(results_dir, *extra: str, method: str = "finetune") -> list[str]:
+    """The argv of an in-process ``run`` at the smoke profile (regime head)."""
+    return [
+        "run",
+        "--profile",
+        "smoke",
+        "--dataset",
+        "digits",
+        "--regime",
+        "head",
+        "--method",
+        method,
+        "--device",
+        "cpu",
+        "--results",
+        str(results_dir),
+        *extra,
+    ]
+
+
 def declared_ranges() -> dict[str, Range | Choice]:
     ranges = {
         f.name: f.metadata["valid"] for f in dataclasses.fields(RunConfig) if "valid" in f.metadata
@@ -208,24 +228,7 @@ def test_every_declared_range_is_checked_before_anything_runs(key, tmp_path, cap
         default = profiles.PAPER_SETTINGS[key]
         bad = float(bad) if isinstance(default, float) else bad
         extra = ["--set", f"{key}={bad}"]
-    code = cli.main(
-        [
-            "run",
-            "--profile",
-            "smoke",
-            "--dataset",
-            "digits",
-            "--regime",
-            "head",
-            "--method",
-            method,
-            "--device",
-            "cpu",
-            "--results",
-            str(tmp_path),
-            *extra,
-        ]
-    )
+    code = cli.main(smoke_run(tmp_path, *extra, method=method))
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
@@ -236,24 +239,7 @@ def test_every_declared_range_is_checked_before_anything_runs(key, tmp_path, cap
 
 
 def test_lr_min_above_lr_is_refused(capsys, tmp_path):
-    code = cli.main(
-        [
-            "run",
-            "--profile",
-            "smoke",
-            "--dataset",
-            "digits",
-            "--regime",
-            "head",
-            "--method",
-            "finetune",
-            "--results",
-            str(tmp_path),
-            "--set",
-            "lr_min=0.1",
-            "lr=0.01",
-        ]
-    )
+    code = cli.main(smoke_run(tmp_path, "--set", "lr_min=0.1", "lr=0.01"))
     assert code == 2 and "lr_min=0.1" in capsys.readouterr().err
 
 
