@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cl_regimes import __version__, metrics
+from cl_regimes import metrics
 from cl_regimes.config import ConfigError, RunConfig
 
 SCHEMA_VERSION = 2
@@ -32,10 +32,6 @@ MAX_VARIANT_NAME = 80
 
 class RecordError(ConfigError):
     """A run record that cannot be used: corrupt, or made with another configuration."""
-
-
-def library_version() -> str:
-    return __version__
 
 
 @cache

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import data, methods, models, profiles, results
+from cl_regimes import __version__, data, methods, models, profiles, results
 from cl_regimes.config import ConfigError, RunConfig
 from cl_regimes.models import ResNet18, flatten, masked_cross_entropy
 
@@ -412,7 +412,7 @@ def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[
 
 def environment(device: torch.device, config: RunConfig, group_size: int) -> dict:
     return {
-        "cl_regimes": results.library_version(),
+        "cl_regimes": __version__,
         "commit": results.git_commit(),
         "torch": torch.__version__,
         "python": platform.python_version(),
