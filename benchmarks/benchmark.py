@@ -7,6 +7,7 @@ Run from the repository root (sections 1-4: minutes on 2 idle CPU cores; section
     .venv/bin/python benchmarks/benchmark.py --train-per-task 200 --run-repeats 1
     .venv/bin/python benchmarks/benchmark.py --set epochs=1 --threads 1
     .venv/bin/python benchmarks/benchmark.py --sections 6 --group-methods finetune ewc
+    .venv/bin/python benchmarks/benchmark.py --sections 7                 # local pool vs Ray
     .venv/bin/python benchmarks/benchmark.py --device cuda --sections 3 4 5   # on a GPU
     .venv/bin/python benchmarks/benchmark.py --device cuda --sections 6 --group-sizes 1 4 11 22
 
@@ -50,6 +51,13 @@ Ratios read as follows:
    Training images = sum over runs and tasks of epochs run x the task's training
    images (joint: the union of the tasks so far); LwF's head warm-up, GEM's memory
    passes, EWC's Fisher samples and evaluation are not counted.
+
+7. ``engines``: a sweep of 12 smoke-profile runs (regimes full and head x every
+   method) on the local engine (two worker processes of one thread each) vs a local
+   Ray instance (one-CPU tasks), each into a fresh folder, interleaved over
+   ``--run-repeats``; the Ray time includes starting and stopping the instance,
+   which is also timed alone (``ray.init`` + ``ray.shutdown``). ratio = Ray wall
+   time / local wall time (> 1: Ray is slower).
 
 ``--rehearse`` runs the CUDA-only parts (5, ``--group-sizes``) on a CPU, with
 ``--paper-set`` shrinking the paper runs: a check of the script, not a measurement.
@@ -626,6 +634,40 @@ def group_sizes(args, device) -> dict:
     }
 
 
+def section_engines(args) -> dict:
+    import tempfile
+
+    import ray
+
+    grid = dict(regimes=["full", "head"], methods=list(methods.names()))
+
+    def swept(engine: str, **options):
+        with tempfile.TemporaryDirectory() as folder:
+            return sweep.sweep(
+                "smoke", results_dir=folder, engine=engine, progress=False, **grid, **options
+            )
+
+    def start_and_stop():
+        ray.init(logging_level="ERROR")
+        ray.shutdown()
+
+    runs = len(swept("local", device="cpu", jobs=2).trained)  # warm: imports, data, caches
+    times = timeit(
+        {
+            "local": lambda: swept("local", device="cpu", jobs=2),
+            "ray": lambda: swept("ray"),
+            "ray start-up": start_and_stop,
+        },
+        args.run_repeats,
+        torch.device("cpu"),
+    )
+    row("engines", f"{runs}-run smoke sweep, local pool (2 workers)", times["local"]["runs"], "s")
+    row("engines", f"{runs}-run smoke sweep, local Ray instance", times["ray"]["runs"], "s")
+    row("engines", "Ray start-up: ray.init + ray.shutdown", times["ray start-up"]["runs"], "s")
+    row("engines", "ratio Ray / local pool", ratios(times["ray"], times["local"]), "x")
+    return {"runs": runs, "times": times}
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -640,7 +682,7 @@ def parse_args(argv=None):
         nargs="+",
         type=int,
         default=[1, 2, 3, 4],
-        choices=[1, 2, 3, 4, 5, 6],
+        choices=[1, 2, 3, 4, 5, 6, 7],
         help="5 runs on CUDA only (see --rehearse)",
     )
     p.add_argument("--paper-run", action="store_true", help="same as adding 5 to --sections")
@@ -769,6 +811,7 @@ def main(argv=None) -> None:
         4: ("step", lambda: section_step(args, device)),
         5: ("paper", lambda: section_paper(args, device, details.get("step"))),
         6: ("group", lambda: section_group(args, device)),
+        7: ("engines", lambda: section_engines(args)),
     }
     for number in sorted(set(args.sections)):
         name, fn = sections[number]

@@ -74,7 +74,7 @@ paths = sweep.sweep(
     group_size=group_size,
     device=device,
     results_dir=results_dir,
-)
+).paths
 runs, tasks = results.load(paths), results.load(paths, level="task")
 main = runs[runs.variant == ""]
 

@@ -22,7 +22,7 @@ def swept(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     paths = sweep.sweep(
         "smoke", regimes=["head"], methods=METHODS, results_dir=root, device="cpu", progress=False
-    )
+    ).paths
     first = {p: results.read(p) for p in paths}
     mtimes = {p: p.stat().st_mtime_ns for p in paths}
     deleted = paths[1]
@@ -48,7 +48,7 @@ def record(swept):
 def test_sweep_writes_one_record_per_run(swept):
     root, paths = swept["root"], swept["paths"]
     assert len(paths) == 2 and all(p.exists() for p in paths)
-    assert paths == swept["again"]
+    assert paths == swept["again"].paths
     assert [p.relative_to(root).parts for p in paths] == [
         ("smoke", "digits", "head", m, "order00-seed0.json") for m in METHODS
     ]
@@ -60,6 +60,8 @@ def test_sweep_writes_one_record_per_run(swept):
 
 def test_sweep_resumes_only_missing_runs(swept):
     kept = swept["paths"][0]
+    again = swept["again"]
+    assert (again.trained, again.skipped, again.failed) == ([swept["deleted"]], [kept], [])
     assert kept.stat().st_mtime_ns == swept["mtimes"][kept]  # not rewritten
     assert results.read(kept) == swept["first"][kept]
     redone = results.read(swept["deleted"])
@@ -105,6 +107,14 @@ def test_save_replaces_atomically(record, tmp_path):
     path = results.save(record, tmp_path / "run.json")
     with pytest.raises(TypeError):  # not JSON-serialisable: nothing may be written
         results.save({**record, "bad": object()}, path)
+    assert results.read(path) == record
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_save_never_overwrites_a_record(record, tmp_path):
+    path = results.save(record, tmp_path / "run.json")
+    with pytest.raises(results.RecordError, match="never overwritten"):
+        results.save({**record, "R": [[0.0] * 5] * 5}, path)
     assert results.read(path) == record
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
 

@@ -1,8 +1,9 @@
-"""Build the book: Jupytext -> papermill (with a profile's parameters) -> Jupyter Book.
+"""Build the book: a sweep -> Jupytext -> papermill (with a profile's parameters) -> Jupyter Book.
 
-Regime notebooks run first (``jobs`` at once, each in its own process with
-its share of the CPU threads, or its own GPU), then the cross-regime notebook
-reads every record they left, then ``jupyter-book build --all``.
+The profile's grid is swept first (on this machine or a Ray cluster), then the
+regime notebooks run (``jobs`` at once, each in its own process with its share
+of the CPU threads) and show their records, then the cross-regime notebook
+reads every record, then ``jupyter-book build --all``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from jupyter_client.manager import AsyncKernelManager
 from tqdm.auto import tqdm
 from traitlets import default
 
-from cl_regimes import profiles
 from cl_regimes.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,13 +121,9 @@ def _keep_source_newest(ipynb: Path, source: Path) -> None:
         os.utime(ipynb, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def _execute_in_worker(source: Path, parameters: dict, slot: int, jobs: int) -> Path:
-    """Run in a fresh process so that its kernel inherits this slot's threads or GPU."""
+def _execute_in_worker(source: Path, parameters: dict, jobs: int) -> Path:
+    """Run in a fresh process so that its kernel inherits this slot's share of threads."""
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    gpus = os.environ.get("CL_REGIMES_GPUS")
-    if gpus:
-        ids = gpus.split(",")
-        os.environ["CUDA_VISIBLE_DEVICES"] = ids[slot % len(ids)]
     return execute(source, parameters)
 
 
@@ -150,8 +146,8 @@ def execute_all(
     with tqdm(total=len(notebooks), desc=f"notebooks ({profile})") as bar:
         with ProcessPoolExecutor(max(1, jobs), mp_context=get_context("spawn")) as pool:
             futures = {
-                pool.submit(_execute_in_worker, nb, params | {"orders": None}, i, max(1, jobs)): nb
-                for i, nb in enumerate(regime_nbs)
+                pool.submit(_execute_in_worker, nb, params | {"orders": None}, max(1, jobs)): nb
+                for nb in regime_nbs
             }
             for future in futures:
                 bar.set_postfix_str(futures[future].stem)
@@ -186,8 +182,23 @@ def build(
     device: str = "auto",
     group_size: int | None = None,
     html: bool = True,
+    engine: str = "local",
+    **engine_options,
 ) -> None:
-    profiles.get_profile(profile)
+    """Sweep the profile's grid on ``engine`` (``jobs`` groups at once locally; on Ray,
+    ``engine_options`` say where and with which resources), then execute the notebooks
+    on its records and build the HTML book."""
+    from cl_regimes import sweep
+
+    sweep.sweep(
+        profile,
+        results_dir=results_dir,
+        device=device,
+        engine=engine,
+        jobs=jobs if engine == "local" else 1,
+        group_size=group_size,
+        **engine_options,
+    )
     execute_all(profile, results_dir, jobs, device, group_size)
     if html:
         print(f"book: {build_html()}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -68,9 +69,12 @@ def _grid(args) -> dict:
     )
 
 
-def _sweep(args) -> None:
-    from cl_regimes import results, sweep, train
+def _sweep(args) -> int | None:
+    from cl_regimes import engines, results, sweep, train
 
+    engines.check(device=args.device, results_dir=args.results, **_engine(args))
+    if args.engine == "ray" and args.jobs != 1:
+        raise ConfigError("--jobs is an option of --engine local; Ray places tasks by resources")
     if args.dry_run:
         configs = sweep.plan(args.profile, **_grid(args))
         todo = [
@@ -84,43 +88,63 @@ def _sweep(args) -> None:
             )
         ]
         device = train.resolve_device(args.device)
-        hours = sweep.estimate(todo, device, args.group_size) / 3600
-        units = sweep.groups(todo, args.group_size, device)
+        size = args.group_size or args.runs_per_gpu
+        hours = sweep.estimate(todo, device, size) / 3600
+        units = sweep.groups(todo, size, device)
         print(
             f"{len(configs)} runs in the grid, {len(configs) - len(todo)} already done; "
             f"the rest in {len(units)} groups, projected on {device}: {hours:.2f} h "
             "(an upper bound: every regime timed as full)"
         )
         return
-    paths = sweep.sweep(
-        args.profile,
+    try:
+        sweep.sweep(args.profile, data_dir=args.data_dir, **_execution(args), **_grid(args))
+    except sweep.SweepFailed as err:
+        return _failed(err)
+    print(f"records under {Path(args.results).resolve() / args.profile}")
+
+
+def _engine(args) -> dict:
+    return dict(
+        engine=args.engine,
+        address=args.address,
+        cpus_per_task=args.cpus_per_task,
+        runs_per_gpu=args.runs_per_gpu,
+    )
+
+
+def _execution(args) -> dict:
+    """Where and how the runs of `sweep` and `book` train."""
+    return dict(
         results_dir=args.results,
         device=args.device,
-        data_dir=args.data_dir,
         jobs=args.jobs,
         group_size=args.group_size,
-        **_grid(args),
+        **_engine(args),
     )
-    print(f"{len(paths)} records under {args.results}/{args.profile}")
 
 
-def _book(args) -> None:
-    from cl_regimes import book, results, sweep
+def _book(args) -> int | None:
+    from cl_regimes import book, engines, results, sweep
 
+    engines.check(device=args.device, results_dir=args.results, **_engine(args))
     sweep.plan(args.profile)  # every value of the profile checked before anything runs
     results.check_writable(args.results)
     try:
-        book.build(
-            args.profile,
-            results_dir=args.results,
-            jobs=args.jobs,
-            device=args.device,
-            group_size=args.group_size,
-            html=not args.no_html,
-        )
+        book.build(args.profile, html=not args.no_html, **_execution(args))
+    except sweep.SweepFailed as err:
+        return _failed(err)
     except book.NotebookError as err:
         print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        return 1
+
+
+def _failed(err) -> int:
+    print(
+        f"error: {len(err.summary.failed)} of the sweep's runs failed (listed above)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def settings_table() -> str:
@@ -181,8 +205,11 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--methods", nargs="+", help=", ".join(methods.names()))
             p.add_argument("--orders", nargs="+", type=int)
             p.add_argument("--seeds", nargs="+", type=int)
-            p.add_argument("--jobs", type=int, default=1, help="groups trained at once")
+            p.add_argument(
+                "--jobs", type=int, default=1, help="groups trained at once (--engine local)"
+            )
             p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
+            engine_options(p)
             p.add_argument(
                 "--dry-run",
                 action="store_true",
@@ -217,11 +244,40 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", help=", ".join(profiles.PROFILES))
     p.add_argument("--results", default="results")
     p.add_argument("--device", default="auto")
-    p.add_argument("--jobs", type=int, default=1, help="notebooks executed at once")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="groups trained at once (--engine local) and notebooks executed at once",
+    )
     p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
+    engine_options(p)
     p.add_argument("--no-html", action="store_true", help="execute notebooks only")
     p.set_defaults(func=_book)
     return top
+
+
+def engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        default="local",
+        help="local (this machine; default) or ray (a Ray cluster, or a local Ray instance)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="HOST:PORT of a Ray cluster's head to join, or auto (default: start a local one)",
+    )
+    p.add_argument(
+        "--cpus-per-task", type=int, default=None, help="CPUs of each Ray task (default 1)"
+    )
+    p.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        default=None,
+        help="runs that share one GPU: each Ray task asks for (its runs / N) of a GPU "
+        "(default: no GPU)",
+    )
 
 
 GROUP_HELP = (
@@ -233,14 +289,13 @@ GROUP_HELP = (
 def main(argv=None) -> int:
     try:
         args = parser().parse_args(argv)
-        for name in ("jobs", "group_size"):
+        for name in ("jobs", "group_size", "cpus_per_task", "runs_per_gpu"):
             value = getattr(args, name, None)
             if value is not None and value < 1:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} {value} is out of range; valid: >= 1"
                 )
-        args.func(args)
+        return args.func(args) or 0
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0

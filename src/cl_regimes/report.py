@@ -285,10 +285,13 @@ def explorer(runs: pd.DataFrame):
 
 
 def provenance(runs: pd.DataFrame) -> pd.DataFrame:
-    """Where the records come from: runs per device, library commit, torch and precision."""
+    """Where the records come from: runs per device, library commit, torch and precision,
+    with the machines that made them (host names; records made before hosts were
+    recorded count none)."""
     keys = ["device", "commit", "torch", "precision"]
     return runs.groupby(keys, dropna=False).agg(
         runs=("acc", "size"),
         datasets=("dataset", lambda s: ", ".join(sorted(set(s)))),
         group_size=("group_size", "max"),
+        machines=("host", "nunique"),
     )

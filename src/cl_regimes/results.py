@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import time
 from functools import cache
@@ -112,16 +113,19 @@ def check_writable(results_dir) -> None:
 
 
 def save(record: dict, path) -> Path:
-    """Write ``record`` atomically: a temporary file in the same folder, then a rename."""
+    """Write ``record`` atomically and never over another: a temporary file in the same
+    folder, then a hard link to ``path`` (which fails if ``path`` exists, so that of two
+    writers of one run, on any node of a shared filesystem, only the first lands)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     try:
         tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, path)
-    except BaseException:  # a failed or interrupted write leaves no partial file behind
+        os.link(tmp, path)
+    except FileExistsError:
+        raise RecordError(f"run record {path} exists already; it is never overwritten") from None
+    finally:  # a failed or interrupted write leaves no partial file behind
         tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -205,7 +209,15 @@ def load(source, level: str = "run") -> pd.DataFrame:
                     "path": str(path),
                     **{
                         k: env.get(k)
-                        for k in ("device", "commit", "torch", "precision", "group_size")
+                        for k in (
+                            "device",
+                            "commit",
+                            "torch",
+                            "precision",
+                            "group_size",
+                            "host",
+                            "node",
+                        )
                     },
                 }
             )

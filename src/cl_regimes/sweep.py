@@ -2,23 +2,22 @@
 
 The runs of one cell (same dataset, regime, method and settings; different
 orders or seeds) train as groups of one grouped network (``train.Trainer``);
-only unfinished runs are trained, each saved as its own record.
+only unfinished runs are trained, each saved as its own record. The groups run
+on an engine (``engines``): this machine, or a Ray cluster.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import data, profiles, results, train
+from cl_regimes import data, engines, profiles, results, train
 from cl_regimes.config import RunConfig
 from cl_regimes.models import ResNet18, masked_cross_entropy
 
@@ -103,16 +102,31 @@ def groups(configs: list[RunConfig], group_size: int | None, device) -> list[lis
     return units
 
 
-def _run_and_save(
-    configs: list[RunConfig], paths: list[Path], profile: str, device, data_dir
-) -> list[Path]:
-    records = train.run_group(configs, device, data_dir, profile=profile)
-    by_identity = {(r["config"]["order"], r["config"]["seed"]): r for r in records}
-    return [results.save(by_identity[c.order, c.seed], p) for c, p in zip(configs, paths)]
+@dataclass
+class Summary:
+    """What a sweep did: the grid's record paths (in plan order), the runs it trained,
+    those already done, and those that failed, with their reasons."""
+
+    paths: list[Path]
+    trained: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (record path, reason)
+
+    def __str__(self) -> str:
+        lines = [
+            f"runs in the grid: {len(self.paths)}; trained {len(self.trained)}, "
+            f"already done {len(self.skipped)}, failed {len(self.failed)}"
+        ]
+        lines += [f"  failed: {path}: {reason}" for path, reason in self.failed]
+        return "\n".join(lines)
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
+class SweepFailed(RuntimeError):
+    """Some runs of a sweep failed (the others finished); ``summary`` says which and why."""
+
+    def __init__(self, summary: Summary):
+        super().__init__(str(summary))
+        self.summary = summary
 
 
 def sweep(
@@ -121,56 +135,84 @@ def sweep(
     results_dir="results",
     device="auto",
     data_dir=None,
+    engine: str = "local",
     jobs: int = 1,
     group_size: int | None = None,
+    address: str | None = None,
+    cpus_per_task: int | None = None,
+    runs_per_gpu: int | None = None,
     progress: bool = True,
     **grid,
-) -> list[Path]:
-    """Run every unfinished run of the grid; return the paths of all its records.
+) -> Summary:
+    """Run every unfinished run of the grid on ``engine``; raise SweepFailed, after every
+    other run finished, if any failed.
 
     Finished runs (a record with the same configuration) are skipped, so an
-    interrupted sweep resumes where it stopped. ``jobs > 1`` trains that many
-    groups at once in worker processes, the CPU threads shared among them.
+    interrupted sweep resumes where it stopped. With ``engine="local"``, ``jobs > 1``
+    trains that many groups at once in worker processes, sharing the CPU threads;
+    with ``engine="ray"`` every group is a Ray task (``engines.on_ray``) on the
+    cluster at ``address`` (None: a local Ray instance), and ``results_dir`` must be
+    a folder every node can reach.
     """
+    engines.check(
+        engine,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        runs_per_gpu=runs_per_gpu,
+        device=device,
+        results_dir=results_dir if engine == "ray" else None,
+    )
     configs = plan(profile, **grid)
     results.check_writable(results_dir)
-    paths = {
-        repr(c): results.record_path(results_dir, profile, c, profiles.variant(profile, c))
-        for c in configs
-    }
-    todo = [c for c in configs if not results.is_done(paths[repr(c)], c)]
-    units = groups(todo, group_size, device)
+    results_dir = Path(results_dir).resolve()  # the same path on every worker and node
+    data_dir = data_dir and Path(data_dir).resolve()
+    paths = [
+        results.record_path(results_dir, profile, c, profiles.variant(profile, c)) for c in configs
+    ]
+    summary = Summary(paths)
+    todo = []
+    for config, path in zip(configs, paths):
+        if results.is_done(path, config):
+            summary.skipped.append(path)
+        else:
+            todo.append((config, path))
+    where = {repr(c): p for c, p in todo}
+    if engine == "ray":
+        units = groups([c for c, _ in todo], group_size or runs_per_gpu, "cpu")
+    else:
+        units = groups([c for c, _ in todo], group_size, device)
+    work = [engines.Unit(u, [where[repr(c)] for c in u]) for u in units]
+    if engine == "ray":
+        outcomes = engines.on_ray(
+            work,
+            profile,
+            data_dir,
+            address=address,
+            cpus_per_task=cpus_per_task,
+            runs_per_gpu=runs_per_gpu,
+        )
+    else:
+        outcomes = engines.local(work, profile, device, data_dir, jobs)
     bar = tqdm(
         total=len(configs),
-        initial=len(configs) - len(todo),
-        desc=f"{profile} sweep",
+        initial=len(summary.skipped),
+        desc=f"{profile} sweep ({engine})",
         disable=not progress,
     )
     with bar:
-        if jobs <= 1:
-            for unit in units:
-                bar.set_postfix_str(f"{unit[0].regime} {unit[0].method} ({len(unit)} runs)")
-                _run_and_save(unit, [paths[repr(c)] for c in unit], profile, device, data_dir)
-                bar.update(len(unit))
-        else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            with ProcessPoolExecutor(
-                jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)
-            ) as pool:
-                futures = [
-                    pool.submit(
-                        _run_and_save,
-                        unit,
-                        [paths[repr(c)] for c in unit],
-                        profile,
-                        device,
-                        data_dir,
-                    )
-                    for unit in units
-                ]
-                for future in as_completed(futures):
-                    bar.update(len(future.result()))
-    return [paths[repr(c)] for c in configs]
+        for outcome in outcomes:
+            summary.trained += outcome.written
+            summary.skipped += outcome.skipped
+            if outcome.error:
+                done = set(outcome.written) | set(outcome.skipped)
+                summary.failed += [(p, outcome.error) for p in outcome.unit.paths if p not in done]
+                bar.set_postfix_str(f"{len(summary.failed)} failed")
+            bar.update(len(outcome.unit.configs))
+    if progress:
+        print(summary)
+    if summary.failed:
+        raise SweepFailed(summary)
+    return summary
 
 
 def task_sizes(config: RunConfig) -> tuple[int, int, int]:

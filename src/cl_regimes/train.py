@@ -16,6 +16,7 @@ import contextlib
 import math
 import platform
 import random
+import socket
 import time
 
 import numpy as np
@@ -421,6 +422,7 @@ def environment(device: torch.device, config: RunConfig, group_size: int) -> dic
         "precision": config.precision,
         "threads": torch.get_num_threads(),
         "group_size": group_size,
+        "host": socket.gethostname(),
     }
 
 

@@ -1,0 +1,269 @@
+"""Where a sweep's work units run: on this machine (``local``) or on a Ray cluster (``ray``).
+
+A work unit is a group of runs of one cell, trained as one grouped network
+(``train.run_group``) by ``train_unit``, which saves each run's record and
+reports what it did. Both engines run the same function and yield its
+``Outcome`` as units finish, so a sweep handles them alike:
+
+- ``local``: one unit at a time in this process, or ``jobs`` at once in worker
+  processes sharing the CPU threads;
+- ``ray``: each unit is a Ray task declaring its resources (``num_cpus``;
+  ``num_gpus`` as the unit's share of a GPU, so that Ray packs several units on
+  one GPU), retried when its worker dies. Records go to a path every node can
+  reach.
+
+A unit that raises is reported with its reason and never stops the others. A
+retried unit first skips the runs whose records already exist, and a record is
+never overwritten (``results.save``), so each is written by exactly one task.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from cl_regimes import results
+from cl_regimes.config import ConfigError, RunConfig, check_choice
+
+ENGINES = ("local", "ray")
+MAX_RETRIES = 3  # a Ray task whose worker dies runs again, at most this many times
+PROBE_TIMEOUT_S = 60.0  # joining a Ray cluster takes seconds; a port that is not one, forever
+
+
+@dataclass
+class Unit:
+    """Runs of one cell trained together, and where each one's record goes."""
+
+    configs: list[RunConfig]
+    paths: list[Path]
+
+
+@dataclass
+class Outcome:
+    """What a unit did: records written, records found already there, or why it failed."""
+
+    unit: Unit
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    error: str | None = None
+
+
+def node_name() -> str:
+    """The Ray node this code runs on (its node id), else the host name."""
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    return socket.gethostname()
+
+
+def train_unit(
+    unit: Unit, profile: str, device: str, data_dir, threads: int | None = None
+) -> Outcome:
+    """Train the unit's unfinished runs as one group and save each run's record."""
+    from cl_regimes import train
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    outcome = Outcome(unit)
+    try:
+        todo = [(c, p) for c, p in zip(unit.configs, unit.paths) if not results.is_done(p, c)]
+        outcome.skipped = [p for p in unit.paths if p not in {p for _, p in todo}]
+        if todo:
+            records = train.run_group([c for c, _ in todo], device, data_dir, profile=profile)
+            node = node_name()
+            for (_, path), record in zip(todo, records):
+                record["environment"]["node"] = node
+                outcome.written.append(results.save(record, path))
+    except Exception as err:  # reported with the unit's runs; the other units go on
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        message = f"{type(err).__name__}: {err}".rstrip(": ")
+        outcome.error = f"{message} ({Path(where.filename).name}:{where.lineno})"
+    return outcome
+
+
+def local(
+    units: list[Unit], profile: str, device: str, data_dir, jobs: int = 1
+) -> Iterator[Outcome]:
+    """Units in this process (``jobs`` = 1) or in ``jobs`` worker processes, each with its
+    share of the CPU threads; outcomes as units finish."""
+    if jobs <= 1:
+        for unit in units:
+            yield train_unit(unit, profile, device, data_dir)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        futures = {
+            pool.submit(train_unit, unit, profile, device, data_dir, threads): unit
+            for unit in units
+        }
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except BrokenProcessPool as err:  # a worker process died
+                yield Outcome(futures[future], error=f"BrokenProcessPool: {err}")
+
+
+def check_address(address: str | None) -> None:
+    """Raise ConfigError unless ``address`` is None, "auto" or a reachable HOST:PORT."""
+    if address in (None, "auto"):
+        return
+    valid = "HOST:PORT of the cluster's head (what `ray start --head` prints), or auto"
+    host, _, port = address.rpartition(":")
+    if address.startswith("ray://") or not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not a Ray cluster address; valid: {valid}")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot reach a Ray cluster at --address {address} ({err.strerror or err}); "
+            "start one with `ray start --head`, or leave out --address for a local instance"
+        ) from None
+
+
+def probe(address: str) -> None:
+    """Raise ConfigError unless a Ray driver can join ``address`` within PROBE_TIMEOUT_S:
+    tried in a subprocess, since ``ray.init`` waits without end on a port that accepts
+    connections but is not a Ray cluster's."""
+    code = "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); ray.shutdown()"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, address],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"nothing at --address {address} answered as a Ray cluster within "
+            f"{PROBE_TIMEOUT_S:g} s; give the address `ray start --head` printed"
+        ) from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise ConfigError(f"cannot join the Ray cluster at --address {address}: {last}")
+
+
+def connect(address: str | None, cpus_per_task: int, gpus_per_task: float) -> bool:
+    """Join the cluster at ``address``, or start a local Ray instance when it is None, and
+    check that some node can hold a task; True if this call connected (and so should
+    disconnect)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    check_address(address)
+    if address is not None:
+        probe(address)
+    try:
+        ray.init(address=address, logging_level="WARNING")
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ConfigError(f"cannot join the Ray cluster at --address {address}: {err}") from None
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    cpus, gpus = (max(n.get(k, 0) for n in nodes) for k in ("CPU", "GPU"))
+    print(
+        f"Ray: {'cluster at ' + address if address else 'a local instance'}, "
+        f"{len(nodes)} node(s), {sum(n.get('CPU', 0) for n in nodes):g} CPUs, "
+        f"{sum(n.get('GPU', 0) for n in nodes):g} GPUs"
+    )
+    if cpus < cpus_per_task or gpus < gpus_per_task:
+        ray.shutdown()
+        raise ConfigError(
+            f"no node of the Ray cluster can run a task of {cpus_per_task} CPUs and "
+            f"{gpus_per_task:g} GPU (the largest node has {cpus:g} CPUs, {gpus:g} GPUs); "
+            "lower --cpus-per-task, or leave out --runs-per-gpu on a cluster without GPUs"
+        )
+    return True
+
+
+def on_ray(
+    units: list[Unit],
+    profile: str,
+    data_dir,
+    *,
+    address: str | None = None,
+    cpus_per_task: int | None = None,
+    runs_per_gpu: int | None = None,
+) -> Iterator[Outcome]:
+    """Submit each unit as a Ray task of ``cpus_per_task`` CPUs and, with ``runs_per_gpu``,
+    a GPU share of (its runs / runs_per_gpu), at most one GPU. Connects now; the
+    iterator yields outcomes as tasks finish, then disconnects."""
+    import ray
+
+    cpus = cpus_per_task or 1
+    gpus = [min(1.0, len(u.configs) / runs_per_gpu) if runs_per_gpu else 0 for u in units]
+    started = connect(address, cpus, max(gpus, default=0))
+    task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(train_unit)
+    pending = {
+        task.options(num_cpus=cpus, num_gpus=g).remote(
+            unit, profile, "cuda" if g else "cpu", data_dir, cpus
+        ): unit
+        for unit, g in zip(units, gpus)
+    }
+    return _as_finished(pending, disconnect=started)
+
+
+def _as_finished(pending: dict, disconnect: bool) -> Iterator[Outcome]:
+    import ray
+
+    try:
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            unit = pending.pop(ref)
+            try:
+                yield ray.get(ref)
+            except ray.exceptions.RayError as err:  # e.g. its worker died MAX_RETRIES + 1 times
+                yield Outcome(unit, error=f"{type(err).__name__}: {str(err).splitlines()[0]}")
+    finally:
+        if disconnect:
+            ray.shutdown()
+
+
+def check(
+    engine: str,
+    *,
+    address=None,
+    cpus_per_task=None,
+    runs_per_gpu=None,
+    device="auto",
+    results_dir=None,
+) -> None:
+    """Raise ConfigError for an engine, or options, that cannot run: an unknown engine,
+    Ray options with the local engine, an unreachable cluster, or a results folder
+    that Ray's nodes cannot share."""
+    check_choice("engine", engine, ENGINES)
+    if engine == "local":
+        ray_only = (
+            ("--address", address),
+            ("--cpus-per-task", cpus_per_task),
+            ("--runs-per-gpu", runs_per_gpu),
+        )
+        for flag, value in ray_only:
+            if value is not None:
+                raise ConfigError(f"{flag} is an option of --engine ray (asked: --engine local)")
+        return
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError("--engine ray needs Ray: pip install 'ray>=2.52' (or -e '.[ray]')")
+    if device != "auto":
+        raise ConfigError(
+            f"--device {device} with --engine ray: Ray gives tasks GPUs with "
+            "--runs-per-gpu N and CPUs otherwise; leave --device at auto"
+        )
+    if results_dir is not None and not Path(results_dir).is_dir():
+        raise ConfigError(
+            f"--results {results_dir} does not exist; with --engine ray it must be an existing "
+            "folder that every node can reach (a shared filesystem path)"
+        )
+    check_address(address)
