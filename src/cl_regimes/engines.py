@@ -81,7 +81,8 @@ def train_unit(
     outcome = Outcome(unit)
     try:
         todo = [(c, p) for c, p in zip(unit.configs, unit.paths) if not results.is_done(p, c)]
-        outcome.skipped = [p for p in unit.paths if p not in {p for _, p in todo}]
+        unfinished = {p for _, p in todo}
+        outcome.skipped = [p for p in unit.paths if p not in unfinished]
         if todo:
             records = train.run_group([c for c, _ in todo], device, data_dir, profile=profile)
             node = node_name()
