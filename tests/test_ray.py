@@ -149,14 +149,15 @@ def test_a_worker_killed_mid_run_is_retried_and_no_record_is_written_twice(tmp_p
     assert "trained 6, already done 0, failed 0" in stdout
 
 
-def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, capsys):
+@pytest.mark.parametrize("engine", ["ray", "local"])
+def test_a_failing_run_is_reported_and_the_others_finish(engine, tmp_path, capsys):
     """MNIST with corrupt files (a half-copied dataset on a node) fails; digits runs."""
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in ("train", "t10k"):
         for kind in ("images-idx3", "labels-idx1"):
             (raw / f"{name}-{kind}-ubyte").write_bytes(b"\x00" * 64)
-    argv = ["sweep", "--profile", "smoke", "--results", str(tmp_path / "r"), "--engine", "ray"]
+    argv = ["sweep", "--profile", "smoke", "--results", str(tmp_path / "r"), "--engine", engine]
     argv += ["--data-dir", str(tmp_path / "data"), "--datasets", "digits", "mnist"]
     argv += ["--regimes", "head", "--methods", "finetune"]
     (tmp_path / "r").mkdir()
