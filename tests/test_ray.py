@@ -180,6 +180,7 @@ def test_a_failing_run_is_reported_and_the_others_finish(engine, tmp_path, capsy
         (["--engine", "ray", "--address", "127.0.0.1:{port}"], "cannot reach a Ray cluster"),
         (["--engine", "ray", "--results", "{missing}"], "does not exist"),
         (["--address", "127.0.0.1:{port}"], "--address is an option of --engine ray"),
+        (["--engine", "ray", "--runs-per-gpu", "2"], "0 GPUs); lower --cpus-per-task, or leave"),
     ],
 )
 def test_bad_engine_input_is_one_line(extra, message, tmp_path, capsys):
