@@ -282,7 +282,7 @@ def engine_options(p: argparse.ArgumentParser) -> None:
 
 GROUP_HELP = (
     "runs of one cell trained as one grouped network (default: as many as fit; "
-    "all of a cell's orders on a CPU)"
+    "all of a cell's orders on a CPU; --runs-per-gpu on Ray)"
 )
 
 
