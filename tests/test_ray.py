@@ -183,11 +183,12 @@ def test_a_failing_run_is_reported_and_the_others_finish(engine, tmp_path, capsy
         (["--engine", "ray", "--runs-per-gpu", "2"], "0 GPUs); lower --cpus-per-task, or leave"),
     ],
 )
-def test_bad_engine_input_is_one_line(extra, message, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["sweep", "book"])
+def test_bad_engine_input_is_one_line(command, extra, message, tmp_path, capsys):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    argv = ["sweep", "--profile", "smoke", "--results", str(tmp_path)]
+    argv = [command, "--profile", "smoke", "--results", str(tmp_path)]
     argv += [a.format(port=port, missing=tmp_path / "nosuch") for a in extra]
     code = cli.main(argv)
     err = capsys.readouterr().err
