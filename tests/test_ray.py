@@ -17,7 +17,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from cl_regimes import cli, engines, results, sweep
+from cl_regimes import cli, engines, results, sweep, train
 
 GRID = dict(regimes=["head", "full"], methods=["finetune", "ewc", "lwf"])  # 6 runs, 6 tasks
 
@@ -211,3 +211,29 @@ def test_an_address_that_is_not_a_ray_cluster_is_one_line(tmp_path, capsys, monk
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "answered as a Ray cluster within 3 s" in err
     assert not list(tmp_path.rglob("*.json")) and not ray.is_initialized()
+
+
+def test_a_run_another_task_finished_meanwhile_counts_as_done(tmp_path, monkeypatch):
+    """Two attempts at one run (a retry racing the attempt it replaces, or a stale view
+    of a shared folder): the second to finish keeps the first's record and reports it
+    done, not failed; a record of another configuration there is still an error."""
+    [config] = sweep.plan("smoke", regimes=["head"], methods=["finetune"])
+    real, other_task = train.run_group, {}
+
+    def finished_meanwhile(configs, *args, **kwargs):  # the other task saves first
+        records = real(configs, *args, **kwargs)
+        record = {**records[0], "created": "by the other task"}
+        record["config"] = {**record["config"], **other_task["changes"]}
+        results.save(record, other_task["path"])
+        return records
+
+    monkeypatch.setattr(train, "run_group", finished_meanwhile)
+    for name, changes in (("same", {}), ("other", {"lr": 0.5})):
+        other_task.update(path=tmp_path / f"{name}.json", changes=changes)
+        unit = engines.Unit([config], [other_task["path"]])
+        outcome = engines.train_unit(unit, "smoke", "cpu", None)
+        assert results.read(unit.paths[0])["created"] == "by the other task"  # kept
+        if name == "same":
+            assert (outcome.written, outcome.skipped, outcome.error) == ([], unit.paths, None)
+        else:
+            assert outcome.written == [] and "another configuration" in outcome.error

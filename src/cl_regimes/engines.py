@@ -86,9 +86,13 @@ def train_unit(
         if todo:
             records = train.run_group([c for c, _ in todo], device, data_dir, profile=profile)
             node = node_name()
-            for (_, path), record in zip(todo, records):
+            for (config, path), record in zip(todo, records):
                 record["environment"]["node"] = node
-                outcome.written.append(results.save(record, path))
+                try:
+                    outcome.written.append(results.save(record, path))
+                except results.RecordExists:  # another task finished it meanwhile
+                    results.is_done(path, config)  # raises unless it is this run's record
+                    outcome.skipped.append(path)
     except Exception as err:  # reported with the unit's runs; the other units go on
         where = traceback.extract_tb(err.__traceback__)[-1]
         message = f"{type(err).__name__}: {err}".rstrip(": ")

@@ -35,6 +35,10 @@ class RecordError(ConfigError):
     """A run record that cannot be used: corrupt, or made with another configuration."""
 
 
+class RecordExists(RecordError):
+    """A record is already where another was to be saved (records are never overwritten)."""
+
+
 @cache
 def git_commit() -> str | None:
     """The commit of the library's checkout (with "+dirty" for uncommitted changes), if any."""
@@ -123,7 +127,7 @@ def save(record: dict, path) -> Path:
         tmp.write_text(json.dumps(record, indent=1))
         os.link(tmp, path)
     except FileExistsError:
-        raise RecordError(f"run record {path} exists already; it is never overwritten") from None
+        raise RecordExists(f"run record {path} exists already; it is never overwritten") from None
     finally:  # a failed or interrupted write leaves no partial file behind
         tmp.unlink(missing_ok=True)
     return path
