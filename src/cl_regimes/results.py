@@ -28,6 +28,7 @@ from cl_regimes.config import ConfigError, RunConfig
 SCHEMA_VERSION = 2
 RECORD_KEYS = ("schema", "config", "variant", "order", "R", "tasks", "metrics", "environment")
 RUN_COLUMNS = ("profile", "dataset", "regime", "method", "bn_stats", "variant", "order", "seed")
+ENVIRONMENT_COLUMNS = ("device", "commit", "torch", "precision", "group_size", "host", "node")
 MAX_VARIANT_NAME = 80
 
 
@@ -211,18 +212,7 @@ def load(source, level: str = "run") -> pd.DataFrame:
                     "wall_time_s": rec.get("wall_time_s"),
                     "R": R,
                     "path": str(path),
-                    **{
-                        k: env.get(k)
-                        for k in (
-                            "device",
-                            "commit",
-                            "torch",
-                            "precision",
-                            "group_size",
-                            "host",
-                            "node",
-                        )
-                    },
+                    **{k: env.get(k) for k in ENVIRONMENT_COLUMNS},
                 }
             )
             continue
