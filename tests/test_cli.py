@@ -26,6 +26,28 @@ def cli_run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command(*args), capture_output=True, text=True, timeout=300, env=ENV)
 
 
+def smoke_run(
+    results_dir, *extra: str, method: str = "finetune", regime: str = "head"
+) -> list[str]:
+    """The argv of a ``run`` at the smoke profile on the CPU."""
+    return [
+        "run",
+        "--profile",
+        "smoke",
+        "--dataset",
+        "digits",
+        "--regime",
+        regime,
+        "--method",
+        method,
+        "--device",
+        "cpu",
+        "--results",
+        str(results_dir),
+        *extra,
+    ]
+
+
 def test_regimes_table():
     out = cli_run("regimes")
     assert out.returncode == 0, out.stderr
@@ -36,21 +58,7 @@ def test_regimes_table():
 
 
 def test_run_writes_a_record(tmp_path):
-    out = cli_run(
-        "run",
-        "--profile",
-        "smoke",
-        "--dataset",
-        "digits",
-        "--regime",
-        "from_layer3",
-        "--method",
-        "finetune",
-        "--device",
-        "cpu",
-        "--results",
-        str(tmp_path),
-    )
+    out = cli_run(*smoke_run(tmp_path, regime="from_layer3"))
     assert out.returncode == 0, out.stderr
     records = list(tmp_path.rglob("*.json"))
     assert [p.relative_to(tmp_path).parts for p in records] == [
@@ -65,28 +73,15 @@ def test_run_writes_a_record(tmp_path):
 
 
 def test_variants_land_side_by_side_and_load_apart(tmp_path):
-    args = (
-        "--profile",
-        "smoke",
-        "--dataset",
-        "digits",
-        "--regime",
-        "head",
-        "--method",
-        "ewc",
-        "--device",
-        "cpu",
-        "--results",
-        str(tmp_path),
-    )
-    assert cli_run("run", *args).returncode == 0
+    args = smoke_run(tmp_path, method="ewc")
+    assert cli_run(*args).returncode == 0
     own = next(tmp_path.rglob("*.json"))
     stamp = own.stat().st_mtime_ns
     for extra in (["--set", "ewc.lam=100"], ["--set", "ewc.lam=100", "epochs=2"]):
-        out = cli_run("run", *args, *extra)
+        out = cli_run(*args, *extra)
         assert out.returncode == 0, out.stderr
     assert own.stat().st_mtime_ns == stamp  # the profile's own record is untouched
-    again = cli_run("run", *args, "--set", "ewc.lam=100")  # resumes: already done
+    again = cli_run(*args, "--set", "ewc.lam=100")  # resumes: already done
     assert "already done" in again.stdout
     table = results.load(tmp_path).sort_values("variant")
     assert list(table["variant"]) == ["", "epochs=2,ewc.lam=100.0", "ewc.lam=100.0"]
@@ -172,26 +167,6 @@ def test_bad_input_is_one_line(bad_runs, case):
     assert bad in lines[0]
     assert all(v in lines[0] for v in valid), lines[0]
     assert not list(folder.rglob("*.json"))
-
-
-def smoke_run(results_dir, *extra: str, method: str = "finetune") -> list[str]:
-    """The argv of an in-process ``run`` at the smoke profile (regime head)."""
-    return [
-        "run",
-        "--profile",
-        "smoke",
-        "--dataset",
-        "digits",
-        "--regime",
-        "head",
-        "--method",
-        method,
-        "--device",
-        "cpu",
-        "--results",
-        str(results_dir),
-        *extra,
-    ]
 
 
 def declared_ranges() -> dict[str, Range | Choice]:

@@ -16,23 +16,13 @@ import pytest
 import torch
 
 from cl_regimes import methods, models, profiles, train
+from conftest import make_smoke_config
 
 ORDERS = (0, 1, 2)
 
 
 def configs(method: str, regime: str = "from_layer2", **overrides):
-    return [
-        profiles.resolve(
-            "smoke",
-            dataset="digits",
-            regime=regime,
-            method=method,
-            order=o,
-            seed=o,
-            overrides=overrides or None,
-        )
-        for o in ORDERS
-    ]
+    return [make_smoke_config(regime, method, order=o, seed=o, **overrides) for o in ORDERS]
 
 
 @pytest.fixture

@@ -70,38 +70,32 @@ def _grid(args) -> dict:
 
 
 def _sweep(args) -> int | None:
-    from cl_regimes import engines, results, sweep, train
+    from cl_regimes import sweep
 
-    engines.check(device=args.device, results_dir=args.results, **_engine(args))
-    if args.engine == "ray" and args.jobs != 1:
-        raise ConfigError("--jobs is an option of --engine local; Ray places tasks by resources")
     if args.dry_run:
-        configs = sweep.plan(args.profile, **_grid(args))
-        todo = [
-            c
-            for c in configs
-            if not results.is_done(
-                results.record_path(
-                    args.results, args.profile, c, profiles.variant(args.profile, c)
-                ),
-                c,
-            )
-        ]
-        device = train.resolve_device(args.device)
-        size = args.group_size or args.runs_per_gpu
-        hours = sweep.estimate(todo, device, size) / 3600
-        units = sweep.groups(todo, size, device)
-        print(
-            f"{len(configs)} runs in the grid, {len(configs) - len(todo)} already done; "
-            f"the rest in {len(units)} groups, projected on {device}: {hours:.2f} h "
-            "(an upper bound: every regime timed as full)"
-        )
-        return
+        return _dry_run(args)
     try:
         sweep.sweep(args.profile, data_dir=args.data_dir, **_execution(args), **_grid(args))
     except sweep.SweepFailed as err:
         return _failed(err)
     print(f"records under {Path(args.results).resolve() / args.profile}")
+
+
+def _dry_run(args) -> None:
+    from cl_regimes import engines, sweep, train
+
+    engines.check(device=args.device, results_dir=args.results, jobs=args.jobs, **_engine(args))
+    configs = sweep.plan(args.profile, **_grid(args))
+    todo = [c for c, _ in sweep.pending(args.profile, configs, args.results)[1]]
+    device = train.resolve_device(args.device)
+    size = args.group_size or args.runs_per_gpu
+    hours = sweep.estimate(todo, device, size) / 3600
+    units = sweep.groups(todo, size, device)
+    print(
+        f"{len(configs)} runs in the grid, {len(configs) - len(todo)} already done; "
+        f"the rest in {len(units)} groups, projected on {device}: {hours:.2f} h "
+        "(an upper bound: every regime timed as full)"
+    )
 
 
 def _engine(args) -> dict:
@@ -125,12 +119,9 @@ def _execution(args) -> dict:
 
 
 def _book(args) -> int | None:
-    from cl_regimes import book, engines, results, sweep
+    from cl_regimes import book, sweep
 
-    engines.check(device=args.device, results_dir=args.results, **_engine(args))
-    sweep.plan(args.profile)  # every value of the profile checked before anything runs
-    results.check_writable(args.results)
-    try:
+    try:  # the book's sweep checks every value before anything runs
         book.build(args.profile, html=not args.no_html, **_execution(args))
     except sweep.SweepFailed as err:
         return _failed(err)

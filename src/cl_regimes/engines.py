@@ -162,14 +162,13 @@ def probe(address: str) -> None:
 
 
 def connect(address: str | None, cpus_per_task: int, gpus_per_task: float) -> bool:
-    """Join the cluster at ``address``, or start a local Ray instance when it is None, and
-    check that some node can hold a task; True if this call connected (and so should
-    disconnect)."""
+    """Join the cluster at ``address`` (checked by ``check``), or start a local Ray
+    instance when it is None, and check that some node can hold a task; True if this
+    call connected (and so should disconnect)."""
     import ray
 
     if ray.is_initialized():
         return False
-    check_address(address)
     if address is not None:
         probe(address)
     try:
@@ -243,11 +242,12 @@ def check(
     cpus_per_task=None,
     runs_per_gpu=None,
     device="auto",
+    jobs=1,
     results_dir=None,
 ) -> None:
     """Raise ConfigError for an engine, or options, that cannot run: an unknown engine,
-    Ray options with the local engine, an unreachable cluster, or a results folder
-    that Ray's nodes cannot share."""
+    Ray options with the local engine, local ones with Ray, an unreachable cluster, or a
+    results folder that Ray's nodes cannot share."""
     check_choice("engine", engine, ENGINES)
     if engine == "local":
         ray_only = (
@@ -261,6 +261,8 @@ def check(
         return
     if importlib.util.find_spec("ray") is None:
         raise ConfigError("--engine ray needs Ray: pip install 'ray>=2.52' (or -e '.[ray]')")
+    if jobs != 1:
+        raise ConfigError("--jobs is an option of --engine local; Ray places tasks by resources")
     if device != "auto":
         raise ConfigError(
             f"--device {device} with --engine ray: Ray gives tasks GPUs with "

@@ -102,6 +102,17 @@ def groups(configs: list[RunConfig], group_size: int | None, device) -> list[lis
     return units
 
 
+def pending(
+    profile: str, configs: list[RunConfig], results_dir
+) -> tuple[list[Path], list[tuple[RunConfig, Path]]]:
+    """Every run's record path (in the order of ``configs``), and the unfinished runs
+    with theirs."""
+    paths = [
+        results.record_path(results_dir, profile, c, profiles.variant(profile, c)) for c in configs
+    ]
+    return paths, [(c, p) for c, p in zip(configs, paths) if not results.is_done(p, c)]
+
+
 @dataclass
 class Summary:
     """What a sweep did: the grid's record paths (in plan order), the runs it trained,
@@ -160,27 +171,21 @@ def sweep(
         cpus_per_task=cpus_per_task,
         runs_per_gpu=runs_per_gpu,
         device=device,
+        jobs=jobs,
         results_dir=results_dir if engine == "ray" else None,
     )
     configs = plan(profile, **grid)
     results.check_writable(results_dir)
     results_dir = Path(results_dir).resolve()  # the same path on every worker and node
     data_dir = data_dir and Path(data_dir).resolve()
-    paths = [
-        results.record_path(results_dir, profile, c, profiles.variant(profile, c)) for c in configs
-    ]
-    summary = Summary(paths)
-    todo = []
-    for config, path in zip(configs, paths):
-        if results.is_done(path, config):
-            summary.skipped.append(path)
-        else:
-            todo.append((config, path))
+    paths, todo = pending(profile, configs, results_dir)
     where = {repr(c): p for c, p in todo}
-    if engine == "ray":
-        units = groups([c for c, _ in todo], group_size or runs_per_gpu, "cpu")
-    else:
-        units = groups([c for c, _ in todo], group_size, device)
+    unfinished = set(where.values())
+    summary = Summary(paths, skipped=[p for p in paths if p not in unfinished])
+    # on Ray the driver's device says nothing of the workers': groups fill a GPU share
+    units = groups(
+        [c for c, _ in todo], group_size or runs_per_gpu, "cpu" if engine == "ray" else device
+    )
     work = [engines.Unit(u, [where[repr(c)] for c in u]) for u in units]
     if engine == "ray":
         outcomes = engines.on_ray(
