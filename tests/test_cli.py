@@ -223,6 +223,25 @@ def test_set_takes_several_pairs_and_repeats():
     assert profiles.parse_overrides(args.set) == {"epochs": 2, "ewc.lam": 1.0, "lr": 0.1}
 
 
+BOOLEAN_SETTINGS = [k for k, v in profiles.PAPER_SETTINGS.items() if isinstance(v, bool)]
+
+
+@pytest.mark.parametrize("key", BOOLEAN_SETTINGS)
+@pytest.mark.parametrize(
+    "text, value", [("true", True), ("TRUE", True), ("1", True), ("False", False), ("0", False)]
+)
+def test_booleans_as_users_type_them(key, text, value):
+    assert profiles.parse_overrides([f"{key}={text}"]) == {key: value}
+
+
+@pytest.mark.parametrize("key", BOOLEAN_SETTINGS)
+def test_a_bad_boolean_is_one_line_naming_the_setting_and_the_valid_values(key, tmp_path, capsys):
+    code = cli.main(smoke_run(tmp_path, "--set", f"{key}=yes"))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{key}='yes'" in err and "true, false, 1, 0" in err
+
+
 def test_help_lists_every_setting_with_its_profile_values():
     text = cli.parser()._subparsers._group_actions[0].choices["run"].format_help()
     for key in profiles.PAPER_SETTINGS:

@@ -143,11 +143,18 @@ def parse_overrides(pairs: list[str] | None, settings: dict = PAPER_SETTINGS) ->
         if not sep:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
         check_choice("setting", key, tuple(settings))
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
         default = settings[key]
+        if isinstance(default, bool):  # as users type them: true/false in any case, or 1/0
+            value = {"true": True, "1": True, "false": False, "0": False}.get(text.lower())
+            if value is None:
+                raise ConfigError(
+                    f"setting {key}={text!r} is out of range; valid: true, false, 1, 0"
+                )
+        else:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if default is not None and type(value) is not type(default):
