@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cl_regimes import book, results
+from cl_regimes import book, regimes, results
 from cl_regimes.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,29 +52,51 @@ def copy_notebook(name: str, folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def executed_full(tmp_path_factory):
-    """notebooks/full.py executed by papermill at the smoke profile (two methods)."""
+    """The `full` chapter: notebooks/regime.py executed by papermill with regime="full" at
+    the smoke profile (two methods), as the book executes it."""
     folder = tmp_path_factory.mktemp("full")
-    source = copy_notebook("full", folder)
-    params = {
+    chapter = next(c for c in book.chapters() if c.name == "full")
+    source = copy_notebook(chapter.source.stem, folder)
+    params = chapter.parameters | {
         "profile": "smoke",
         "results_dir": str(folder / "results"),
         "device": "cpu",
         "orders": None,
         "methods": ["finetune", "ewc"],
     }
-    return folder, book.execute(source, params)
+    return folder, book.execute(source, params, folder / "full.ipynb", chapter.title)
 
 
 def test_regime_notebook_runs_at_smoke_profile_and_glues_its_values(executed_full):
     folder, out = executed_full
     values = glued(out)
-    assert values["full_trainable"].strip("'") == "11,173,962"
-    assert values["full_share"].strip("'") == "100.00%"
-    assert values["full_digits_best"].strip("'") in {"finetune", "ewc"}
+    assert values["trainable"].strip("'") == "11,173,962"
+    assert values["share"].strip("'") == "100.00%"
+    assert values["digits_best"].strip("'") == "ewc"  # finetune is a reference, not a contender
     assert len(list((folder / "results").rglob("*.json"))) == 2
     text = out.read_text()
-    assert "Traceback" not in text and "image/png" in text
-    assert "has the highest ACC under `full`" in text
+    assert "Traceback" not in text and "image/png" in text and 'class=\\"heatmap\\"' in text
+    assert "has the highest ACC of the paper's methods under `full`" in text
+    assert "references: finetune" in text
+
+
+def test_a_regime_page_has_its_title_and_its_text(executed_full):
+    _, out = executed_full
+    cells = json.loads(out.read_text())["cells"]
+    title, text = regimes.chapter_text("full")
+    assert "".join(cells[0]["source"]).startswith(title + "\n")
+    shown = [o.get("data", {}).get("text/markdown") for c in cells for o in c.get("outputs", [])]
+    assert any(m and "".join(m) == text for m in shown)
+
+
+def test_regime_chapters_come_from_one_source_with_their_own_text():
+    pages = {c.name: c for c in book.chapters()}
+    assert {c.source for n, c in pages.items() if n != "cross_regime"} == {NOTEBOOKS / "regime.py"}
+    for name in regimes.REGIMES:
+        assert pages[name].parameters == {"regime": name}
+        assert pages[name].output == NOTEBOOKS / f"{name}.ipynb"
+        assert pages[name].title.startswith(f"# `{name}`: ")
+        assert "$" in regimes.chapter_text(name)[1]  # what the theory predicts, with its math
 
 
 def cells(name: str):
@@ -83,7 +105,7 @@ def cells(name: str):
     return jupytext.read(NOTEBOOKS / f"{name}.py").cells
 
 
-@pytest.mark.parametrize("name", [p.stem for p in book.toc_notebooks()])
+@pytest.mark.parametrize("name", sorted({c.source.stem for c in book.chapters()}))
 def test_every_code_cell_is_visible_and_none_prints_a_chapter(name):
     code = [c for c in cells(name) if c.cell_type == "code"]
     hidden = [
@@ -129,8 +151,8 @@ def test_a_table_cell_reruns_alone_with_a_changed_parameter(executed_full):
 
 
 def test_unknown_papermill_parameter_is_an_error_naming_it(tmp_path):
-    source = copy_notebook("head", tmp_path)
-    with pytest.raises(ConfigError, match="no parameter nosuch.*its parameters: profile"):
+    source = copy_notebook("regime", tmp_path)
+    with pytest.raises(ConfigError, match="no parameter nosuch.*its parameters: regime, profile"):
         book.execute(source, {"profile": "smoke", "nosuch": 1})
 
 
@@ -196,19 +218,10 @@ def test_jupytext_sync_after_execution_keeps_the_source(tmp_path):
     assert after.split("# %%", 1)[1] == before.split("# %%", 1)[1]
 
 
-def test_toc_lists_every_regime_notebook_then_the_cross_regime_one():
-    names = [p.stem for p in book.toc_notebooks(ROOT)]
-    assert names == [
-        "head",
-        "bn_affine",
-        "from_layer4",
-        "from_layer3",
-        "from_layer2",
-        "from_layer1",
-        "full",
-        "cross_regime",
-    ]
-    assert all(p.exists() for p in book.toc_notebooks(ROOT))
+def test_toc_lists_every_regime_chapter_then_the_cross_regime_one():
+    names = [c.name for c in book.chapters(ROOT)]
+    assert names == [*regimes.REGIMES, "cross_regime"]
+    assert all(c.source.exists() for c in book.chapters(ROOT))
 
 
 def sweep_cli(results_dir: Path, *args: str) -> subprocess.Popen:

@@ -1,17 +1,20 @@
 """Build the book: a sweep -> Jupytext -> papermill (with a profile's parameters) -> Jupyter Book.
 
 The profile's grid is swept first (on this machine or a Ray cluster), then the
-regime notebooks run (``jobs`` at once, each in its own process with its share
-of the CPU threads) and show their records, then the cross-regime notebook
-reads every record, then ``jupyter-book build --all``.
+regime notebook runs once per regime, into that regime's page (``jobs`` at once,
+each in its own process with its share of the CPU threads), and shows its
+records, then the cross-regime notebook reads every record, then
+``jupyter-book build --all``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -21,10 +24,12 @@ from jupyter_client.manager import AsyncKernelManager
 from tqdm.auto import tqdm
 from traitlets import default
 
+from cl_regimes import regimes
 from cl_regimes.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 CROSS = "cross_regime"
+REGIME = "regime"  # notebooks/regime.py: every regime chapter, one run per regime
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
@@ -53,15 +58,37 @@ class QuietKernelManager(AsyncKernelManager):
             await super()._async_interrupt_kernel()
 
 
-def toc_notebooks(root: Path = ROOT) -> list[Path]:
-    """The notebooks named in ``_toc.yml``, as their Jupytext .py sources, in book order."""
+@dataclass(frozen=True)
+class Chapter:
+    """A notebook page of the book: ``notebooks/<name>.ipynb``, executed from ``source``
+    with ``parameters`` (the regime chapters: notebooks/regime.py with ``regime=<name>``)
+    and, where ``title`` is set, that title in place of the source's first heading."""
+
+    name: str
+    source: Path
+    parameters: dict = field(default_factory=dict)
+    title: str | None = None
+
+    @property
+    def output(self) -> Path:
+        return self.source.with_name(f"{self.name}.ipynb")
+
+
+def chapters(root: Path = ROOT) -> list[Chapter]:
+    """The notebook pages named in ``_toc.yml``, in book order."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = []
+    found = []
 
     def walk(node):
         if isinstance(node, dict):
             if str(node.get("file", "")).startswith("notebooks/"):
-                files.append(root / (node["file"] + ".py"))
+                name = node["file"].removeprefix("notebooks/")
+                if name in regimes.REGIMES:
+                    title, _ = regimes.chapter_text(name)
+                    source = root / "notebooks" / f"{REGIME}.py"
+                    found.append(Chapter(name, source, {"regime": name}, title))
+                else:
+                    found.append(Chapter(name, root / "notebooks" / f"{name}.py"))
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -69,11 +96,14 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
                 walk(value)
 
     walk(toc)
-    return files
+    return found
 
 
-def execute(source: Path, parameters: dict, output: Path | None = None) -> Path:
-    """Pair ``source`` (.py) to .ipynb with Jupytext and execute it with papermill.
+def execute(
+    source: Path, parameters: dict, output: Path | None = None, title: str | None = None
+) -> Path:
+    """Convert ``source`` (.py) to .ipynb with Jupytext (by default its paired .ipynb) and
+    execute it there with papermill; ``title`` replaces the first heading.
 
     A parameter the notebook does not define is an error (papermill only warns).
     """
@@ -81,21 +111,23 @@ def execute(source: Path, parameters: dict, output: Path | None = None) -> Path:
     import papermill
 
     source = Path(source)
-    ipynb = source.with_suffix(".ipynb")
+    output = Path(output or source.with_suffix(".ipynb"))
     notebook = jupytext.read(source)
     notebook.metadata.setdefault("kernelspec", KERNELSPEC)
-    jupytext.write(notebook, ipynb)
-    known = papermill.inspect_notebook(str(ipynb))
+    if title:
+        heading = next(c for c in notebook.cells if c.cell_type == "markdown")
+        heading.source = re.sub(r"^# .*", title, heading.source, count=1)
+    jupytext.write(notebook, output)
+    known = papermill.inspect_notebook(str(output))
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise ConfigError(
             f"notebook {source.name} has no parameter {', '.join(unknown)}; "
             f"its parameters: {', '.join(known)}"
         )
-    output = Path(output or ipynb)
     try:
         papermill.execute_notebook(
-            str(ipynb),
+            str(output),
             str(output),
             parameters=parameters,
             kernel_name=KERNELSPEC["name"],
@@ -104,11 +136,12 @@ def execute(source: Path, parameters: dict, output: Path | None = None) -> Path:
             kernel_manager_class=QuietKernelManager,
         )
     except papermill.PapermillExecutionError as err:
+        page = source.name if output.stem == source.stem else f"{source.name} ({output.stem})"
         raise NotebookError(
-            f"{source.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
+            f"{page} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
         ) from None
     finally:
-        _keep_source_newest(ipynb, source)
+        _keep_source_newest(output, source)
     return output
 
 
@@ -121,10 +154,10 @@ def _keep_source_newest(ipynb: Path, source: Path) -> None:
         os.utime(ipynb, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def _execute_in_worker(source: Path, parameters: dict, jobs: int) -> Path:
+def _execute_in_worker(chapter: Chapter, parameters: dict, jobs: int) -> Path:
     """Run in a fresh process so that its kernel inherits this slot's share of threads."""
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    return execute(source, parameters)
+    return execute(chapter.source, parameters, chapter.output, chapter.title)
 
 
 def execute_all(
@@ -135,27 +168,32 @@ def execute_all(
     group_size: int | None = None,
     root: Path = ROOT,
 ) -> None:
-    notebooks = toc_notebooks(root)
+    """Execute every chapter: the regime chapters ``jobs`` at once, then the cross-regime one
+    (it reads their records). ``results_dir`` is passed relative to the notebooks' folder,
+    so that no absolute path of this machine shows in the book."""
+    pages = chapters(root)
     params = {
         "profile": profile,
-        "results_dir": str(Path(results_dir).resolve()),
+        "results_dir": os.path.relpath(Path(results_dir).resolve(), root / "notebooks"),
         "device": device,
         "group_size": group_size,
     }
-    regime_nbs = [nb for nb in notebooks if nb.stem != CROSS]
-    with tqdm(total=len(notebooks), desc=f"notebooks ({profile})") as bar:
+    regime_pages = [c for c in pages if c.name != CROSS]
+    with tqdm(total=len(pages), desc=f"notebooks ({profile})") as bar:
         with ProcessPoolExecutor(max(1, jobs), mp_context=get_context("spawn")) as pool:
             futures = {
-                pool.submit(_execute_in_worker, nb, params | {"orders": None}, max(1, jobs)): nb
-                for nb in regime_nbs
+                pool.submit(
+                    _execute_in_worker, c, params | c.parameters | {"orders": None}, max(1, jobs)
+                ): c
+                for c in regime_pages
             }
             for future in futures:
-                bar.set_postfix_str(futures[future].stem)
+                bar.set_postfix_str(futures[future].name)
                 future.result()
                 bar.update()
-        for nb in notebooks:
-            if nb.stem == CROSS:
-                execute(nb, params)
+        for chapter in pages:
+            if chapter.name == CROSS:
+                execute(chapter.source, params, chapter.output)
                 bar.update()
 
 

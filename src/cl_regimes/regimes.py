@@ -10,9 +10,12 @@ this module is torch-free so that tables and analyses can use it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from cl_regimes.config import check_choice
 
+# each regime's chapter text: what trains and what the theory predicts (MyST Markdown)
+CHAPTER_TEXT = Path(__file__).resolve().parents[2] / "book" / "regimes"
 BLOCKS = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc")
 
 
@@ -79,3 +82,10 @@ NESTED = tuple(name for name, r in REGIMES.items() if r.depth is not None)
 def get(name: str) -> Regime:
     check_choice("regime", name, tuple(REGIMES))
     return REGIMES[name]
+
+
+def chapter_text(name: str) -> tuple[str, str]:
+    """The regime chapter's title (its first line, a ``#`` heading) and the rest of its text,
+    from ``book/regimes/<name>.md``."""
+    title, _, text = (CHAPTER_TEXT / f"{get(name).name}.md").read_text().partition("\n")
+    return title, text.strip()

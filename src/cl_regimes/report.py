@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import display
+from IPython.display import HTML, display
 
 from cl_regimes import findings, methods, models, regimes
 
@@ -48,7 +49,8 @@ def regime_order(values) -> list:
 
 def style(table: pd.DataFrame, digits: int = 3):
     """A Styler of a numeric table: integers with thousands separators, shares as
-    percentages, other numbers with ``digits`` decimals (3 significant where smaller)."""
+    percentages, other numbers with ``digits`` decimals (3 significant where smaller);
+    padded cells, numbers right-aligned, no 0..N index (it means nothing)."""
 
     def number(v):
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
@@ -62,14 +64,65 @@ def style(table: pd.DataFrame, digits: int = 3):
     # an id from the content, so that the same table renders the same HTML on every build
     uuid = hashlib.sha1(table.to_csv().encode()).hexdigest()[:10]
     styler = table.style.format(number).set_uuid(uuid)
+    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    styler.set_table_styles(
+        [
+            {"selector": "th, td", "props": "padding: 0.25em 0.6em; white-space: nowrap;"},
+            {"selector": "td", "props": "text-align: right;"},
+        ]
+    ).set_table_styles(
+        {c: [{"selector": "td", "props": "text-align: left;"}] for c in text}, overwrite=False
+    )
+    if isinstance(table.index, pd.RangeIndex):
+        styler.hide(axis="index")
     shares = [c for c in table.columns if "share" in str(c)]
     return styler.format("{:.2%}", subset=shares) if shares else styler
 
 
-def show(fig) -> None:
-    """Display a figure in the notebook and free it."""
-    display(fig)
-    plt.close(fig)
+def show(output) -> None:
+    """Display a figure or a table in the notebook, and free a figure."""
+    display(output)
+    if isinstance(output, plt.Figure):
+        plt.close(output)
+
+
+def heatmap(matrix, title: str, labels, *, vmin: float, vmax: float, cmap: str, fmt) -> str:
+    """One matrix as an HTML table whose cells are coloured by value and print it with
+    ``fmt``: the numbers stay as legible as the page's text at any zoom (a figure's
+    shrink with the page), and the browser test can measure every cell."""
+    colours = plt.get_cmap(cmap)
+    cell = "min-width: 2.6em; height: 2.2em; padding: 0 0.3em; text-align: center;"
+    rows = []
+    for i, row in enumerate(np.asarray(matrix, float)):
+        tds = []
+        for v in row:
+            if np.isnan(v):
+                tds.append(f'<td style="{cell}"></td>')
+                continue
+            r, g, b, _ = colours((v - vmin) / (vmax - vmin))
+            ink = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.55 else "black"
+            tds.append(
+                f'<td style="{cell} background: {matplotlib.colors.to_hex((r, g, b))}; '
+                f'color: {ink};">{fmt(v)}</td>'
+            )
+        rows.append(f'<tr><th style="padding: 0 0.4em;">{labels[i]}</th>{"".join(tds)}</tr>')
+    head = "".join(f'<th style="text-align: center;">{label}</th>' for label in labels)
+    return (
+        f'<table class="heatmap" style="border-collapse: collapse; margin: 0;">'
+        f'<caption style="caption-side: top; text-align: center;">{title}</caption>'
+        f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def heatmap_grid(panels: list[str], caption: str) -> HTML:
+    """Heatmaps side by side, wrapping into rows (a grid: 3 x 2 for six methods on a book
+    page), with one caption below."""
+    cells = "".join(f"<div>{p}</div>" for p in panels)
+    return HTML(
+        '<div class="heatmaps" style="overflow-x: auto;">'
+        f'<div style="display: flex; flex-wrap: wrap; gap: 1em 2em;">{cells}</div>'
+        f'<p style="font-size: 0.9em;">{caption}</p></div>'
+    )
 
 
 # ---- one regime ---------------------------------------------------------------------------
@@ -98,39 +151,64 @@ def method_table(runs: pd.DataFrame, metrics=tuple(METRICS)) -> pd.DataFrame:
     return table.loc[index]
 
 
+def identical_variants(runs: pd.DataFrame) -> list[str]:
+    """The variants whose every run has the same accuracy matrix as the profile's own run of
+    the same dataset, method, order and seed (e.g. ``bn_stats=follow_regime`` under
+    ``full``, where every BatchNorm trains anyway): their rows would repeat the profile's."""
+    key = ["dataset", "method", "order", "seed"]
+    own = {tuple(k): R for *k, R in runs[runs.variant == ""][[*key, "R"]].itertuples(False)}
+    same = []
+    for variant, group in runs[runs.variant != ""].groupby("variant"):
+        pairs = [(own.get(tuple(k)), R) for *k, R in group[[*key, "R"]].itertuples(False)]
+        if all(a is not None and np.array_equal(a, b) for a, b in pairs):
+            same.append(variant)
+    return same
+
+
+def best_method(runs: pd.DataFrame, dataset: str, regime: str) -> tuple[str | None, str]:
+    """The paper's method with the highest mean ACC on ``dataset`` (None if none ran), and a
+    sentence that names it, with the references (finetune, joint) apart."""
+    sub = runs[runs.dataset == dataset]
+    acc = sub.groupby("method").acc.mean()
+    is_reference = acc.index.map(lambda m: methods.get(m).reference)
+    paper, references = acc[~is_reference], acc[is_reference]
+    refs = ", ".join(f"{m} {references[m]:.3f}" for m in method_order(references.index))
+    diagonal = np.mean([np.diag(R).mean() for R in sub.R])
+    best = paper.idxmax() if len(paper) else None
+    sentence = (
+        f"On {dataset}, **{best}** has the highest ACC of the paper's methods under "
+        f"`{regime}` ({paper[best]:.3f})"
+        if best
+        else f"On {dataset}, none of the paper's methods ran under `{regime}`"
+    )
+    sentence += f"; the references: {refs}." if refs else "."
+    sentence += (
+        f" Right after training, a task reaches {diagonal:.3f} accuracy on average (chance: "
+        "1/classes of a task)."
+    )
+    return best, sentence
+
+
 def mean_matrices(runs: pd.DataFrame, dataset: str) -> dict[str, np.ndarray]:
     """Per method, the accuracy matrix averaged over orders (by training position)."""
     sub = runs[runs.dataset == dataset]
     return {m: np.mean(np.stack(list(sub[sub.method == m].R)), 0) for m in method_order(sub.method)}
 
 
-def heatmaps(runs: pd.DataFrame, dataset: str, title: str = ""):
-    """Accuracy-matrix heatmaps, one panel per method, R[i, j] averaged over orders."""
-    mats = mean_matrices(runs, dataset)
-    fig, axes = plt.subplots(
-        1, len(mats), figsize=(2.3 * len(mats) + 0.8, 2.7), squeeze=False, constrained_layout=True
+def heatmaps(runs: pd.DataFrame, dataset: str, title: str = "") -> HTML:
+    """Accuracy-matrix heatmaps, one per method, R[i, j] averaged over orders."""
+    panels = []
+    for method, R in mean_matrices(runs, dataset).items():
+        labels = range(1, len(R) + 1)
+        panels.append(
+            heatmap(R, method, labels, vmin=0, vmax=1, cmap="viridis", fmt=lambda v: f"{v:.2f}")
+        )
+    caption = (
+        f"{title or dataset + ': accuracy matrices'} (mean over orders). Row i: after training "
+        "the i-th task of the order; column j: tested on the j-th. Colour: accuracy from 0 "
+        "(dark) to 1 (yellow)."
     )
-    for ax, (method, R) in zip(axes[0], mats.items()):
-        im = ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
-        for (i, j), v in np.ndenumerate(R):
-            ax.text(
-                j,
-                i,
-                "1" if round(v, 2) >= 1 else f"{v:.2f}"[1:],
-                ha="center",
-                va="center",
-                fontsize=6,
-                color="white" if v < 0.6 else "black",
-            )
-        ax.set_title(method, fontsize=9)
-        ax.set_xticks(range(len(R)))
-        ax.set_yticks(range(len(R)))
-        ax.set_xlabel("task j (tested)", fontsize=7)
-        ax.tick_params(labelsize=6)
-    axes[0][0].set_ylabel("after training task i", fontsize=7)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="accuracy")
-    fig.suptitle(title or f"{dataset}: accuracy matrices (mean over orders)", fontsize=10)
-    return fig
+    return heatmap_grid(panels, caption)
 
 
 def update_table(tasks: pd.DataFrame) -> pd.DataFrame:
@@ -184,19 +262,20 @@ def ranks(table: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
     return table.rank(ascending=metric.startswith("forgetting"), method="min").astype("Int64")
 
 
-def tau_figure(matrix: pd.DataFrame, title: str):
-    """A regime x regime matrix of Kendall tau (e.g. ``findings.original_kendall``'s)."""
-    names = list(matrix.index)
-    values = matrix.to_numpy(float)
-    fig, ax = plt.subplots(figsize=(5.2, 4.2), constrained_layout=True)
-    im = ax.imshow(values, vmin=-1, vmax=1, cmap="RdBu")
-    for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, "" if np.isnan(v) else f"{v:+.2f}", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    fig.colorbar(im, label="Kendall τ of the methods' ACC ranking")
-    ax.set_title(title, fontsize=9)
-    return fig
+def tau_figure(matrix: pd.DataFrame, title: str) -> HTML:
+    """A regime x regime matrix of Kendall tau (e.g. ``findings.original_kendall``'s), as a
+    heatmap."""
+    panel = heatmap(
+        matrix.to_numpy(float),
+        "",
+        list(matrix.index),
+        vmin=-1,
+        vmax=1,
+        cmap="RdBu",
+        fmt=lambda v: f"{v:+.2f}",
+    )
+    caption = f"{title}. Colour: Kendall τ of the methods' ACC ranking, from −1 (red) to +1 (blue)."
+    return heatmap_grid([panel], caption)
 
 
 def depth_figure(tasks: pd.DataFrame, dataset: str, update: str = "u"):

@@ -12,19 +12,15 @@
 # ---
 
 # %% [markdown]
-# # `from_layer1`: every stage but the stem ("last 6 blocks" in the paper)
+# # One fine-tuning regime
 #
-# `layer1` to `layer4` and the head train; only the stem (`conv1`, `bn1`) stays
-# frozen.
-#
-# **What the theory predicts.** Every step is the projected step
-# $\theta \leftarrow \theta - \eta P_S \nabla J$ (see {doc}`../book/intro`). The frozen
-# stem is under 0.02% of the parameters, so by count this regime is almost full
-# fine-tuning; what differs is that the very first features (and, with
-# `bn_stats=follow_regime`, their normalisation) cannot drift. Comparing this chapter
-# with `full` isolates the effect of the stem.
+# Every regime chapter is this notebook (`notebooks/regime.py`), executed with its
+# parameter `regime` set to the chapter's regime; what trains and what the theory
+# predicts comes from `book/regimes/<regime>.md`. To look at another regime, open it in
+# Jupyter (`make lab`) and change `regime` in the parameters cell, the first code cell.
 
 # %% tags=["parameters", "remove-cell"]
+regime = "head"  # head | bn_affine | from_layer4 | from_layer3 | from_layer2 | from_layer1 | full
 profile = "quick"  # smoke | quick | paper
 datasets = None  # None: the profile's datasets
 methods = None  # None: every method
@@ -35,27 +31,26 @@ device = "auto"  # auto | cpu | cuda
 results_dir = "../results"
 
 # %%
-import numpy as np
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from cl_regimes import profiles, report, results, sweep
+from cl_regimes import profiles, regimes, report, results, sweep
 
-REGIME = "from_layer1"
+display(Markdown(regimes.chapter_text(regime)[1]))
 
 # %% [markdown]
 # The trainable blocks, with parameter counts for the paper's ResNet-18 (width 64,
 # 10 classes) and for the network of the profile run here:
 
 # %%
-trainable = report.trainable_table(REGIME, profiles.get_profile(profile).settings["width"])
-glue(f"{REGIME}_trainable", f"{trainable.loc['total', 'trainable (width 64)']:,}", display=False)
-glue(f"{REGIME}_share", f"{trainable.loc['total', 'trainable share']:.2%}", display=False)
+trainable = report.trainable_table(regime, profiles.get_profile(profile).settings["width"])
+glue("trainable", f"{trainable.loc['total', 'trainable (width 64)']:,}", display=False)
+glue("share", f"{trainable.loc['total', 'trainable share']:.2%}", display=False)
 report.style(trainable)
 
 # %% [markdown]
-# In the paper's network this regime trains {glue:text}`from_layer1_trainable`
-# parameters, {glue:text}`from_layer1_share` of the total.
+# In the paper's network this regime trains {glue:text}`trainable` parameters,
+# {glue:text}`share` of the total.
 #
 # ## Runs
 #
@@ -67,7 +62,7 @@ report.style(trainable)
 # %%
 paths = sweep.sweep(
     profile,
-    regimes=[REGIME],
+    regimes=[regime],
     datasets=datasets,
     methods=methods,
     orders=orders,
@@ -78,6 +73,13 @@ paths = sweep.sweep(
 ).paths
 runs, tasks = results.load(paths), results.load(paths, level="task")
 main = runs[runs.variant == ""]
+
+# %%
+same = report.identical_variants(runs)  # variants whose rows would repeat the profile's
+runs, tasks = runs[~runs.variant.isin(same)], tasks[~tasks.variant.isin(same)]
+if same:
+    names = ", ".join(f"`{v}`" for v in same)
+    display(Markdown(f"The runs of {names} are identical to the profile's own here."))
 
 # %% [markdown]
 # ## Results
@@ -90,26 +92,17 @@ metrics = list(report.METRICS)  # e.g. ["acc"] for ACC alone
 report.style(report.method_table(runs, metrics))
 
 # %%
-acc = main.groupby(["dataset", "method"]).acc.mean()
-diagonal = main.assign(d=[np.diag(R).mean() for R in main.R]).groupby("dataset").d.mean()
-for dataset, best in acc.groupby("dataset").idxmax().items():
-    glue(f"{REGIME}_{dataset}_best", best[1], display=False)
-    display(
-        Markdown(
-            f"On {dataset}, **{best[1]}** has the highest ACC under `{REGIME}` "
-            f"({acc[best]:.3f}); right after training, a task reaches "
-            f"{diagonal[dataset]:.3f} accuracy on average (chance: 1/classes of a "
-            "task)."
-        )
-    )
+for dataset in main.dataset.unique():
+    best, sentence = report.best_method(main, dataset, regime)
+    glue(f"{dataset}_best", best, display=False)
+    display(Markdown(sentence))
 
 # %% [markdown]
-# The accuracy matrices, averaged over orders (row $i$: after training the $i$-th task
-# of the order; column $j$: tested on the $j$-th):
+# The accuracy matrices, averaged over orders:
 
 # %%
 for dataset in main.dataset.unique():
-    report.show(report.heatmaps(main, dataset, f"{REGIME} on {dataset}: accuracy matrices"))
+    display(report.heatmaps(main, dataset, f"{regime} on {dataset}"))
 
 # %% [markdown]
 # Update statistics, means over tasks and orders ({ref}`update-statistics`):
