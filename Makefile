@@ -6,8 +6,9 @@ PROFILE ?= quick
 JOBS ?= 2
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 LINT_PATHS := src tests benchmarks notebooks
+LAB_PORT ?= 8888
 
-.PHONY: venv data book test test-book lint sweep clean
+.PHONY: venv data book test test-book lint sweep lab clean
 
 venv: $(VENV)/.installed
 
@@ -40,6 +41,14 @@ lint: venv
 
 sweep: venv data
 	$(PY) -m cl_regimes sweep --profile $(PROFILE) --jobs $(JOBS)
+
+# JupyterLab on this machine only (localhost), with a token: open the URL it prints (set
+# JUPYTER_TOKEN to choose the token). Jupytext opens notebooks/*.py as notebooks. As root
+# (a container), Jupyter refuses to start without --allow-root.
+lab: venv
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
+	  --ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean:
 	rm -rf _build notebooks/*.ipynb
