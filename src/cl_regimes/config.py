@@ -6,6 +6,7 @@ Torch-free: records, tables and validation use it without loading the trainer.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 
 
@@ -97,6 +98,7 @@ class RunConfig:
     method: str
     order: int
     seed: int = setting(SEEDS)
+    seeding: str = setting(Choice(("independent", "shared")))
     bn_stats: str = setting(Choice(("always_update", "follow_regime")))
     width: int = setting(AT_LEAST_ONE)
     image_size: int = setting(Range(MIN_IMAGE_SIZE))
@@ -121,6 +123,17 @@ class RunConfig:
             raise ConfigError(
                 f"setting lr_min={self.lr_min!r} is out of range; valid: <= lr ({self.lr!r})"
             )
+
+    @property
+    def stream_seed(self) -> int:
+        """The seed of the run's initial weights and data stream. ``shared``: ``seed``
+        itself, so the runs of one order share both across methods and regimes (common
+        random numbers). ``independent``: a hash of the run's identity, so every run has
+        its own, as in the original study (which seeded nothing), yet reruns repeat."""
+        if self.seeding == "shared":
+            return self.seed
+        identity = f"{self.dataset}/{self.regime}/{self.method}/{self.order}/{self.seed}"
+        return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:4], "little")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -200,7 +200,9 @@ def load(source, level: str = "run") -> pd.DataFrame:
             "variant": variant_name(rec["variant"]) if rec["variant"] else "",
             "order": cfg["order"],
             "seed": cfg["seed"],
+            "seeding": cfg.get("seeding"),
             "classes_per_task": rec.get("classes_per_task"),
+            "n_trainable": rec.get("n_trainable"),
         }
         R = np.asarray(rec["R"])
         if level == "run":

@@ -179,11 +179,11 @@ class Trainer:
                 "runs trained as one group need tasks of equal sizes at every "
                 "position (use train.groups_of_equal_task_sizes)"
             )
-        self.generators = [torch.Generator(self.device).manual_seed(c.seed) for c in configs]
+        self.generators = [torch.Generator(self.device).manual_seed(c.stream_seed) for c in configs]
         self.inputs = data.Normalizer(ds.spec, self.device)
         networks = []
         for c in configs:  # each run initialised as its single-run network
-            seed_everything(c.seed)
+            seed_everything(c.stream_seed)
             networks.append(ResNet18(ds.spec.num_classes, cfg.width))
         model = networks[0] if self.runs == 1 else ResNet18.stack(networks)
         self.model = model.to(self.device, memory_format=self.inputs.memory_format)
@@ -254,8 +254,10 @@ class Trainer:
     ) -> list[dict]:
         """Train ``params`` on each run's (x[k], y[k]) ([K, n, C, S, S], [K, n]) for up to
         ``epochs``: Adam, a cosine schedule to lr_min over the epochs (or a constant
-        rate), early stopping per run on the mean over batches of the loss the
-        method minimises; ``method``'s hooks apply when given."""
+        rate), early stopping per run on the epoch's mean over batches of the training
+        loss: the task loss plus the penalty for methods with ``stop_on_total_loss``
+        (EWC, LwF), the task loss alone otherwise (SI and GEM act on the gradient, as in
+        the original); ``method``'s hooks apply when given."""
         cfg, runs = self.cfg, self.runs
         opt = torch.optim.Adam(params, lr=cfg.lr, foreach=True)
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=cfg.lr_min)
@@ -390,6 +392,7 @@ class Trainer:
                 "R": R[k],
                 "tasks": per_task[k],
                 "classes_per_task": self.spec.classes_per_task,
+                "n_trainable": sum(p.numel() for p in self.params) // runs,
             }
             for k in range(runs)
         ]

@@ -1,0 +1,291 @@
+"""What the findings' tests share: the verdict, the scope of one analysis, the checks on the
+records, the chance rule and the multiplicity adjustment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cl_regimes.config import ConfigError
+
+PAPER_METHODS = ("ewc", "lwf", "si", "gem")  # finetune and joint are references
+DEPTH = {
+    "head": 0,
+    "from_layer4": 1,
+    "from_layer3": 2,
+    "from_layer2": 3,
+    "from_layer1": 4,
+    "full": 5,
+}  # the nested regimes; bn_affine is not nested and has no depth
+MIN_EXCESS = 0.5  # a cell learns when it covers half the way from chance to perfect accuracy
+LEVEL = 0.05
+REPLICATE = ["order", "seed"]
+RUN_KEYS = ["dataset", "regime", "method", *REPLICATE]
+POOLED = "pooled"
+
+
+@dataclass
+class Verdict:
+    """One test of a finding (or of one part of it) in a dataset or pooled over datasets.
+
+    ``role``: "primary" (pooled: the headline), "secondary" (one dataset; supported only when
+    the pooled verdict is and its Holm-adjusted p is below the level, so that the primary and
+    the per-dataset verdicts together keep the family-wise error at the level) or
+    "exploratory" (not adjusted: another definition, or with the chance rule off)."""
+
+    finding: int
+    part: str  # what is tested: "ranking", "u", "u per parameter", "forgetting", "coupling"
+    dataset: str  # a dataset, or "pooled"
+    role: str
+    claim: str
+    null: str
+    statistic: str
+    observed: float
+    p_value: float  # adjusted where role is "secondary"
+    level: float
+    verdict: str  # "supported", "not supported" or "not testable"
+    n_orders: int
+    effects: dict[str, float] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    excluded: dict[str, str] = field(default_factory=dict)  # cell or record -> reason
+    note: str = ""  # why not testable, or in how many methods
+    detail: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    @property
+    def supported(self) -> bool | None:
+        return None if self.verdict == "not testable" else self.verdict == "supported"
+
+    @property
+    def p_text(self) -> str:
+        """ "= 0.019", or "< 0.001" below what three decimals show."""
+        if np.isnan(self.p_value):
+            return "n/a"
+        return "< 0.001" if self.p_value < 0.001 else f"= {self.p_value:.3f}"
+
+    def headline(self) -> str:
+        """The verdict in one short sentence: claim, verdict, p-value and note."""
+        text = f"Finding {self.finding} ({self.claim}): {self.verdict}"
+        if not np.isnan(self.p_value):
+            text += f", p {self.p_text}"
+        return text + (f"; {self.note}." if self.note else ".")
+
+    def sentence(self) -> str:
+        """The headline plus the null, the statistic, the effects and the exclusions."""
+        text = self.headline()
+        if self.verdict != "not testable":
+            effects = "; ".join(
+                f"{k} {v:.3g}"
+                + (
+                    f" [{self.intervals[k][0]:.3g}, {self.intervals[k][1]:.3g}]"
+                    if k in self.intervals
+                    else ""
+                )
+                for k, v in self.effects.items()
+            )
+            text += (
+                f" Null: {self.null}. Statistic: {self.statistic} = {self.observed:.3g} "
+                f"({self.n_orders} orders, level {self.level}, {self.role})"
+                + (f"; {effects} (95% intervals)" if effects else "")
+                + "."
+            )
+        if self.excluded:
+            text += f" Left out: {excluded_text(self.excluded)}."
+        return text
+
+
+def excluded_text(excluded: dict[str, str]) -> str:
+    return "; ".join(f"{k} ({v})" for k, v in excluded.items())
+
+
+def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """One row per verdict: effects as columns, intervals as ``<name>_lo/_hi``."""
+    rows = []
+    for v in verdicts:
+        row = {
+            k: getattr(v, k)
+            for k in (
+                "finding",
+                "part",
+                "dataset",
+                "role",
+                "claim",
+                "verdict",
+                "p_value",
+                "observed",
+                "n_orders",
+                "note",
+            )
+        }
+        row |= v.effects
+        for name, (lo, hi) in v.intervals.items():
+            row |= {f"{name}_lo": lo, f"{name}_hi": hi}
+        rows.append(row | {"left out": len(v.excluded)})
+    return pd.DataFrame(rows)
+
+
+def details(verdicts: list[Verdict]) -> pd.DataFrame:
+    """The detail tables of ``verdicts`` stacked, with their part (empty if none has one)."""
+    frames = [v.detail.assign(part=v.part) for v in verdicts if not v.detail.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["part"])
+
+
+def untestable(finding, part, dataset, role, texts, level, excluded, note) -> Verdict:
+    return Verdict(
+        finding,
+        part,
+        dataset,
+        role,
+        *texts,
+        np.nan,
+        np.nan,
+        level,
+        "not testable",
+        0,
+        excluded=excluded,
+        note=note,
+    )
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (valid under any dependence between the tests)."""
+    p = np.asarray(p, float)
+    adjusted = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    steps = p[order] * (len(order) - np.arange(len(order)))
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(steps))
+    return adjusted
+
+
+def gate(verdicts: list[Verdict]) -> list[Verdict]:
+    """Per-dataset verdicts after the pooled one (the last): Holm over datasets, and
+    "supported" only where the pooled verdict is (serial gatekeeping keeps the family-wise
+    error of all of them at the level)."""
+    *per_dataset, pooled = verdicts
+    tested = [v for v in per_dataset if v.verdict != "not testable"]
+    for v, p in zip(tested, holm([v.p_value for v in tested])):
+        v.p_value = float(p)
+        v.verdict = "supported" if pooled.supported and p < v.level else "not supported"
+        if pooled.verdict != "supported" and p < v.level:
+            v.note = (v.note + "; " if v.note else "") + "gated: the pooled verdict is not"
+    return verdicts
+
+
+def interval(draws) -> tuple[float, float]:
+    draws = np.asarray(draws, float)
+    draws = draws[np.isfinite(draws)]
+    if len(draws) == 0:
+        return (np.nan, np.nan)
+    return tuple(float(q) for q in np.quantile(draws, [0.025, 0.975]))
+
+
+# ---- scope and hygiene -----------------------------------------------------------------------
+
+
+def scope(
+    df: pd.DataFrame, variant: str = "", bn_stats: str | None = None, *, level: str = "run"
+) -> pd.DataFrame:
+    """The rows of one variant and one bn_stats setting (the only one present if None),
+    checked: one profile, one seeding, no run (or task of a run) twice."""
+    if "variant" in df:
+        df = df[df.variant.fillna("") == variant]
+    for column, chosen in (("bn_stats", bn_stats), ("seeding", None), ("profile", None)):
+        if column not in df:
+            continue
+        if chosen is not None:
+            df = df[df[column] == chosen]
+        elif df[column].nunique() > 1:
+            hint = "pass bn_stats= to analyse" if column == "bn_stats" else "analyse"
+            raise ConfigError(
+                f"records mix {column} {sorted(df[column].dropna().unique())}; {hint} one at a time"
+            )
+    keys = [k for k in RUN_KEYS if k in df] + (["position"] if level == "task" else [])
+    twice = df[df.duplicated(keys, keep=False)]
+    if len(twice):
+        names = twice.path if "path" in twice else twice[keys].astype(str).agg("/".join, axis=1)
+        raise ConfigError(
+            f"{len(twice)} records share a run identity ({', '.join(keys)}): "
+            f"{', '.join(map(str, names.iloc[:4]))}; remove the duplicates"
+        )
+    return df
+
+
+def drop_missing(df: pd.DataFrame, columns, excluded: dict[str, str]) -> pd.DataFrame:
+    """``df`` without the rows whose ``columns`` are not finite; each is named in
+    ``excluded`` (whole runs: a run with one bad task is left out entirely)."""
+    values = df[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(values).all(1)
+    if not bad.any():
+        return df
+    keys = [k for k in RUN_KEYS if k in df]
+    runs = df.loc[bad, keys].drop_duplicates()
+    for row in runs.itertuples(index=False):
+        name = "/".join(str(getattr(row, k)) for k in keys)
+        excluded[name] = f"non-finite {' or '.join(columns)}"
+    hit = df.set_index(keys).index.isin(runs.set_index(keys).index)
+    return df[~hit]
+
+
+# ---- chance ----------------------------------------------------------------------------------
+
+
+def chance_cells(
+    table: pd.DataFrame,
+    min_excess: float = MIN_EXCESS,
+    *,
+    methods=PAPER_METHODS,
+    variant: str = "",
+    bn_stats: str | None = None,
+) -> pd.DataFrame:
+    """Per dataset, regime and method: ``diag_acc``, the mean accuracy on each task right
+    after training it (from a runs table's R or a tasks table's ``acc_learned``), and its
+    ``excess`` over chance as a share of the way to perfect, (diag_acc - 1/k) / (1 - 1/k)
+    for k classes per task. ``at_chance`` when excess < ``min_excess``: such a cell has
+    learned too little for its rank, its forgetting or its updates to mean anything (it
+    forgets nothing because it learned nothing), so the tests leave it out.
+
+    Columns: dataset, regime, method, diag_acc, chance, excess, n_runs, at_chance."""
+    df = scope(table, variant, bn_stats, level="task" if "position" in table else "run")
+    df = df[df.method.isin(methods)]
+    if "classes_per_task" not in df or not ("R" in df or "acc_learned" in df):
+        raise ConfigError(
+            "the chance rule needs classes_per_task and R (runs) or acc_learned (tasks), "
+            "as results.load gives them; pass min_excess=None to keep every cell"
+        )
+    if "acc_learned" in df:
+        diag = df.groupby(RUN_KEYS, sort=False).agg(
+            diag=("acc_learned", "mean"), k=("classes_per_task", "first")
+        )
+        diag = diag.reset_index()
+    else:
+        diag = df.assign(diag=[float(np.mean(np.diag(np.asarray(R)))) for R in df.R])
+        diag = diag.assign(k=df.classes_per_task)
+    diag = diag.assign(chance=1.0 / diag.k.astype(float))
+    out = (
+        diag.groupby(["dataset", "regime", "method"], sort=False)
+        .agg(diag_acc=("diag", "mean"), chance=("chance", "mean"), n_runs=("diag", "size"))
+        .reset_index()
+    )
+    out["excess"] = (out.diag_acc - out.chance) / (1 - out.chance)
+    out["at_chance"] = out.excess < (-np.inf if min_excess is None else min_excess)
+    return out[
+        ["dataset", "regime", "method", "diag_acc", "chance", "excess", "n_runs", "at_chance"]
+    ]
+
+
+def chance_excluded(
+    table, min_excess, methods, variant: str = "", bn_stats: str | None = None
+) -> tuple[set, dict[str, str]]:
+    """The (dataset, regime, method) cells at chance, and their reasons by name."""
+    if min_excess is None or table.empty:
+        return set(), {}
+    cells = chance_cells(table, min_excess, methods=methods, variant=variant, bn_stats=bn_stats)
+    cells = cells[cells.at_chance]
+    reasons = {
+        f"{c.dataset}/{c.regime}/{c.method}": f"at chance: diagonal accuracy {c.diag_acc:.3f}, "
+        f"{c.excess:.2f} of the way from chance {c.chance:.2f} to 1 (< {min_excess})"
+        for c in cells.itertuples()
+    }
+    return set(zip(cells.dataset, cells.regime, cells.method)), reasons
