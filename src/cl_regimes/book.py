@@ -116,7 +116,7 @@ def execute(
     notebook.metadata.setdefault("kernelspec", KERNELSPEC)
     if title:
         heading = next(c for c in notebook.cells if c.cell_type == "markdown")
-        heading.source = re.sub(r"^# .*", title, heading.source, count=1)
+        heading.source = re.sub(r"^# .*", lambda _: title, heading.source, count=1)
     jupytext.write(notebook, output)
     known = papermill.inspect_notebook(str(output))
     unknown = sorted(set(parameters) - set(known))

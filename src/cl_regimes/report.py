@@ -87,9 +87,9 @@ def show(output) -> None:
 
 
 def heatmap(matrix, title: str, labels, *, vmin: float, vmax: float, cmap: str, fmt) -> str:
-    """One matrix as an HTML table whose cells are coloured by value and print it with
-    ``fmt``: the numbers stay as legible as the page's text at any zoom (a figure's
-    shrink with the page), and the browser test can measure every cell."""
+    """One matrix as an HTML table, each cell coloured by its value and printing it with
+    ``fmt``: its numbers keep the page's font size (a figure's shrink with the page), and a
+    browser can measure its cells."""
     colours = plt.get_cmap(cmap)
     cell = "min-width: 2.6em; height: 2.2em; padding: 0 0.3em; text-align: center;"
     rows = []

@@ -1,0 +1,60 @@
+"""The book's tables: what a reader sees of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cl_regimes import report
+
+
+def runs(**variants) -> pd.DataFrame:
+    """Two orders of finetune, joint, ewc and gem on one dataset, ACC = R's last row's mean;
+    ``variants`` maps a variant to the shift of its accuracy matrices (0: identical)."""
+    rows = []
+    for variant, shift in {"": 0.0, **variants}.items():
+        for order in (0, 1):
+            for i, method in enumerate(("finetune", "joint", "ewc", "gem")):
+                R = np.full((2, 2), 0.5 + 0.1 * i + 0.01 * order + shift)
+                rows.append(
+                    dict(dataset="d", variant=variant, method=method, order=order, seed=0, R=R)
+                )
+    table = pd.DataFrame(rows)
+    return table.assign(acc=[R[-1].mean() for R in table.R])
+
+
+def test_identical_variants_are_those_with_the_same_matrices_in_every_run():
+    assert report.identical_variants(runs(same=0.0, other=0.05)) == ["same"]
+    partial = runs(same=0.0)
+    partial = partial[~((partial.variant == "") & (partial.method == "gem"))]
+    assert report.identical_variants(partial) == []  # a variant run without its own run
+
+
+def test_best_method_is_the_papers_with_the_references_apart():
+    best, sentence = report.best_method(runs(), "d", "head")
+    assert best == "gem"  # joint's ACC is higher, but it is a reference
+    assert "**gem** has the highest ACC of the paper's methods under `head`" in sentence
+    assert "references: finetune 0.505, joint 0.605" in sentence
+
+
+def test_style_pads_right_aligns_and_hides_a_meaningless_index():
+    html = report.style(pd.DataFrame({"name": ["a", "b"], "x": [1.5, 2.25]})).to_html()
+    assert "padding: 0.25em 0.6em" in html and "text-align: right" in html
+    assert "text-align: left" in html  # the text column
+    assert 'class="row_heading' not in html  # no 0..N index
+    named = report.style(pd.DataFrame({"x": [1.5]}, index=["a"])).to_html()
+    assert 'class="row_heading' in named
+
+
+def test_heatmap_prints_every_value_in_a_cell_of_its_colour():
+    html = report.heatmap(
+        np.array([[0.0, 1.0]]),
+        "m",
+        [1, 2],
+        vmin=0,
+        vmax=1,
+        cmap="viridis",
+        fmt=lambda v: f"{v:.2f}",
+    )
+    assert html.count("<td") == 2 and ">0.00</td>" in html and ">1.00</td>" in html
+    assert "background: #440154" in html and "background: #fde725" in html  # viridis' ends
