@@ -182,3 +182,11 @@ def test_qp_fallbacks_reach_the_record(monkeypatch):
     assert tasks[0]["qp_fallbacks"] == 0
     assert sum(t["qp_fallbacks"] for t in tasks) == sum(t["violations"] for t in tasks) > 0
     assert all(t["r2"] == 0 for t in tasks)  # every fallback kept the plain gradient
+
+
+def test_projection_forms_its_products_in_float64():
+    """m . g = 1e8 - 1 - 1e8 = -1 needs a projection; in float32 the -1 is lost (the
+    product rounds to 0), so only products formed in float64, as the original's, see it."""
+    g = torch.tensor([1e8, -1.0, -1e8])
+    projected = gem.project(g, torch.ones(1, 3), ridge=1e-5)
+    assert projected[1].item() == pytest.approx(-1 + 1 / (3 + 1e-5), rel=1e-6)

@@ -20,12 +20,14 @@ def project(
 
         min_v 1/2 v^T (G G^T + ridge I) v + (G g)^T v   s.t.  v >= margin;   g~ = g + G^T v.
 
-    Raises ValueError when quadprog fails.
+    G G^T and G g are formed in float64, as the original does. Raises ValueError when
+    quadprog fails.
     """
-    gram = (memories @ memories.T).double().cpu().numpy()
+    G, g = memories.double(), grad.double()
+    gram = (G @ G.T).cpu().numpy()
     gram = (gram + gram.T) / 2 + ridge * np.eye(len(gram))
     k = len(gram)
-    dots = (memories @ grad).double().cpu().numpy()
+    dots = (G @ g).cpu().numpy()
     v = quadprog.solve_qp(gram, -dots, np.eye(k), np.full(k, margin))[0]
     return grad + torch.from_numpy(v).to(grad) @ memories
 
