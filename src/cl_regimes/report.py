@@ -67,11 +67,16 @@ def style(table: pd.DataFrame, digits: int = 3):
     text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
     styler.set_table_styles(
         [
-            {"selector": "th, td", "props": "padding: 0.25em 0.6em; white-space: nowrap;"},
-            {"selector": "td", "props": "text-align: right;"},
+            {"selector": "th", "props": "padding: 0.25em 0.6em;"},
+            {"selector": "thead th", "props": "white-space: normal;"},  # long labels wrap
+            {
+                "selector": "td",
+                "props": "padding: 0.25em 0.6em; text-align: right; white-space: nowrap;",
+            },
         ]
     ).set_table_styles(
-        {c: [{"selector": "td", "props": "text-align: left;"}] for c in text}, overwrite=False
+        {c: [{"selector": "td", "props": "text-align: left; white-space: normal;"}] for c in text},
+        overwrite=False,
     )
     if isinstance(table.index, pd.RangeIndex):
         styler.hide(axis="index")
@@ -91,7 +96,7 @@ def heatmap(matrix, title: str, labels, *, vmin: float, vmax: float, cmap: str, 
     ``fmt``: its numbers keep the page's font size (a figure's shrink with the page), and a
     browser can measure its cells."""
     colours = plt.get_cmap(cmap)
-    cell = "min-width: 2.6em; height: 2.2em; padding: 0 0.3em; text-align: center;"
+    cell = "min-width: 2.3em; height: 2em; padding: 0 0.3em; text-align: center;"
     rows = []
     for i, row in enumerate(np.asarray(matrix, float)):
         tds = []
@@ -120,7 +125,7 @@ def heatmap_grid(panels: list[str], caption: str) -> HTML:
     cells = "".join(f"<div>{p}</div>" for p in panels)
     return HTML(
         '<div class="heatmaps" style="overflow-x: auto;">'
-        f'<div style="display: flex; flex-wrap: wrap; gap: 1em 2em;">{cells}</div>'
+        f'<div style="display: flex; flex-wrap: wrap; gap: 0.5em 1.5em;">{cells}</div>'
         f'<p style="font-size: 0.9em;">{caption}</p></div>'
     )
 
