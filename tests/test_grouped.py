@@ -21,8 +21,14 @@ from conftest import make_smoke_config
 ORDERS = (0, 1, 2)
 
 
-def configs(method: str, regime: str = "from_layer2", **overrides):
-    return [make_smoke_config(regime, method, order=o, seed=o, **overrides) for o in ORDERS]
+def configs(method: str, regime: str = "from_layer2", seeding: str = "shared", **overrides):
+    """Three runs of a cell. Shared seeding by default: seeds 0, 1, 2 are draws whose float32
+    first steps agree to rounding; some draws amplify rounding to 1e-3 there (float64 runs
+    agree exactly whatever the draw)."""
+    return [
+        make_smoke_config(regime, method, order=o, seed=o, seeding=seeding, **overrides)
+        for o in ORDERS
+    ]
 
 
 @pytest.fixture
@@ -32,9 +38,10 @@ def float64():
     torch.set_default_dtype(torch.float32)
 
 
-def test_identical_initial_weights_per_run():
-    group = train.Trainer(configs("finetune"), device="cpu")
-    for k, config in enumerate(configs("finetune")):
+@pytest.mark.parametrize("seeding", ["shared", "independent"])
+def test_identical_initial_weights_per_run(seeding):
+    group = train.Trainer(configs("finetune", seeding=seeding), device="cpu")
+    for k, config in enumerate(configs("finetune", seeding=seeding)):
         alone = train.Trainer([config], device="cpu")
         for name, t in group.model.state_dict().items():
             if t.ndim:

@@ -41,6 +41,22 @@ def test_other_seed_other_R(records):
     assert records["a"]["R"] != records["other"]["R"]
 
 
+@pytest.mark.parametrize("seeding", ["independent", "shared"])
+def test_seeding_across_methods_and_regimes(smoke_config, seeding):
+    """Independent: every run its own initial weights and data stream, repeatable; shared:
+    the same for every method and regime of an order and seed."""
+    a, b, c = (
+        smoke_config(regime, method, seeding=seeding)
+        for regime, method in (("full", "finetune"), ("full", "ewc"), ("head", "finetune"))
+    )
+    assert a.stream_seed == smoke_config("full", "finetune", seeding=seeding).stream_seed
+    other = smoke_config("full", "finetune", order=1, seeding=seeding)
+    assert (a.stream_seed == other.stream_seed) == (seeding == "shared" and a.seed == other.seed)
+    weights = [train.Trainer([cfg], "cpu").model.fc.weight for cfg in (a, b, c)]
+    same = [torch.equal(weights[0], w) for w in weights[1:]]
+    assert same == [seeding == "shared"] * 2
+
+
 def test_R_is_T_by_T_in_unit_interval(records):
     R = np.asarray(records["a"]["R"])
     assert R.shape == (5, 5)
