@@ -58,3 +58,10 @@ def test_heatmap_prints_every_value_in_a_cell_of_its_colour():
     )
     assert html.count("<td") == 2 and ">0.00</td>" in html and ">1.00</td>" in html
     assert "background: #440154" in html and "background: #fde725" in html  # viridis' ends
+
+
+def test_method_table_has_a_variant_level_only_where_there_are_variants():
+    assert report.method_table(runs(), ["acc"]).index.names == ["dataset", "method"]
+    table = report.method_table(runs(other=0.05), ["acc"])
+    assert table.index.names == ["dataset", "variant", "method"]
+    assert list(table.index.get_level_values("method")[:4]) == ["finetune", "joint", "ewc", "gem"]

@@ -174,7 +174,7 @@ def execute_all(
     pages = chapters(root)
     params = {
         "profile": profile,
-        "results_dir": os.path.relpath(Path(results_dir).resolve(), root / "notebooks"),
+        "results_dir": os.path.relpath(os.path.abspath(results_dir), root / "notebooks"),
         "device": device,
         "group_size": group_size,
     }

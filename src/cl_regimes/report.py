@@ -146,14 +146,20 @@ def trainable_table(regime: str, width: int) -> pd.DataFrame:
     return table
 
 
+def by_method(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a per dataset, variant and method table in the methods' order; without the
+    variant level where there are only the profile's own runs (it would be blank)."""
+    order = method_order(table.index.get_level_values("method"))
+    table = table.loc[sorted(table.index, key=lambda k: (k[0], k[1], order.index(k[2])))]
+    return table.droplevel("variant") if set(table.index.get_level_values(1)) == {""} else table
+
+
 def method_table(runs: pd.DataFrame, metrics=tuple(METRICS)) -> pd.DataFrame:
     """Per dataset, variant and method: each metric's mean and std over orders (and seeds)."""
     keys = ["dataset", "variant", "method"]
     table = runs.groupby(keys)[list(metrics)].agg(["mean", "std"])
     table[("runs", "n")] = runs.groupby(keys).size()
-    table = table.rename(columns=METRICS, level=0)
-    index = sorted(table.index, key=lambda k: (k[0], k[1], method_order(runs.method).index(k[2])))
-    return table.loc[index]
+    return by_method(table.rename(columns=METRICS, level=0))
 
 
 def identical_variants(runs: pd.DataFrame) -> list[str]:
@@ -220,9 +226,7 @@ def update_table(tasks: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, variant and method: means over tasks and orders of the update statistics
     (both definitions of u; see the protocol)."""
     keys = ["dataset", "variant", "method"]
-    table = tasks.groupby(keys)[list(UPDATES)].mean().rename(columns=UPDATES)
-    index = sorted(table.index, key=lambda k: (k[0], k[1], method_order(tasks.method).index(k[2])))
-    return table.loc[index]
+    return by_method(tasks.groupby(keys)[list(UPDATES)].mean().rename(columns=UPDATES))
 
 
 def update_figure(tasks: pd.DataFrame, dataset: str):
