@@ -91,7 +91,7 @@ def test_a_regime_page_has_its_title_and_its_text(executed_full):
 
 def test_regime_chapters_come_from_one_source_with_their_own_text():
     pages = {c.name: c for c in book.chapters()}
-    assert {c.source for n, c in pages.items() if n != "cross_regime"} == {NOTEBOOKS / "regime.py"}
+    assert {pages[n].source for n in regimes.REGIMES} == {NOTEBOOKS / "regime.py"}
     for name in regimes.REGIMES:
         assert pages[name].parameters == {"regime": name}
         assert pages[name].output == NOTEBOOKS / f"{name}.ipynb"
@@ -218,10 +218,13 @@ def test_jupytext_sync_after_execution_keeps_the_source(tmp_path):
     assert after.split("# %%", 1)[1] == before.split("# %%", 1)[1]
 
 
-def test_toc_lists_every_regime_chapter_then_the_cross_regime_one():
-    names = [c.name for c in book.chapters(ROOT)]
-    assert names == [*regimes.REGIMES, "cross_regime"]
-    assert all(c.source.exists() for c in book.chapters(ROOT))
+def test_toc_lists_every_regime_chapter_then_the_record_readers():
+    pages = book.chapters(ROOT)
+    assert [c.name for c in pages] == [*regimes.REGIMES, "cross_regime", *book.COMMITTED, "scale"]
+    assert all(c.source.exists() for c in pages)
+    medium = pages[-2]
+    assert medium.source == NOTEBOOKS / "cross_regime.py"
+    assert medium.parameters == {"profile": "medium", "results_dir": "../records"}
 
 
 def sweep_cli(results_dir: Path, *args: str) -> subprocess.Popen:

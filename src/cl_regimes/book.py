@@ -29,6 +29,10 @@ from cl_regimes.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 CROSS = "cross_regime"
+COMMITTED = {  # pages of the cross-regime notebook on a committed profile's records
+    "cross_regime_medium": ("medium", "# Across regimes at the medium scale"),
+}
+ALSO_SWEPT = ("smoke",)  # swept by every build (seconds), for the scale chapter
 REGIME = "regime"  # notebooks/regime.py: every regime chapter, one run per regime
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -87,6 +91,13 @@ def chapters(root: Path = ROOT) -> list[Chapter]:
                     title, _ = regimes.chapter_text(name)
                     source = root / "notebooks" / f"{REGIME}.py"
                     found.append(Chapter(name, source, {"regime": name}, title))
+                elif name in COMMITTED:
+                    profile, title = COMMITTED[name]
+                    records = os.path.relpath(root / "records", root / "notebooks")
+                    parameters = {"profile": profile, "results_dir": records}
+                    found.append(
+                        Chapter(name, root / "notebooks" / f"{CROSS}.py", parameters, title)
+                    )
                 else:
                     found.append(Chapter(name, root / "notebooks" / f"{name}.py"))
             for value in node.values():
@@ -168,9 +179,9 @@ def execute_all(
     group_size: int | None = None,
     root: Path = ROOT,
 ) -> None:
-    """Execute every chapter: the regime chapters ``jobs`` at once, then the cross-regime one
-    (it reads their records). ``results_dir`` is passed relative to the notebooks' folder,
-    so that no absolute path of this machine shows in the book."""
+    """Execute every chapter: the regime chapters ``jobs`` at once, then the others (the
+    cross-regime and scale chapters read their records). ``results_dir`` is passed relative
+    to the notebooks' folder, so that no absolute path of this machine shows in the book."""
     pages = chapters(root)
     params = {
         "profile": profile,
@@ -178,7 +189,7 @@ def execute_all(
         "device": device,
         "group_size": group_size,
     }
-    regime_pages = [c for c in pages if c.name != CROSS]
+    regime_pages = [c for c in pages if c.source.stem == REGIME]
     with tqdm(total=len(pages), desc=f"notebooks ({profile})") as bar:
         with ProcessPoolExecutor(max(1, jobs), mp_context=get_context("spawn")) as pool:
             futures = {
@@ -192,8 +203,9 @@ def execute_all(
                 future.result()
                 bar.update()
         for chapter in pages:
-            if chapter.name == CROSS:
-                execute(chapter.source, params, chapter.output)
+            if chapter.source.stem != REGIME:
+                bar.set_postfix_str(chapter.name)
+                execute(chapter.source, params | chapter.parameters, chapter.output, chapter.title)
                 bar.update()
 
 
@@ -223,20 +235,22 @@ def build(
     engine: str = "local",
     **engine_options,
 ) -> None:
-    """Sweep the profile's grid on ``engine`` (``jobs`` groups at once locally; on Ray,
-    ``engine_options`` say where and with which resources), then execute the notebooks
-    on its records and build the HTML book."""
+    """Sweep the profile's grid (and the smoke profile's, for the scale chapter) on
+    ``engine`` (``jobs`` groups at once locally; on Ray, ``engine_options`` say where and
+    with which resources), then execute the notebooks on the records and build the HTML
+    book."""
     from cl_regimes import sweep
 
-    sweep.sweep(
-        profile,
-        results_dir=results_dir,
-        device=device,
-        engine=engine,
-        jobs=jobs if engine == "local" else 1,
-        group_size=group_size,
-        **engine_options,
-    )
+    for name in dict.fromkeys((*ALSO_SWEPT, profile)):
+        sweep.sweep(
+            name,
+            results_dir=results_dir,
+            device=device,
+            engine=engine,
+            jobs=jobs if engine == "local" else 1,
+            group_size=group_size,
+            **engine_options,
+        )
     execute_all(profile, results_dir, jobs, device, group_size)
     if html:
         print(f"book: {build_html()}")

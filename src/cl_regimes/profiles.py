@@ -110,6 +110,23 @@ PROFILES = {
             Variant({"gem.memory_bn": "frozen"}, regimes=("from_layer4", "full"), methods=("gem",)),
         ),
     ),
+    "medium": Profile(
+        "medium",
+        "Fashion-MNIST at 16x16, 2000 images per task, ResNet-18 of width 8, the paper's 11 "
+        "orders (records committed under records/medium: about 3 hours on 2 CPU cores)",
+        {
+            **PAPER_SETTINGS,
+            "width": 8,
+            "image_size": 16,
+            "batch_size": 32,
+            "train_per_task": 2000,
+            "test_per_task": 500,
+            "eval_batch_size": 500,
+            "gem.memories_per_task": 32,
+        },
+        datasets=("fashion_mnist",),
+        orders=tuple(range(NUM_ORDERS)),
+    ),
     "smoke": Profile(
         "smoke",
         "sklearn digits, width 8, one epoch: seconds per run, for tests",

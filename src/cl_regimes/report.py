@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 
-from cl_regimes import findings, methods, models, regimes
+from cl_regimes import findings, methods, models, profiles, regimes
 
 METRICS = {
     "acc": "ACC",
@@ -288,34 +288,34 @@ def tau_figure(matrix: pd.DataFrame, title: str) -> HTML:
 
 
 def depth_figure(tasks: pd.DataFrame, dataset: str, update: str = "u"):
-    """Per method against regime depth (nested regimes): the mean update, the forgetting,
-    and the run's Spearman correlation of per-task update with forgetting (mean and
-    standard deviation over orders), for the profile's own runs (variant "")."""
+    """Per method against regime depth (nested regimes), as the findings test them: the
+    run's mean update in total and per trainable parameter, its forgetting (mean and
+    standard deviation over orders), and the position-adjusted coupling of log update
+    with forgetting (``findings.coupling_table``), for the profile's own runs."""
     sub = tasks[(tasks.dataset == dataset) & tasks.regime.isin(list(findings.DEPTH))]
     per_run = findings.run_updates(sub, update)
-    corr = findings.coupling_correlations(sub, update)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), constrained_layout=True)
+    coupling = findings.coupling_table(sub, update)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.3), constrained_layout=True)
     names = list(findings.DEPTH)
+    panels = (
+        (per_run, "update", "update in total", f"mean {update} (log)"),
+        (per_run, "update_per_param", "update per parameter", f"{update} / parameters (log)"),
+        (per_run, "forgetting", "forgetting", "forgetting"),
+        (coupling, "coupling", "update–forgetting coupling", "position-adjusted r"),
+    )
     for method in method_order(per_run.method):
-        for ax, frame, column in (
-            (axes[0], per_run, "update"),
-            (axes[1], per_run, "forgetting"),
-            (axes[2], corr, "spearman"),
-        ):
+        for ax, (frame, column, _, _) in zip(axes, panels):
             g = frame[frame.method == method].assign(depth=lambda f: f.regime.map(findings.DEPTH))
             s = g.groupby("depth")[column].agg(["mean", "std"])
             ax.errorbar(
                 s.index, s["mean"], yerr=s["std"].fillna(0), marker="o", capsize=2, label=method
             )
-    for ax, title, ylabel in zip(
-        axes,
-        ("update magnitude", "forgetting", "update–forgetting coupling"),
-        (f"mean {update} (log)", "forgetting", f"Spearman({update}, forgetting)"),
-    ):
+    for ax, (_, _, title, ylabel) in zip(axes, panels):
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set(title=title, ylabel=ylabel)
     axes[0].set_yscale("log")
-    axes[2].axhline(0, color="grey", lw=0.8)
+    axes[1].set_yscale("log")
+    axes[3].axhline(0, color="grey", lw=0.8)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{dataset}: depth trends within each method ({update})", fontsize=10)
     return fig
@@ -383,3 +383,63 @@ def provenance(runs: pd.DataFrame) -> pd.DataFrame:
         group_size=("group_size", "max"),
         machines=("host", "nunique"),
     )
+
+
+def scale_table(loaded: dict) -> pd.DataFrame:
+    """One row per profile with records (``{profile: (runs, tasks, folder)}``): its size
+    (datasets, image side, network width, training images per task, orders) and how many
+    of its grid's runs the records hold."""
+    rows = []
+    for name, (runs, _, folder) in loaded.items():
+        prof = profiles.get_profile(name)
+        values = profiles.settings_of(name, prof.datasets[0])
+        grid = len(prof.datasets) * len(prof.regimes) * len(prof.grid_methods()) * len(prof.orders)
+        rows.append(
+            {
+                "profile": name,
+                "records": folder.parent.name + "/",
+                "datasets": ", ".join(prof.datasets),
+                "image side": values["image_size"],
+                "width": values["width"],
+                "images per task": values["train_per_task"] or "all",
+                "orders": len(prof.orders),
+                "runs": len(runs),
+                "share of the grid": len(runs) / grid,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def trend_figure(trends: pd.DataFrame, names: list[str]):
+    """Each method's depth trend with its bootstrap interval, one panel per part of
+    findings 2 and 3, one colour per profile (``trends``: findings.details rows with a
+    ``profile`` column)."""
+    parts = [p for p in ("u", "u per parameter", "forgetting", "coupling") if p in set(trends.part)]
+    fig, axes = plt.subplots(
+        1,
+        max(1, len(parts)),
+        figsize=(3.4 * max(1, len(parts)), 3),
+        sharey=True,
+        constrained_layout=True,
+        squeeze=False,
+    )
+    shown = method_order(trends.method) if len(trends) else []
+    for ax, part in zip(axes[0], parts):
+        for i, name in enumerate(names):
+            g = trends[(trends.part == part) & (trends.profile == name)].set_index("method")
+            g = g.reindex(shown)
+            y = np.arange(len(shown)) + (i - (len(names) - 1) / 2) * 0.15
+            ax.errorbar(
+                g.rho,
+                y,
+                xerr=[g.rho - g.rho_lo, g.rho_hi - g.rho],
+                fmt="o",
+                capsize=2,
+                label=name,
+            )
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set(title=part, xlabel="trend with depth", xlim=(-1.05, 1.05))
+        ax.set_yticks(range(len(shown)), shown)
+    axes[0][0].legend(fontsize=7, title="profile", title_fontsize=7)
+    fig.suptitle("Depth trends per method at each scale (95% bootstrap intervals)", fontsize=10)
+    return fig
