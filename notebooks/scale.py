@@ -130,16 +130,11 @@ report.style(
 
 # %%
 for finding, row in table.pivot(index="finding", columns="profile", values="verdict").iterrows():
-    held = [p for p in loaded if row.get(p) == "supported"]
-    display(
-        Markdown(
-            f"- Finding {finding}: supported at "
-            + (", ".join(f"`{p}`" for p in held) if held else "no scale")
-            + "; not at "
-            + (", ".join(f"`{p}`" for p in loaded if p not in held) or "any other")
-            + "."
-        )
-    )
+    held = [f"`{p}`" for p in loaded if row.get(p) == "supported"]
+    not_held = [f"`{p}`" for p in loaded if row.get(p) != "supported"]
+    parts = [f"supported at {', '.join(held)}"] if held else []
+    parts += [f"not supported at {', '.join(not_held)}"] if not_held else []
+    display(Markdown(f"- Finding {finding}: " + "; ".join(parts) + "."))
 missing = [p for p in SCALES if p not in loaded]
 if missing:
     display(Markdown("No records yet for " + ", ".join(f"`{p}`" for p in missing) + "."))
