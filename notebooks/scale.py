@@ -138,3 +138,16 @@ for finding, row in table.pivot(index="finding", columns="profile", values="verd
 missing = [p for p in SCALES if p not in loaded]
 if missing:
     display(Markdown("No records yet for " + ", ".join(f"`{p}`" for p in missing) + "."))
+
+# %% [markdown]
+# ## Provenance
+#
+# Where each profile's records come from (device, library commit, torch, precision, the
+# group size, the machines and the summed wall time):
+
+# %%
+report.style(
+    pd.concat(
+        {name: report.provenance(runs) for name, (runs, *_) in loaded.items()}, names=["profile"]
+    ).reset_index()
+)

@@ -375,13 +375,15 @@ def explorer(runs: pd.DataFrame):
 def provenance(runs: pd.DataFrame) -> pd.DataFrame:
     """Where the records come from: runs per device, library commit, torch and precision,
     with the machines that made them (host names; records made before hosts were
-    recorded count none)."""
+    recorded count none) and their summed wall time in hours (a grouped run's is its
+    share of its group's)."""
     keys = ["device", "commit", "torch", "precision"]
     return runs.groupby(keys, dropna=False).agg(
         runs=("acc", "size"),
         datasets=("dataset", lambda s: ", ".join(sorted(set(s)))),
         group_size=("group_size", "max"),
         machines=("host", "nunique"),
+        hours=("wall_time_s", lambda s: s.sum() / 3600),
     )
 
 
