@@ -72,7 +72,7 @@ for verdict in headline:
     display(Markdown(f"- {verdict.headline()}"))
 for key, verdict in zip(("finding1", "finding2", "finding3"), headline):
     glue(key, verdict.headline(), display=False)
-report.style(findings.verdict_table(headline).drop(columns=["claim", "role", "dataset"]))
+report.style(findings.verdict_table(headline).drop(columns=["claim", "role", "dataset", "note"]))
 
 # %% [markdown]
 # ## Cells where nothing learns
@@ -123,15 +123,16 @@ for dataset in main.dataset.unique():
 # %%
 glue("margin", f"{findings.MARGIN:g}", display=False)
 ranking = findings.finding_ranking(main)
-report.style(findings.verdict_table(ranking).drop(columns=["claim", "role"]))
+report.style(findings.verdict_table(ranking).drop(columns=["claim", "note"]))
 
 # %% [markdown]
 # The pairs that cross, where, and by how much (mean ACC gap over orders):
 
 # %%
 crossing = findings.crossings(ranking[-1])
-display(Markdown("No pair crosses at the test's level." if crossing.empty else ""))
-report.style(crossing)
+display(
+    Markdown("No pair crosses at the test's level.") if crossing.empty else report.style(crossing)
+)
 
 # %% [markdown]
 # Every gap, with its 95% interval over orders and its call at the test's threshold

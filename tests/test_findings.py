@@ -112,6 +112,16 @@ def test_ranking_per_dataset_verdicts_are_gated_and_adjusted():
     assert pooled.dataset == "pooled" and pooled.n_orders == 22
 
 
+def test_verdict_table_lists_a_single_dataset_once():
+    one = runs_table(ranking_draw(np.random.default_rng(6), "swap"))
+    two = pd.concat([one, one.assign(dataset="d1")], ignore_index=True)
+    assert findings.verdict_table(findings.finding_ranking(one, n_boot=50)).dataset.tolist() == [
+        "pooled"
+    ]
+    table = findings.verdict_table(findings.finding_ranking(two, n_boot=50))
+    assert table.dataset.tolist() == ["d0", "d1", "pooled"]
+
+
 # ---- findings 2 and 3 ----------------------------------------------------------------------
 
 

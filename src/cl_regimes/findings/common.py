@@ -100,9 +100,17 @@ def excluded_text(excluded: dict[str, str]) -> str:
 
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
-    """One row per verdict: effects as columns, intervals as ``<name>_lo/_hi``."""
+    """One row per verdict: effects as columns, intervals as ``<name>_lo/_hi``. With one
+    dataset, its verdicts are the pooled ones: only those are listed."""
+    datasets = {v.dataset for v in verdicts} - {POOLED}
     rows = []
     for v in verdicts:
+        if (
+            len(datasets) == 1
+            and v.dataset != POOLED
+            and any(w.dataset == POOLED and w.part == v.part for w in verdicts)
+        ):
+            continue
         row = {
             k: getattr(v, k)
             for k in (
