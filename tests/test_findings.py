@@ -233,6 +233,16 @@ def test_non_finite_values_are_named_and_left_out():
     assert all("d0/from_layer4/ewc/0/0" in v.excluded for v in verdicts if v.part != "forgetting")
 
 
+def test_records_without_the_papers_methods_are_not_testable():
+    runs = runs_table(ranking_draw(np.random.default_rng(11), "null"), methods=["finetune"] * 4)
+    runs = runs.drop_duplicates(["regime", "order"])
+    u, forgetting, learned = depth_draw(np.random.default_rng(11), "null")
+    tasks = tasks_table(u, forgetting, methods=["finetune", "joint", "x", "y"])
+    verdicts = findings.primary(runs, tasks, n_permutations=19)
+    assert [v.verdict for v in verdicts] == ["not testable"] * 3
+    assert "no runs of the methods tested" in verdicts[1].note
+
+
 def test_chance_rule_is_relative_and_per_method():
     """Ten-class tasks at 0.3 are at chance (0.22 of the way), two-class at 0.8 are not
     (0.6); one method at chance is caught though the regime's mean is above."""

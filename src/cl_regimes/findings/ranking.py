@@ -68,7 +68,9 @@ def gap_table(
     runs = drop_missing(runs, ["acc"], excluded)
     cells, reasons = chance_excluded(runs, min_excess, methods)
     excluded |= reasons
-    keep = [(d, r, m) not in cells for d, r, m in zip(runs.dataset, runs.regime, runs.method)]
+    keep = np.array(
+        [(d, r, m) not in cells for d, r, m in zip(runs.dataset, runs.regime, runs.method)], bool
+    )
     runs = runs[keep]
     frames = []
     for dataset, sub in runs.groupby("dataset", sort=False):

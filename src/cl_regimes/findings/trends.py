@@ -215,11 +215,11 @@ def finding_depth(
     for part, column in columns.items():
         left_out = dict(excluded)
         if per_run[column].isna().all():
-            note = "no n_trainable column in the records" if part == "u per parameter" else ""
+            note = "no runs of the methods tested"
+            if len(per_run) and part == "u per parameter":
+                note = "no n_trainable in the records"
             texts = _texts(2, *PARTS[part])
-            verdicts.append(
-                untestable(2, part, POOLED, "primary", texts, level, left_out, note or "no values")
-            )
+            verdicts.append(untestable(2, part, POOLED, "primary", texts, level, left_out, note))
             continue
         values = drop_missing(per_run, [column], left_out)
         role = "exploratory" if part == "u" or min_excess is None else "primary"
