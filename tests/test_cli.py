@@ -247,7 +247,7 @@ def test_help_lists_every_setting_with_its_profile_values():
     for key in profiles.PAPER_SETTINGS:
         assert key in text
     line = next(line for line in text.splitlines() if line.strip().startswith("epochs "))
-    assert line.split()[1:4] == ["3", "3", "1"]  # paper, quick, smoke
+    assert line.split()[1:5] == ["3", "3", "3", "1"]  # paper, quick, medium, smoke
     assert ">= 1" in line
 
 
