@@ -287,3 +287,19 @@ def test_a_sweep_killed_mid_run_resumes_with_only_the_unfinished_run(tmp_path):
     assert list(got.method) == list(want.method)
     for a, b in zip(got.R, want.R):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_committed_profile_without_records_gets_a_placeholder_page(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    parameters = {"profile": "medium", "results_dir": "../records"}
+    chapter = book.Chapter(
+        "cross_regime_medium", tmp_path / "notebooks" / "cross_regime.py", parameters, "# Medium"
+    )
+    assert not book._has_records(tmp_path, chapter)
+    book._placeholder(chapter)
+    cells = json.loads(chapter.output.read_text())["cells"]
+    assert cells[0]["source"].startswith("# Medium\n") and "reproduce" in cells[0]["source"]
+    record = tmp_path / "records" / "medium" / "d" / "r.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    assert book._has_records(tmp_path, chapter)

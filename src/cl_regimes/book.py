@@ -205,8 +205,32 @@ def execute_all(
         for chapter in pages:
             if chapter.source.stem != REGIME:
                 bar.set_postfix_str(chapter.name)
-                execute(chapter.source, params | chapter.parameters, chapter.output, chapter.title)
+                if chapter.name in COMMITTED and not _has_records(root, chapter):
+                    _placeholder(chapter)
+                else:
+                    values = params | chapter.parameters
+                    execute(chapter.source, values, chapter.output, chapter.title)
                 bar.update()
+
+
+def _has_records(root: Path, chapter: Chapter) -> bool:
+    folder = root / "notebooks" / chapter.parameters["results_dir"] / chapter.parameters["profile"]
+    return any(folder.rglob("*.json"))
+
+
+def _placeholder(chapter: Chapter) -> None:
+    """The page of a committed profile that has no records yet: its title and how to make
+    them."""
+    import nbformat
+
+    text = (
+        f"No records of the `{chapter.parameters['profile']}` profile are committed yet; "
+        "{doc}`../book/reproduce` says how to make them."
+    )
+    cell = nbformat.v4.new_markdown_cell(f"{chapter.title}\n\n{text}")
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": KERNELSPEC}), chapter.output
+    )
 
 
 def build_html(root: Path = ROOT) -> Path:
