@@ -298,7 +298,8 @@ def test_a_committed_profile_without_records_gets_a_placeholder_page(tmp_path):
     assert not book._has_records(tmp_path, chapter)
     book._placeholder(chapter)
     cells = json.loads(chapter.output.read_text())["cells"]
-    assert cells[0]["source"].startswith("# Medium\n") and "reproduce" in cells[0]["source"]
+    text = "".join(cells[0]["source"])
+    assert text.startswith("# Medium\n") and "reproduce" in text
     record = tmp_path / "records" / "medium" / "d" / "r.json"
     record.parent.mkdir(parents=True)
     record.write_text("{}")
