@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cl_regimes import book
+
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -18,6 +20,14 @@ WIDTH, HEIGHT = 1400, 1000
 pytestmark = pytest.mark.book
 
 CHAPTERS = sorted(p.stem for p in (HTML / "notebooks").glob("*.html"))
+# a committed profile without records yet has a one-paragraph page: no table, no math
+PLACEHOLDERS = {
+    c.name
+    for c in book.chapters()
+    if c.name in book.COMMITTED and not book._has_records(book.ROOT, c)
+}
+# the chapters that show heatmaps: the regime chapters and the cross-regime ones
+HEATMAPS = {c.name for c in book.chapters() if c.source.stem in (book.REGIME, book.CROSS)}
 # a POSIX absolute path (/x/y), not a relative one (../x, results/x) nor a URL's (//host/x)
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.-]+/)+[\w.-]*")
 RAW_TEX = re.compile(r"\$[^$\n]*\\[A-Za-z]+[^$\n]*\$|\\\(|\\\[")
@@ -139,6 +149,8 @@ def test_no_table_is_clipped(measured, chapter):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_numeric_cells_are_padded_and_right_aligned(measured, chapter):
+    if chapter in PLACEHOLDERS:
+        pytest.skip("a placeholder page: no records yet")
     numbers = [n for n in measured(chapter)["numbers"] if NUMBER.match(n[0])]
     assert numbers, "no numeric table cell"
     cramped = [n for n in numbers if min(n[1], n[2]) < 4]
@@ -150,12 +162,15 @@ def test_numeric_cells_are_padded_and_right_aligned(measured, chapter):
 def test_heatmap_cells_are_legible(measured, chapter):
     """Every chapter's heatmaps are tables with cells of at least 24 px at a 1400 px window."""
     cells = measured(chapter)["heatmap_cells"]
-    assert cells, "no heatmap whose cells can be measured"
-    assert min(min(c) for c in cells) >= 24
+    if chapter in HEATMAPS - PLACEHOLDERS:
+        assert cells, "no heatmap whose cells can be measured"
+    assert not cells or min(min(c) for c in cells) >= 24
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_math_is_typeset(measured, chapter):
+    if chapter in PLACEHOLDERS:
+        pytest.skip("a placeholder page: no records yet")
     page = measured(chapter)
     assert page["mathjax"] == "typeset"
     assert page["typeset"] == page["math"], "math that MathJax left untypeset"
