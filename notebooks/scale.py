@@ -82,7 +82,9 @@ for name, (v, *_) in verdicts.items():
             "profile": name,
             "verdict": v.verdict,
             **{k: v.effects.get(k) for k in ("largest_crossing", "detectable_crossing")},
-            "interval": v.intervals.get("largest_crossing"),
+            **dict(
+                zip(("largest_lo", "largest_hi"), v.intervals.get("largest_crossing", (None,) * 2))
+            ),
             "pairs that cross": "; ".join(
                 f"{r.method_1} vs {r.method_2}: ahead in {r.ahead_in}, behind in {r.behind_in}"
                 for r in cross.itertuples()
