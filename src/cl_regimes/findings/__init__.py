@@ -20,6 +20,8 @@ original study's analyses as its scripts ran them, to be shown beside the tests.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pandas as pd
 
@@ -122,10 +124,8 @@ def primary(runs: pd.DataFrame, tasks: pd.DataFrame, **options) -> list[Verdict]
 
 
 def _only(options: dict, function) -> dict:
-    names = function.__code__.co_varnames[
-        : function.__code__.co_argcount + function.__code__.co_kwonlyargcount
-    ]
-    return {k: v for k, v in options.items() if k in names}
+    """The ``options`` that ``function`` takes."""
+    return {k: v for k, v in options.items() if k in inspect.signature(function).parameters}
 
 
 def with_variant(frame: pd.DataFrame, variant: str) -> pd.DataFrame:

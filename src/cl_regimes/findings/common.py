@@ -95,6 +95,16 @@ class Verdict:
         return text
 
 
+def role_in(role: str, dataset: str) -> str:
+    """A verdict's role in ``dataset``: a primary test's per-dataset verdicts are secondary."""
+    return "secondary" if role == "primary" and dataset != POOLED else role
+
+
+def excluded_in(excluded: dict[str, str], dataset: str) -> dict[str, str]:
+    """What was left out (named "<dataset>/...") of ``dataset``, or of all when pooled."""
+    return {n: r for n, r in excluded.items() if dataset == POOLED or n.startswith(dataset + "/")}
+
+
 def excluded_text(excluded: dict[str, str]) -> str:
     return "; ".join(f"{k} ({v})" for k, v in excluded.items())
 

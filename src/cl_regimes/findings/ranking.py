@@ -31,8 +31,10 @@ from cl_regimes.findings.common import (
     Verdict,
     chance_excluded,
     drop_missing,
+    excluded_in,
     holm,
     interval,
+    role_in,
     scope,
     untestable,
 )
@@ -40,6 +42,7 @@ from cl_regimes.findings.common import (
 MARGIN = 0.005  # ACC gaps within +-0.5 points are ties
 MIN_ORDERS = 3  # a paired t-test needs 2 degrees of freedom to say anything
 POWER = 0.8
+UNTESTABLE = f"needs {MIN_ORDERS} orders and 2 regimes with a pair of methods above chance"
 
 TEXTS = (
     "a pair of the paper's methods changes order between regimes",  # claim, null, statistic
@@ -222,14 +225,15 @@ def finding_ranking(
     role = "primary" if min_excess is not None else "exploratory"
     verdicts = []
     for k, dataset in enumerate(pd.unique(gaps.dataset)):
-        mine = {n: r for n, r in excluded.items() if n.startswith(dataset + "/")}
-        this_role = "secondary" if role == "primary" else role
+        mine = excluded_in(excluded, dataset)
+        this_role = role_in(role, dataset)
         sub = gaps[gaps.dataset == dataset]
         summary = _summaries(sub, margin)
         pairs = _pairs(summary, level) if len(summary) else pd.DataFrame()
         if pairs.empty:
-            note = f"needs {MIN_ORDERS} orders and 2 regimes with a pair of methods above chance"
-            verdicts.append(untestable(1, "ranking", dataset, this_role, TEXTS, level, mine, note))
+            verdicts.append(
+                untestable(1, "ranking", dataset, this_role, TEXTS, level, mine, UNTESTABLE)
+            )
             continue
         summary = summary.merge(pairs[["method_1", "method_2", "p_holm", "crosses"]])
         summary["call"] = _calls(summary, pairs, level, margin)
@@ -267,8 +271,7 @@ def _union(verdicts: list[Verdict], role: str, level: float, excluded) -> Verdic
     regimes stays at ``level``)."""
     tested = [v for v in verdicts if v.verdict != "not testable"]
     if not tested:
-        note = f"needs {MIN_ORDERS} orders and 2 regimes with a pair of methods above chance"
-        return untestable(1, "ranking", POOLED, role, TEXTS, level, excluded, note)
+        return untestable(1, "ranking", POOLED, role, TEXTS, level, excluded, UNTESTABLE)
     for v, p in zip(tested, holm([v.p_value for v in tested])):
         v.p_value = float(p)
         v.verdict = "supported" if p < level else "not supported"

@@ -26,9 +26,11 @@ from cl_regimes.findings.common import (
     Verdict,
     chance_excluded,
     drop_missing,
+    excluded_in,
     gate,
     holm,
     interval,
+    role_in,
     scope,
     untestable,
 )
@@ -178,7 +180,7 @@ def _cells(frame, cells, methods, depth):
     out = {}
     for (dataset, method), g in frame.groupby(["dataset", "method"], sort=False):
         if method in methods:
-            regimes = [r for r in sorted(set(g.regime), key=depth.get)]
+            regimes = sorted(set(g.regime), key=depth.get)
             out[dataset, method] = [r for r in regimes if (dataset, r, method) not in cells]
     return out
 
@@ -262,7 +264,7 @@ def _trend_family(
     blocks = _blocks(values, column, _cells(values, cells, methods, depth))
     verdicts = []
     for k, (dataset, sub) in enumerate(_families(values)):
-        this_role = role if dataset == POOLED or role == "exploratory" else "secondary"
+        this_role = role_in(role, dataset)
         rng = np.random.default_rng([seed, k])
         rows, n_orders = [], 0
         for m in methods:
@@ -272,9 +274,7 @@ def _trend_family(
             rho, perm, boot = _rank_trend(groups, rng, n_permutations, n_boot)
             n_orders = max(n_orders, sum(len(g) for g in groups))
             rows.append((m, rho, _p_value(rho, perm), *interval(boot), boot))
-        mine = {
-            n: r for n, r in excluded.items() if dataset == POOLED or n.startswith(dataset + "/")
-        }
+        mine = excluded_in(excluded, dataset)
         verdicts.append(
             _methods_verdict(
                 finding,
@@ -400,7 +400,7 @@ def finding_coupling(
     texts = _texts(3, "", "")
     verdicts = []
     for k, (dataset, sub) in enumerate(_families(t)):
-        this_role = role if dataset == POOLED or role == "exploratory" else "secondary"
+        this_role = role_in(role, dataset)
         rng = np.random.default_rng([seed, k])
         rows, n_orders = [], 0
         for m in methods:
@@ -421,9 +421,7 @@ def finding_coupling(
             boot = _trend_of_strength(_summed(cubes, union, rng, n_boot, bootstrap=True), depths)
             n_orders = max(n_orders, sum(len(x) for _, x, _ in cubes.values()))
             rows.append((m, observed, _p_value(observed, perm), *interval(boot), boot))
-        mine = {
-            n: r for n, r in excluded.items() if dataset == POOLED or n.startswith(dataset + "/")
-        }
+        mine = excluded_in(excluded, dataset)
         verdicts.append(
             _methods_verdict(
                 3, "coupling", dataset, this_role, texts, rows, n_orders, level, mine, len(methods)
