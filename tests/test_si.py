@@ -25,7 +25,9 @@ def logistic_problem(seed: int = 0):
         return torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y)
 
     params = [w, b]
-    return SimpleNamespace(params=params, runs=1, flat=lambda ts: flatten(ts, 1)), loss
+    return SimpleNamespace(
+        params=params, runs=1, flat=lambda ts, out=None: flatten(ts, 1, out)
+    ), loss
 
 
 def gradient_descent(si: SI, trainer, loss, steps: int, lr: float) -> list[float]:
@@ -60,11 +62,11 @@ def test_path_integral_on_a_convex_problem():
     assert drop <= path.sum().item() <= 1.05 * drop
     si.after_task(None)
     end = flatten(trainer.params, 1).detach()
-    omega = si.omega
+    omega = si.importance
     torch.testing.assert_close(omega, path / ((end - start) ** 2 + 0.1))
     assert (omega >= 0).all()
     assert torch.equal(si.path, torch.zeros_like(path))
-    assert torch.equal(si.start, end) and si.consolidated
+    assert torch.equal(si.start, end) and torch.equal(si.anchor, end)
 
 
 def test_penalty_after_consolidation():
@@ -77,10 +79,16 @@ def test_penalty_after_consolidation():
     with torch.no_grad():
         trainer.params[0] += torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
     shift = torch.tensor([[0.1, -0.2, 0.3, 0.0]], dtype=torch.float64)
-    expected = 3.0 * (si.omega * shift**2).sum().item()
+    expected = 3.0 * (si.importance * shift**2).sum().item()
     assert si.penalty(None, None, None).item() == pytest.approx(expected, rel=1e-12)
-    (g,) = torch.autograd.grad(si.penalty(None, None, None), trainer.params[0])
-    torch.testing.assert_close(g, 6.0 * si.omega[0, :3] * shift[0, :3])
+    # the closed-form gradient is autograd's of the penalty written out here
+    theta = flatten(trainer.params, 1)
+    (g,) = torch.autograd.grad(
+        3.0 * (si.importance * (theta - si.anchor) ** 2).sum(), trainer.params[0]
+    )
+    si.penalty(None, None, None)
+    torch.testing.assert_close(si.penalty_gradient()[0, :3], g)
+    torch.testing.assert_close(g, 6.0 * si.importance[0, :3] * shift[0, :3])
 
 
 def test_importance_accumulates_over_tasks():
@@ -88,13 +96,13 @@ def test_importance_accumulates_over_tasks():
     si = SI(trainer, c=1.0, xi=0.1, clip=1e9)
     gradient_descent(si, trainer, loss, steps=30, lr=0.1)
     si.after_task(None)
-    first = si.omega.clone()
+    first = si.importance.clone()
     gradient_descent(si, trainer, loss, steps=30, lr=0.1)
     path = si.path.clone()
     start = si.start.clone()
     si.after_task(None)
     delta = flatten(trainer.params, 1).detach() - start
-    torch.testing.assert_close(si.omega, first + path / (delta**2 + 0.1))
+    torch.testing.assert_close(si.importance, first + path / (delta**2 + 0.1))
 
 
 def test_update_values_are_clipped():
@@ -106,10 +114,10 @@ def test_update_values_are_clipped():
 
 def test_importance_over_trainable_parameters_only(smoke_trainer):
     trainer = smoke_trainer("head", "si")
-    assert trainer.method.omega.numel() == sum(p.numel() for p in trainer.params) == 650
+    assert trainer.method.path.numel() == sum(p.numel() for p in trainer.params) == 650
     trainer = smoke_trainer("from_layer4", "si")
     n = sum(p.numel() for p in trainer.params)
-    assert trainer.method.omega.numel() == trainer.method.path.numel() == n
+    assert trainer.method.start.numel() == trainer.method.path.numel() == n
     assert n < sum(p.numel() for p in trainer.model.parameters())
 
 
@@ -117,9 +125,9 @@ def test_importance_over_trainable_parameters_only(smoke_trainer):
 def test_si_smoke_run_is_finite(smoke_runs, regime):
     run = smoke_runs.get(regime, "si")
     method = run.trainer.method
-    assert torch.isfinite(method.omega).all() and method.omega.abs().sum() > 0
-    assert method.omega.numel() == sum(p.numel() for p in run.trainer.params)
-    assert method.consolidated
+    assert torch.isfinite(method.importance).all() and method.importance.abs().sum() > 0
+    assert method.importance.numel() == sum(p.numel() for p in run.trainer.params)
+    assert method.anchor is not None
     for task in run.outcome["tasks"]:
         assert all(math.isfinite(v) for v in task["train_loss"])
         assert all(math.isfinite(task[k]) for k in ("g2", "r2", "cos", "u", "drift"))

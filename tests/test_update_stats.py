@@ -75,13 +75,11 @@ def hand_statistics(trainer, method_name, x, y):
     g = flat(torch.autograd.grad(loss, params, retain_graph=True))
     theta = flat(params)
     if method_name == "ewc":
-        penalty = (
-            method.lam
-            / 2
-            * (method.gamma * method.fisher[0] * (theta - method.anchor[0]) ** 2).sum()
+        penalty = (  # scale = lam / 2
+            method.scale * (method.gamma * method.fisher[0] * (theta - method.anchor[0]) ** 2).sum()
         )
     elif method_name == "si":
-        penalty = method.c * (method.omega[0] * (theta - method.start[0]) ** 2).sum()
+        penalty = method.scale * (method.importance[0] * (theta - method.start[0]) ** 2).sum()  # c
     elif method_name == "lwf":
         with torch.no_grad():
             target = method.teacher(x)[:, 0]

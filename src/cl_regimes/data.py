@@ -271,19 +271,37 @@ class Task:
     test: Split
 
 
+def block_indices(
+    ds: Dataset, train_per_task: int | None, test_per_task: int | None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(train, test) indices into the dataset's splits of every class block, subsampled
+    with a fixed seed: the same images in every run (and for benchmarks/compare_original.py)."""
+    gen = torch.Generator().manual_seed(0)
+    return [
+        tuple(
+            subsample(split.y, classes, per_task, gen)
+            for split, per_task in ((ds.train, train_per_task), (ds.test, test_per_task))
+        )
+        for classes in class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
+    ]
+
+
 def make_blocks(
     ds: Dataset, train_per_task: int | None, test_per_task: int | None, device: torch.device
 ) -> list[Block]:
-    """Every class block, subsampled with a fixed seed: the same images in every run."""
-    gen = torch.Generator().manual_seed(0)
-    blocks = []
-    for block, classes in enumerate(class_blocks(ds.spec.num_classes, ds.spec.num_tasks)):
-        splits = []
-        for split, per_task in ((ds.train, train_per_task), (ds.test, test_per_task)):
-            idx = subsample(split.y, classes, per_task, gen)
-            splits.append(Split(split.x[idx].to(device), split.y[idx].to(device)))
-        blocks.append(Block(block, classes, *splits))
-    return blocks
+    """Every class block (``block_indices``), its images moved to ``device``."""
+    classes = class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
+    return [
+        Block(
+            block,
+            classes[block],
+            *(
+                Split(split.x[idx].to(device), split.y[idx].to(device))
+                for split, idx in zip((ds.train, ds.test), pair)
+            ),
+        )
+        for block, pair in enumerate(block_indices(ds, train_per_task, test_per_task))
+    ]
 
 
 def tasks_in_order(blocks: list[Block], order: list[int]) -> list[Task]:

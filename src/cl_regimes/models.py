@@ -26,9 +26,18 @@ def per_run(t: torch.Tensor, runs: int) -> torch.Tensor:
     return t.reshape(runs, -1)
 
 
-def flatten(tensors, runs: int) -> torch.Tensor:
-    """Tensors (parameters or their gradients) as one flat vector per run: [runs, N]."""
-    return torch.cat([per_run(t, runs) for t in tensors], 1)
+def flatten(tensors, runs: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Tensors (parameters or their gradients) as one flat vector per run: [runs, N].
+    With ``out`` (a [runs, N] buffer reused step after step: no fresh allocation, whose
+    page faults cost a CPU more than the copy), the values are copied there, detached."""
+    if out is None:
+        return torch.cat([per_run(t, runs) for t in tensors], 1)
+    return torch.cat([per_run(t.detach(), runs) for t in tensors], 1, out=out)
+
+
+def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row dot products of [K, N] tensors -> [K], without an [K, N] temporary."""
+    return torch.bmm(a[:, None, :], b[:, :, None]).view(-1)
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int, runs: int) -> nn.Conv2d:

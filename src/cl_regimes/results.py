@@ -41,8 +41,11 @@ class RecordExists(RecordError):
 
 
 @cache
+@cache
 def git_commit() -> str | None:
-    """The commit of the library's checkout (with "+dirty" for uncommitted changes), if any."""
+    """The commit of the library's checkout (with "+dirty" for uncommitted changes), if any,
+    read once per process (``train`` reads it on import): the commit of the code that
+    runs, even when the checkout moves on while a sweep's workers train."""
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(

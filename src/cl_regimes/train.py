@@ -25,7 +25,9 @@ from tqdm.auto import tqdm
 
 from cl_regimes import __version__, data, methods, models, profiles, results
 from cl_regimes.config import ConfigError, RunConfig
-from cl_regimes.models import ResNet18, flatten, masked_cross_entropy
+from cl_regimes.models import ResNet18, flatten, masked_cross_entropy, row_dot
+
+results.git_commit()  # the commit of the code this process imported (see git_commit)
 
 
 def seed_everything(seed: int) -> None:
@@ -74,6 +76,7 @@ class UpdateStats:
 
     def __init__(self, runs: int, device: torch.device):
         self.sums = torch.zeros(runs, len(self.KEYS), dtype=torch.float64, device=device)
+        self.r: torch.Tensor | None = None  # update - g, in a buffer reused every step
 
     def add(
         self,
@@ -82,16 +85,18 @@ class UpdateStats:
         retention: torch.Tensor | None,
         active: torch.Tensor,
     ) -> None:
-        r = update - g
-        g2, r2, dot = (g * g).sum(1), (r * r).sum(1), (g * r).sum(1)
+        if self.r is None:
+            self.r = torch.empty_like(g)
+        r = torch.sub(update, g, out=self.r)
+        g2, r2, dot = row_dot(g, g), row_dot(r, r), row_dot(g, r)
         norm_g = g2.sqrt()
         if retention is None:
             norm_q = cos_q = torch.zeros_like(g2)
         else:
-            norm_q = retention.norm(dim=1)
+            norm_q = row_dot(retention, retention).sqrt()
             both = (norm_g > 0) & (norm_q > 0)
             cos_q = torch.where(
-                both, (g * retention).sum(1) / (norm_g * norm_q).clamp_min(1e-30), 0.0
+                both, row_dot(g, retention) / (norm_g * norm_q).clamp_min(1e-30), 0.0
             ).clamp(-1, 1)
         values = torch.stack(
             [
@@ -199,14 +204,15 @@ class Trainer:
             self.task_gradients,
         )
         self.method = methods.make(cfg.method, view, cfg.method_params)
+        self._buffers: tuple | None = None  # see ``buffers``
 
     def autocast(self):
         return torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"
         )
 
-    def _grad(self, loss, params, retain=False) -> torch.Tensor:
-        return flatten(torch.autograd.grad(loss, params, retain_graph=retain), self.runs)
+    def _grad(self, loss, params, retain=False, out=None) -> torch.Tensor:
+        return flatten(torch.autograd.grad(loss, params, retain_graph=retain), self.runs, out)
 
     def task_gradients(self, x: torch.Tensor, y: torch.Tensor, update_bn: bool) -> torch.Tensor:
         """Each run's flat gradient [K, N] of the task loss on non-augmented uint8 images
@@ -301,27 +307,36 @@ class Trainer:
         ]
 
     def _step(self, x, y, params, opt, method, stats, active, hold) -> torch.Tensor:
+        """One step of every run. The [K, N] gradients go to buffers reused step after
+        step (``buffers``): valid until the next step, never kept by a method."""
         if method:
             method.before_step()
         with self.autocast():
             logits = self.model(x)
             loss = masked_cross_entropy(logits, y, self.spec.classes_per_task)
             penalty = method.penalty(x, logits, y) if method else None
+        g, t = self.buffers(params)
+        closed = method.penalty_gradient() if penalty is not None else None
         if penalty is None:
-            task_grad = total = self._grad(loss.sum(), params)
+            task_grad = total = self._grad(loss.sum(), params, out=g)
             penalty_grad = None
+        elif closed is not None:
+            task_grad, penalty_grad = self._grad(loss.sum(), params, out=g), closed
+            total = torch.add(task_grad, penalty_grad, out=t)
         elif stats is not None or method.needs_task_gradient:
-            task_grad = self._grad(loss.sum(), params, retain=True)
+            task_grad = self._grad(loss.sum(), params, retain=True, out=g)
             penalty_grad = self._grad(penalty.sum(), params)
-            total = task_grad + penalty_grad
+            total = torch.add(task_grad, penalty_grad, out=t)
         else:
             task_grad = penalty_grad = None
-            total = self._grad((loss + penalty).sum(), params)
+            total = self._grad((loss + penalty).sum(), params, out=t)
         update = method.direction(total, task_grad, penalty_grad, active) if method else total
         if stats is not None:
             stats.add(task_grad, update, method.retention(task_grad, penalty_grad, update), active)
         for p, u in zip(params, update.split([p.numel() // self.runs for p in params], 1)):
-            p.grad = torch.empty_like(p).copy_(u.reshape(p.shape))
+            if p.grad is None:
+                p.grad = torch.empty_like(p)
+            p.grad.copy_(u.reshape(p.shape))
         opt.step()
         hold.restore()
         if method:
@@ -329,6 +344,16 @@ class Trainer:
         if penalty is not None and method.stop_on_total_loss:
             loss = loss + penalty
         return loss.detach()
+
+    def buffers(self, params) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two [K, N] buffers for ``params`` (task gradient, total), kept while the
+        parameters trained stay the same."""
+        key = tuple(id(p) for p in params)
+        if self._buffers is None or self._buffers[0] != key:
+            size = (self.runs, sum(p.numel() for p in params) // self.runs)
+            empty = [torch.empty(size, dtype=params[0].dtype, device=self.device) for _ in range(2)]
+            self._buffers = (key, *empty)
+        return self._buffers[1:]
 
     @torch.no_grad()
     def evaluate(self) -> torch.Tensor:

@@ -10,6 +10,7 @@ runs it::
     loss    = task loss of each run (logits masked to each sample's task)      [K]
     penalty = method.penalty(x, logits, y)                # lambda * Omega, or None  [K]
     g, p    = gradients of the loss and of the penalty    (trainable parameters)  [K, N]
+              (p from method.penalty_gradient() when the method has it in closed form)
     update  = method.direction(g + p, g, p, active)       # GEM projects, SI clips
     optimiser step along update;  method.after_step(g)
 
@@ -49,8 +50,9 @@ class Runs:
     # per-run flat gradient of the task loss on non-augmented images [N, K, ...] -> [K, N]
     task_gradients: Callable
 
-    def flat(self, tensors) -> torch.Tensor:
-        return flatten(tensors, self.runs)
+    def flat(self, tensors, out: torch.Tensor | None = None) -> torch.Tensor:
+        """[K, N] rows of ``tensors``; copied into ``out`` (detached) when given."""
+        return flatten(tensors, self.runs, out)
 
     def sample(self, tasks: list[Task], count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``count`` random non-augmented training images of each run's task (from the run's
@@ -109,6 +111,12 @@ class Method:
 
     def penalty(self, x, logits, y) -> torch.Tensor | None:
         """lambda * Omega of each run for this batch [K] (None: no penalty)."""
+        return None
+
+    def penalty_gradient(self) -> torch.Tensor | None:
+        """The gradient [K, N] of the penalty just computed, when the method has it in
+        closed form (then ``penalty`` may return a detached value); None: the trainer
+        differentiates ``penalty``."""
         return None
 
     def direction(

@@ -8,7 +8,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from cl_regimes.config import AT_LEAST_ONE, NON_NEGATIVE, Range
-from cl_regimes.methods.base import Method
+from cl_regimes.methods.quadratic import QuadraticPenalty
 from cl_regimes.models import per_run, task_logits, upcast
 
 CHUNK_FLOATS = 2**27  # per-sample gradient floats held at once on a CPU (512 MB)
@@ -71,7 +71,7 @@ def fisher_diagonal(
     return torch.cat(list(fisher.values()), 1) / len(x)
 
 
-class EWC(Method):
+class EWC(QuadraticPenalty):
     """Penalty lam/2 * sum gamma F (theta - theta*)^2, with F <- gamma * F + F_task after each
     task (the decay applied once more in the penalty, as in the original's online EWC)."""
 
@@ -86,19 +86,13 @@ class EWC(Method):
         fisher_samples: Annotated[int, AT_LEAST_ONE],
     ):
         super().__init__(runs)
-        self.lam, self.gamma, self.fisher_samples = lam, gamma, fisher_samples
+        self.scale, self.gamma, self.fisher_samples = lam / 2, gamma, fisher_samples
         self.fisher: torch.Tensor | None = None
-        self.anchor: torch.Tensor | None = None
-
-    def penalty(self, x, logits, y):
-        if self.fisher is None:
-            return None
-        theta = self.runs.flat(self.runs.params)
-        return self.lam / 2 * (self.gamma * self.fisher * (theta - self.anchor).pow(2)).sum(1)
 
     def retention(self, task_grad, penalty_grad, update):
-        # read after both backward passes: the accumulated gradient g + penalty gradient
-        return None if penalty_grad is None else task_grad + penalty_grad
+        # read after both backward passes: the accumulated gradient g + penalty gradient,
+        # which is the update (EWC leaves the direction as it is)
+        return None if penalty_grad is None else update
 
     def after_task(self, tasks):
         r = self.runs
@@ -108,4 +102,5 @@ class EWC(Method):
             r.model, {names[id(p)]: p for p in r.params}, r.inputs(x), y, r.classes_per_task
         )
         self.fisher = new if self.fisher is None else self.gamma * self.fisher + new
+        self.importance = self.gamma * self.fisher
         self.anchor = r.flat(r.params).detach().clone()

@@ -7,10 +7,10 @@ from typing import Annotated
 import torch
 
 from cl_regimes.config import NON_NEGATIVE, POSITIVE
-from cl_regimes.methods.base import Method
+from cl_regimes.methods.quadratic import QuadraticPenalty
 
 
-class SI(Method):
+class SI(QuadraticPenalty):
     """Penalty c * sum Omega (theta - theta*)^2, where Omega accumulates, per task,
     the path integral w = sum -g * delta_theta (g: the unregularised gradient)
     divided by (total change)^2 + xi. Update values are clipped at ``clip``."""
@@ -26,32 +26,27 @@ class SI(Method):
         clip: Annotated[float, POSITIVE],
     ):
         super().__init__(runs)
-        self.c, self.xi, self.clip = c, xi, clip
-        self.start = runs.flat(runs.params).detach().clone()
-        self.omega = torch.zeros_like(self.start)
+        self.scale, self.xi, self.clip = c, xi, clip
+        self.start = runs.flat(runs.params).detach().clone()  # theta at the task's start
         self.path = torch.zeros_like(self.start)
-        self.before: torch.Tensor | None = None
-        self.consolidated = False
-
-    def penalty(self, x, logits, y):
-        if not self.consolidated:
-            return None
-        theta = self.runs.flat(self.runs.params)
-        return self.c * (self.omega * (theta - self.start).pow(2)).sum(1)
+        self.before = torch.empty_like(self.start)  # theta before the step
+        self.change = torch.empty_like(self.start)  # its change over the step
+        self.clipped = torch.empty_like(self.start)
 
     def direction(self, total, task_grad, penalty_grad, active):
-        self.before = self.runs.flat(self.runs.params).detach()
-        return total.clamp(-self.clip, self.clip)
+        self.runs.flat(self.runs.params, out=self.before)
+        return torch.clamp(total, -self.clip, self.clip, out=self.clipped)
 
     def retention(self, task_grad, penalty_grad, update):
         return penalty_grad  # the penalty's gradient before clipping
 
     def after_step(self, task_grad):
-        self.path -= task_grad * (self.runs.flat(self.runs.params).detach() - self.before)
+        change = self.runs.flat(self.runs.params, out=self.change).sub_(self.before)
+        self.path.addcmul_(task_grad, change, value=-1)
 
     def after_task(self, tasks):
         theta = self.runs.flat(self.runs.params).detach()
-        self.omega += self.path / ((theta - self.start).pow(2) + self.xi)
+        omega = self.path / ((theta - self.start).pow(2) + self.xi)
+        self.importance = omega if self.importance is None else self.importance + omega
         self.path.zero_()
-        self.start = theta
-        self.consolidated = True
+        self.start = self.anchor = theta
