@@ -1,4 +1,4 @@
-"""Command line: ``python -m cl_regimes regimes | run | sweep | book``.
+"""Command line: ``python -m cl_regimes regimes | run | sweep | card | book``.
 
 Every setting is checked before any data loads; bad input gives one line on
 stderr naming what was wrong and what is valid, and exit code 2.
@@ -30,11 +30,12 @@ def _regimes(args) -> None:
 def _run(args) -> None:
     from cl_regimes import results, train
 
+    method = methods.load(args.method)  # a plug-in first: --set may name its settings
     config = profiles.resolve(
         args.profile,
         dataset=args.dataset,
         regime=args.regime,
-        method=args.method,
+        method=method,
         order=args.order,
         seed=args.seed,
         overrides=profiles.parse_overrides(args.set),
@@ -59,10 +60,11 @@ def _run(args) -> None:
 
 
 def _grid(args) -> dict:
+    chosen = [methods.load(m) for m in args.methods] if args.methods else None  # before --set
     return dict(
         datasets=args.datasets,
         regimes=args.regimes,
-        methods=args.methods,
+        methods=chosen,
         orders=args.orders,
         seeds=args.seeds,
         overrides=profiles.parse_overrides(args.set),
@@ -130,6 +132,28 @@ def _book(args) -> int | None:
         return 1
 
 
+def _card(args) -> int | None:
+    from cl_regimes import card, sweep
+
+    execution = _execution(args)
+    del execution["results_dir"]
+    try:
+        paths = card.write(
+            args.method,
+            args.profile,
+            args.results,
+            args.output,
+            args.regimes,
+            args.set,
+            data_dir=args.data_dir,
+            **execution,
+        )
+    except sweep.SweepFailed as err:
+        return _failed(err)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+
+
 def _failed(err) -> int:
     print(
         f"error: {len(err.summary.failed)} of the sweep's runs failed (listed above)",
@@ -193,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
         if grid:
             p.add_argument("--datasets", nargs="+", help=", ".join(data.DATASETS))
             p.add_argument("--regimes", nargs="+", help=", ".join(regimes.REGIMES))
-            p.add_argument("--methods", nargs="+", help=", ".join(methods.names()))
+            p.add_argument("--methods", nargs="+", help=method_help())
             p.add_argument("--orders", nargs="+", type=int)
             p.add_argument("--seeds", nargs="+", type=int)
             p.add_argument(
@@ -217,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
     common(p, grid=False)
     p.add_argument("--dataset", required=True, help=", ".join(data.DATASETS))
     p.add_argument("--regime", required=True, help=", ".join(regimes.REGIMES))
-    p.add_argument("--method", required=True, help=", ".join(methods.names()))
+    p.add_argument("--method", required=True, help=method_help())
     p.add_argument("--order", type=int, default=0, help="0 (canonical) to 10")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run)
@@ -230,6 +254,21 @@ def parser() -> argparse.ArgumentParser:
     )
     common(p, grid=True)
     p.set_defaults(func=_sweep)
+
+    p = sub.add_parser(
+        "card",
+        help="a method's results stratified by regime (Markdown, HTML, PNG)",
+        epilog=settings_table(),
+        formatter_class=formatter,
+    )
+    common(p, grid=False)
+    p.add_argument("--method", required=True, help=method_help())
+    p.add_argument("--regimes", nargs="+", help="a subset of the regimes (default: every one)")
+    p.add_argument("--output", default="cards", help="folder of the card (default cards/)")
+    p.add_argument("--jobs", type=int, default=1, help="groups trained at once")
+    p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
+    engine_options(p)
+    p.set_defaults(func=_card)
 
     p = sub.add_parser("book", help="execute the notebooks (papermill) and build the book")
     p.add_argument("--profile", default="quick", help=", ".join(profiles.PROFILES))
@@ -268,6 +307,13 @@ def engine_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="runs that share one GPU: each Ray task asks for (its runs / N) of a GPU "
         "(default: no GPU)",
+    )
+
+
+def method_help() -> str:
+    return (
+        f"{', '.join(methods.names())}, or a method of your own as module:Class "
+        f"(or declared in the entry-point group {methods.ENTRY_POINTS})"
     )
 
 

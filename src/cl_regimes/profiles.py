@@ -77,7 +77,8 @@ class Profile:
     variants: tuple[Variant, ...] = ()
 
     def grid_methods(self) -> tuple[str, ...]:
-        return self.methods or methods.names()
+        """The methods of its grid: the library's own unless named (never a plug-in)."""
+        return self.methods or methods.names(plugins=False)
 
 
 PROFILES = {
@@ -153,8 +154,29 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
-def parse_overrides(pairs: list[str] | None, settings: dict = PAPER_SETTINGS) -> dict:
-    """Turn ``["epochs=2", "ewc.lam=100"]`` into typed values, checking each key exists."""
+def plugin_settings() -> dict:
+    """The values of the settings of methods that have none here (plug-ins), as
+    ``"<method>.<setting>"``: their constructors' defaults."""
+    out = {}
+    for name in methods.names():
+        method = methods.get(name)
+        defaults = method.defaults()
+        for key in method.parameters():
+            if f"{name}.{key}" in PAPER_SETTINGS:
+                continue
+            if key not in defaults:
+                raise ConfigError(
+                    f"method {name!r}: setting {key!r} has no value; give it a default in "
+                    "the constructor (a plug-in's values) or a value in profiles.py"
+                )
+            out[f"{name}.{key}"] = defaults[key]
+    return out
+
+
+def parse_overrides(pairs: list[str] | None, settings: dict | None = None) -> dict:
+    """Turn ``["epochs=2", "ewc.lam=100"]`` into typed values, checking each key exists
+    (in ``settings``; by default the paper's and the plug-in methods')."""
+    settings = settings or {**PAPER_SETTINGS, **plugin_settings()}
     overrides = {}
     for pair in pairs or []:
         key, sep, text = pair.partition("=")
@@ -184,9 +206,10 @@ def parse_overrides(pairs: list[str] | None, settings: dict = PAPER_SETTINGS) ->
 def settings_of(profile: str, dataset: str, overrides: dict | None = None) -> dict:
     """A profile's values for a dataset: its settings, the dataset's, then ``overrides``."""
     prof = get_profile(profile)
+    settings = {**plugin_settings(), **prof.settings}
     for key in overrides or {}:
-        check_choice("setting", key, tuple(prof.settings))
-    return {**prof.settings, **prof.per_dataset.get(dataset, {}), **(overrides or {})}
+        check_choice("setting", key, tuple(settings))
+    return {**settings, **prof.per_dataset.get(dataset, {}), **(overrides or {})}
 
 
 def resolve(

@@ -28,7 +28,7 @@ from typing import ClassVar, get_type_hints
 import torch
 from torch import nn
 
-from cl_regimes.config import Choice, Range
+from cl_regimes.config import Choice, ConfigError, Range
 from cl_regimes.data import Task
 from cl_regimes.models import flatten
 
@@ -83,6 +83,13 @@ class Method:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
+            known = REGISTRY.get(cls.name)
+            where = f"{cls.__module__}.{cls.__qualname__}"
+            if known and f"{known.__module__}.{known.__qualname__}" != where:
+                raise ConfigError(
+                    f"method {where} is named {cls.name!r}, which "
+                    f"{known.__module__}.{known.__qualname__} already has; give it another name"
+                )
             REGISTRY[cls.name] = cls
 
     def __init__(self, runs: Runs):
@@ -94,6 +101,16 @@ class Method:
         hints = get_type_hints(cls.__init__, include_extras=True)
         names = list(inspect.signature(cls.__init__).parameters)[2:]
         return {n: hints[n].__metadata__[0] for n in names}
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """The default values its constructor gives its hyperparameters (a plug-in's values)."""
+        signature = inspect.signature(cls.__init__)
+        return {
+            n: p.default
+            for n, p in list(signature.parameters.items())[2:]
+            if p.default is not inspect.Parameter.empty
+        }
 
     def before_task(self, tasks: list[Task]) -> None:
         """Before training ``tasks`` (the current task of each run)."""
