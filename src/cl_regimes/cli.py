@@ -231,14 +231,18 @@ def parser() -> argparse.ArgumentParser:
                 help="print the number of runs and a projected wall time",
             )
 
-    formatter = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser(
-        "run",
-        help="one continual-learning run -> one record",
-        epilog=settings_table(),
-        formatter_class=formatter,
-    )
-    common(p, grid=False)
+    def command(name: str, help: str, grid: bool) -> argparse.ArgumentParser:
+        """A subcommand that takes the settings (listed after its options)."""
+        p = sub.add_parser(
+            name,
+            help=help,
+            epilog=settings_table(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        common(p, grid)
+        return p
+
+    p = command("run", "one continual-learning run -> one record", grid=False)
     p.add_argument("--dataset", required=True, help=", ".join(data.DATASETS))
     p.add_argument("--regime", required=True, help=", ".join(regimes.REGIMES))
     p.add_argument("--method", required=True, help=method_help())
@@ -246,22 +250,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run)
 
-    p = sub.add_parser(
-        "sweep",
-        help="every run of a profile's grid, grouped, resuming",
-        epilog=settings_table(),
-        formatter_class=formatter,
-    )
-    common(p, grid=True)
+    p = command("sweep", "every run of a profile's grid, grouped, resuming", grid=True)
     p.set_defaults(func=_sweep)
 
-    p = sub.add_parser(
-        "card",
-        help="a method's results stratified by regime (Markdown, HTML, PNG)",
-        epilog=settings_table(),
-        formatter_class=formatter,
-    )
-    common(p, grid=False)
+    p = command("card", "a method's results stratified by regime (Markdown, HTML, PNG)", False)
     p.add_argument("--method", required=True, help=method_help())
     p.add_argument("--regimes", nargs="+", help="a subset of the regimes (default: every one)")
     p.add_argument("--output", default="cards", help="folder of the card (default cards/)")
