@@ -18,7 +18,8 @@ module constants only (device, epochs, batch size, data folder, GEM's memory, da
 workers, and, at an image size other than its 32, its Fashion-MNIST transforms rebuilt
 with that size); its training functions run unchanged, in this process, with the same
 torch threads. Each (method, order) trains once per side, the two interleaved (the side
-that goes first alternates), each timed by wall clock.
+that goes first alternates), each timed by wall clock. A rerun of the same work on the
+same CPU keeps the runs ``--output`` holds and adds the orders and methods it lacks.
 
 Reported per method: each side's mean ACC and forgetting over orders with a 95%
 t-interval; the paired difference (original - ours, paired by order) with its 90%
@@ -255,6 +256,29 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+WORK = (
+    "regime",
+    "image_size",
+    "train_per_task",
+    "test_per_task",
+    "epochs",
+    "batch_size",
+    "gem_memories",
+    "threads",
+    "original_workers",
+)
+
+
+def earlier_runs(args) -> list[dict]:
+    """The runs ``--output`` already holds of the same work on this CPU (a rerun with
+    more orders or methods adds to them)."""
+    if not args.output.exists():
+        return []
+    earlier = json.loads(args.output.read_text())
+    same = all(earlier["settings"].get(k) == getattr(args, k) for k in WORK)
+    return earlier["runs"] if same and earlier["machine"]["cpu"] == cpu_model() else []
+
+
 def cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -310,8 +334,9 @@ def main(argv=None) -> None:
     with open(args.log, "w") as log:
         original = Original(args.original.resolve(), args, data.default_data_dir(), log)
         tasks = {m: original.datasets(m, indices) for m in args.methods}
-        runs = []
-        work = [(m, o) for m in args.methods for o in args.orders]
+        runs = earlier_runs(args)
+        done = {(r["method"], r["order"]) for r in runs}
+        work = [(m, o) for m in args.methods for o in args.orders if (m, o) not in done]
         for i, (method, order) in enumerate(tqdm(work, desc="original vs ours")):
             seed = profiles.resolve(
                 "paper", dataset=DATASET, regime=args.regime, method=method, order=order

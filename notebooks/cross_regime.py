@@ -53,12 +53,7 @@ runs, tasks = results.load(folder), results.load(folder, level="task")
 main, main_tasks = runs[runs.variant == ""], tasks[tasks.variant == ""]
 glue("profile", profile, display=False)
 glue("n_runs", len(main), display=False)
-display(
-    Markdown(
-        f"{len(runs)} run records of profile `{profile}`; the findings use the "
-        f"{len(main)} made with the profile's own settings."
-    )
-)
+display(Markdown(report.coverage(profile, len(runs), len(main))))
 
 # %% [markdown]
 # ## The verdicts

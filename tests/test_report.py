@@ -65,3 +65,33 @@ def test_method_table_has_a_variant_level_only_where_there_are_variants():
     table = report.method_table(runs(other=0.05), ["acc"])
     assert table.index.names == ["dataset", "variant", "method"]
     assert list(table.index.get_level_values("method")[:4]) == ["finetune", "joint", "ewc", "gem"]
+
+
+def test_scale_summary_says_where_each_finding_holds():
+    calls = pd.DataFrame(
+        {
+            "smoke": ["not supported", "supported", "not supported", "supported"],
+            "quick": ["supported", "supported", "not supported", "not supported"],
+            "medium": ["supported", "supported", "not supported", "supported"],
+        },
+        index=pd.Index([1, 2, 3, 4], name="finding"),
+    )
+    sizes = pd.DataFrame(
+        {"profile": ["smoke", "quick", "medium"], "share of the grid": [1, 1, 0.1]}
+    )
+    lines = report.scale_summary(calls, sizes, ("smoke", "quick", "medium", "paper"))
+    assert lines[0].startswith("- Finding 1 appears from `quick` on (`smoke`: not supported")
+    assert lines[1].startswith("- Finding 2 holds at every scale with records")
+    assert lines[2].startswith("- Finding 3 holds at no scale with records")
+    assert lines[3].startswith("- Finding 4 holds at `smoke`, `medium` only")
+    assert lines[4] == (
+        "Provisional: `medium` holds 10% of its grid; its verdicts test only the regimes "
+        "and methods its records cover."
+    )
+
+
+def test_coverage_counts_the_grid():
+    assert "of the 462 runs of its grid. The grid is not complete" in report.coverage(
+        "medium", 50, 44
+    )
+    assert report.coverage("smoke", 7 * 6, 7 * 6).endswith("of the 42 runs of its grid.")

@@ -412,6 +412,52 @@ def scale_table(loaded: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def coverage(profile: str, n_records: int, n_main: int) -> str:
+    """A sentence on how much of the profile's grid the records hold."""
+    from cl_regimes import sweep
+
+    grid = len(sweep.plan(profile, variants=False))
+    text = (
+        f"{n_records} run records of profile `{profile}`; the findings use the {n_main} made "
+        f"with the profile's own settings, of the {grid} runs of its grid."
+    )
+    if n_main < grid:
+        text += (
+            " The grid is not complete yet (its sweep resumes where it stopped): the verdicts "
+            "below are provisional and test only the regimes and methods the records cover."
+        )
+    return text
+
+
+def scale_summary(calls: pd.DataFrame, sizes: pd.DataFrame, scales) -> list[str]:
+    """In words, per finding (``calls``: finding x profile verdicts), where it holds: at
+    every scale, from one scale on, at some only, or at none; then which profiles are
+    provisional (``sizes``: ``scale_table``)."""
+    order = [p for p in scales if p in calls.columns]
+    lines = []
+    for finding, row in calls.iterrows():
+        held = [p for p in order if row[p] == "supported"]
+        if len(held) == len(order):
+            summary = "holds at every scale with records"
+        elif not held:
+            summary = "holds at no scale with records"
+        elif held == order[order.index(held[0]) :]:
+            summary = f"appears from `{held[0]}` on"
+        else:
+            summary = "holds at " + ", ".join(f"`{p}`" for p in held) + " only"
+        detail = ", ".join(f"`{p}`: {row[p]}" for p in order)
+        lines.append(f"- Finding {finding} {summary} ({detail}).")
+    share = sizes.set_index("profile")["share of the grid"]
+    partial = [p for p in order if share[p] < 1]
+    if partial:
+        lines.append(
+            "Provisional: "
+            + ", ".join(f"`{p}` holds {share[p]:.0%} of its grid" for p in partial)
+            + "; its verdicts test only the regimes and methods its records cover."
+        )
+    return lines
+
+
 def trend_figure(trends: pd.DataFrame, names: list[str]):
     """Each method's depth trend with its bootstrap interval, one panel per part of
     findings 2 and 3, one colour per profile (``trends``: findings.details rows with a

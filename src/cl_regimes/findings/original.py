@@ -106,7 +106,12 @@ def original_kendall(
             orders.append((dataset, order, seed, np.mean(taus) if taus else np.nan))
     per_order = pd.DataFrame(orders, columns=["dataset", "order", "seed", "tau"])
     summary = [
-        (d, np.mean(v), np.std(v), len(v), int(g.tau.isna().sum()))
+        (
+            d,
+            *((np.mean(v), np.std(v)) if len(v) else (np.nan, np.nan)),
+            len(v),
+            int(g.tau.isna().sum()),
+        )
         for d, g in per_order.groupby("dataset", sort=False)
         for v in [g.tau.dropna().to_numpy()]
     ]
