@@ -214,15 +214,18 @@ class Trainer:
     def _grad(self, loss, params, retain=False, out=None) -> torch.Tensor:
         return flatten(torch.autograd.grad(loss, params, retain_graph=retain), self.runs, out)
 
-    def task_gradients(self, x: torch.Tensor, y: torch.Tensor, update_bn: bool) -> torch.Tensor:
+    def task_gradients(
+        self, x: torch.Tensor, y: torch.Tensor, update_bn: bool, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Each run's flat gradient [K, N] of the task loss on non-augmented uint8 images
-        x [N, K, C, S, S], over the trainable parameters, in the current mode."""
+        x [N, K, C, S, S], over the trainable parameters, in the current mode (into
+        ``out`` when given)."""
         statistics = (
             contextlib.nullcontext() if update_bn else models.running_stats_frozen(self.model)
         )
         with statistics, self.autocast():
             loss = masked_cross_entropy(self.model(self.inputs(x)), y, self.spec.classes_per_task)
-        return self._grad(loss.sum(), self.params)
+        return self._grad(loss.sum(), self.params, out=out)
 
     def _batch(self, x, y, perms: dict[int, torch.Tensor], step: int):
         """Batch ``step`` of each live run (its own permutation and augmentation draws);

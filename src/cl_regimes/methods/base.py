@@ -48,6 +48,7 @@ class Runs:
     # fit(x [K, n, ...], y [K, n], params, epochs, schedule=..., early_stopping=...)
     fit: Callable
     # per-run flat gradient of the task loss on non-augmented images [N, K, ...] -> [K, N]
+    # (x, y, update_bn, out=None: a [K, N] buffer to write it to)
     task_gradients: Callable
 
     def flat(self, tensors, out: torch.Tensor | None = None) -> torch.Tensor:

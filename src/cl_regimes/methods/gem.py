@@ -56,30 +56,26 @@ class GEM(Method):
         self.memories_per_task, self.margin, self.ridge = memories_per_task, margin, ridge
         self.memory_bn = memory_bn
         self.memories: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.grads: torch.Tensor | None = None  # [K, past tasks, N]
+        self.grads: torch.Tensor | None = None  # [past tasks, K, N], one per memory
         self.violated = torch.zeros(runs.runs, dtype=torch.bool)
         self.counts = np.zeros((runs.runs, 2), dtype=int)  # violations, QP fallbacks
 
     def before_step(self):
-        if self.memories:
-            self.grads = torch.stack(
-                [
-                    self.runs.task_gradients(x, y, self.memory_bn == "update")
-                    for x, y in self.memories
-                ],
-                1,
-            )
+        for t, (x, y) in enumerate(self.memories):  # into a buffer reused every step
+            self.runs.task_gradients(x, y, self.memory_bn == "update", out=self.grads[t])
 
     def direction(self, total, task_grad, penalty_grad, active):
         if not self.memories:
             return total
-        dots = torch.einsum("ktn,kn->kt", self.grads, total)
+        dots = torch.einsum("tkn,kn->kt", self.grads, total)
         self.violated = ((dots < 0).any(1) & active).cpu()
+        if not self.violated.any():
+            return total
         update = total.clone()
         for k in self.violated.nonzero().flatten().tolist():
             self.counts[k, 0] += 1
             try:
-                update[k] = project(total[k], self.grads[k], self.margin, self.ridge)
+                update[k] = project(total[k], self.grads[:, k], self.margin, self.ridge)
             except ValueError:
                 self.counts[k, 1] += 1
         return update
@@ -92,6 +88,8 @@ class GEM(Method):
 
     def after_task(self, tasks):
         self.memories.append(self.runs.sample(tasks, self.memories_per_task))
+        n = sum(p.numel() for p in self.runs.params) // self.runs.runs
+        self.grads = self.runs.params[0].new_empty(len(self.memories), self.runs.runs, n)
 
     def task_stats(self):
         stats = [{"violations": int(v), "qp_fallbacks": int(f)} for v, f in self.counts]
