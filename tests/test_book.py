@@ -289,18 +289,28 @@ def test_a_sweep_killed_mid_run_resumes_with_only_the_unfinished_run(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_committed_profile_without_records_gets_a_placeholder_page(tmp_path):
+def test_a_committed_profile_gets_a_placeholder_page_until_two_regimes(tmp_path):
     (tmp_path / "notebooks").mkdir()
     parameters = {"profile": "medium", "results_dir": "../records"}
     chapter = book.Chapter(
         "cross_regime_medium", tmp_path / "notebooks" / "cross_regime.py", parameters, "# Medium"
     )
-    assert not book._has_records(tmp_path, chapter)
-    book._placeholder(chapter)
-    cells = json.loads(chapter.output.read_text())["cells"]
-    text = "".join(cells[0]["source"])
-    assert text.startswith("# Medium\n") and "reproduce" in text
-    record = tmp_path / "records" / "medium" / "d" / "r.json"
-    record.parent.mkdir(parents=True)
-    record.write_text("{}")
-    assert book._has_records(tmp_path, chapter)
+
+    def page_text():
+        book._placeholder(tmp_path, chapter)
+        return "".join(json.loads(chapter.output.read_text())["cells"][0]["source"])
+
+    assert not book.is_ready(tmp_path, chapter)
+    text = page_text()
+    assert text.startswith("# Medium\n") and "No records" in text and "reproduce" in text
+    folder = tmp_path / "records" / "medium" / "fashion_mnist"
+    for regime, method in [("head", "ewc"), ("head", "gem")]:
+        (folder / regime / method).mkdir(parents=True)
+        (folder / regime / method / "order00-seed0.json").write_text("{}")
+    assert not book.is_ready(tmp_path, chapter)
+    assert "2 of the 462 runs of the `medium` profile are committed so far (regime `head`)" in (
+        page_text()
+    )
+    (folder / "full" / "ewc").mkdir(parents=True)
+    (folder / "full" / "ewc" / "order00-seed0.json").write_text("{}")
+    assert book.is_ready(tmp_path, chapter)

@@ -205,28 +205,47 @@ def execute_all(
         for chapter in pages:
             if chapter.source.stem != REGIME:
                 bar.set_postfix_str(chapter.name)
-                if chapter.name in COMMITTED and not _has_records(root, chapter):
-                    _placeholder(chapter)
+                if chapter.name in COMMITTED and not is_ready(root, chapter):
+                    _placeholder(root, chapter)
                 else:
                     values = params | chapter.parameters
                     execute(chapter.source, values, chapter.output, chapter.title)
                 bar.update()
 
 
-def _has_records(root: Path, chapter: Chapter) -> bool:
+MIN_REGIMES = 2  # a committed profile's chapter compares regimes: it needs two
+
+
+def committed_records(root: Path, chapter: Chapter) -> list[Path]:
+    """The records of a committed chapter's profile (``<profile>/<dataset>/<regime>/...``)."""
     folder = root / "notebooks" / chapter.parameters["results_dir"] / chapter.parameters["profile"]
-    return any(folder.rglob("*.json"))
+    return sorted(folder.glob("*/*/*/*.json"))
 
 
-def _placeholder(chapter: Chapter) -> None:
-    """The page of a committed profile that has no records yet: its title and how to make
-    them."""
+def is_ready(root: Path, chapter: Chapter) -> bool:
+    """Whether a committed profile's records cover enough regimes for its chapter."""
+    return len({p.parts[-3] for p in committed_records(root, chapter)}) >= MIN_REGIMES
+
+
+def _placeholder(root: Path, chapter: Chapter) -> None:
+    """The page of a committed profile whose records cover fewer than two regimes yet:
+    its title, how far its sweep has come, and how to make the records."""
     import nbformat
 
-    text = (
-        f"No records of the `{chapter.parameters['profile']}` profile are committed yet; "
-        "{doc}`../book/reproduce` says how to make them."
+    from cl_regimes import sweep
+
+    profile = chapter.parameters["profile"]
+    records = committed_records(root, chapter)
+    regimes_done = sorted({p.parts[-3] for p in records}, key=list(regimes.REGIMES).index)
+    grid = len(sweep.plan(profile, variants=False))
+    so_far = (
+        f"{len(records)} of the {grid} runs of the `{profile}` profile are committed so far "
+        f"(regime {', '.join(f'`{r}`' for r in regimes_done)}); its chapter appears once "
+        f"they cover {MIN_REGIMES} regimes."
+        if records
+        else f"No records of the `{profile}` profile are committed yet."
     )
+    text = f"{so_far} {{doc}}`../book/reproduce` says how to make them."
     cell = nbformat.v4.new_markdown_cell(f"{chapter.title}\n\n{text}")
     nbformat.write(
         nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": KERNELSPEC}), chapter.output
