@@ -53,7 +53,8 @@ def by_path(tmp_path, monkeypatch):
     (tmp_path / "clash.py").write_text(SOURCE.format(cls="MyEWC", name="ewc"))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # for the sweep's spawned workers
-    monkeypatch.delenv(methods.PATHS_ENV, raising=False)
+    # set (to none) rather than deleted, so that monkeypatch restores its absence afterwards
+    monkeypatch.setenv(methods.PATHS_ENV, "")
     yield tmp_path
     REGISTRY.pop("damped", None)
 
