@@ -3,6 +3,7 @@ group of an installed package; it runs, sweeps and gets a regime card with no pr
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -137,9 +138,9 @@ def test_a_method_from_an_installed_packages_entry_point(tmp_path, shared_result
         )
     )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run(
-        [*pip, "install", "--no-deps", "--no-build-isolation", "-e", str(package)], check=True
-    )
+    # without setuptools in the environment (Python >= 3.12 venvs), pip fetches it to build
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    subprocess.run([*pip, "install", "--no-deps", *isolation, "-e", str(package)], check=True)
     try:
         env = {k: v for k, v in os.environ.items() if k != methods.PATHS_ENV}
         cmd = [sys.executable, "-m", "cl_regimes", "card", *SMOKE, *REGIMES]
