@@ -222,9 +222,15 @@ def committed_records(root: Path, chapter: Chapter) -> list[Path]:
     return sorted(folder.glob("*/*/*/*.json"))
 
 
+def committed_regimes(root: Path, chapter: Chapter) -> list[str]:
+    """The regimes its committed records cover, in depth order."""
+    found = {p.parts[-3] for p in committed_records(root, chapter)}
+    return sorted(found, key=list(regimes.REGIMES).index)
+
+
 def is_ready(root: Path, chapter: Chapter) -> bool:
     """Whether a committed profile's records cover enough regimes for its chapter."""
-    return len({p.parts[-3] for p in committed_records(root, chapter)}) >= MIN_REGIMES
+    return len(committed_regimes(root, chapter)) >= MIN_REGIMES
 
 
 def _placeholder(root: Path, chapter: Chapter) -> None:
@@ -236,7 +242,7 @@ def _placeholder(root: Path, chapter: Chapter) -> None:
 
     profile = chapter.parameters["profile"]
     records = committed_records(root, chapter)
-    regimes_done = sorted({p.parts[-3] for p in records}, key=list(regimes.REGIMES).index)
+    regimes_done = committed_regimes(root, chapter)
     grid = len(sweep.plan(profile, variants=False))
     so_far = (
         f"{len(records)} of the {grid} runs of the `{profile}` profile are committed so far "

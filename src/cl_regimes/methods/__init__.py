@@ -48,6 +48,11 @@ def _import(spec: str, origin: str) -> type[Method]:
     return cls
 
 
+def _paths() -> list[str]:
+    """The methods given by path so far (``$CL_REGIMES_METHODS``, comma-separated)."""
+    return list(filter(None, os.environ.get(PATHS_ENV, "").split(",")))
+
+
 def _discover() -> None:
     """Register the plug-ins: installed entry points, then methods given by path."""
     global _discovered
@@ -56,7 +61,7 @@ def _discover() -> None:
     _discovered = True
     for point in entry_points(group=ENTRY_POINTS):
         _import(point.value, f"entry point {point.name!r}")
-    for spec in filter(None, os.environ.get(PATHS_ENV, "").split(",")):
+    for spec in _paths():
         _import(spec, f"${PATHS_ENV}")
 
 
@@ -67,8 +72,7 @@ def load(method: str) -> str:
     if ":" not in method:
         return method
     name = _import(method, "given by path").name
-    paths = list(filter(None, os.environ.get(PATHS_ENV, "").split(",")))
-    os.environ[PATHS_ENV] = ",".join(dict.fromkeys([*paths, method]))
+    os.environ[PATHS_ENV] = ",".join(dict.fromkeys([*_paths(), method]))
     return name
 
 
