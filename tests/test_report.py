@@ -95,3 +95,19 @@ def test_coverage_counts_the_grid():
         "medium", 50, 44
     )
     assert report.coverage("smoke", 7 * 6, 7 * 6).endswith("of the 42 runs of its grid.")
+
+
+def test_trend_figure_draws_a_bound_that_misses_its_estimate_by_rounding():
+    rho = 1 / 3
+    trends = pd.DataFrame(
+        dict(
+            part="u",
+            profile="quick",
+            method=["ewc", "si"],
+            rho=[rho, 0.5],
+            rho_lo=[rho - 0.2, 0.1],
+            rho_hi=[rho * (1 - 1e-15), 0.9],  # the draws' quantile: one ulp below
+        )
+    )
+    fig = report.trend_figure(trends, ["quick"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["ewc", "si"]

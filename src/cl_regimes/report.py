@@ -477,10 +477,13 @@ def trend_figure(trends: pd.DataFrame, names: list[str]):
             g = trends[(trends.part == part) & (trends.profile == name)].set_index("method")
             g = g.reindex(shown)
             y = np.arange(len(shown)) + (i - (len(names) - 1) / 2) * 0.15
+            # A bootstrap bound can miss the estimate by a rounding error (different
+            # summation orders): bars have no negative length.
+            bars = np.clip([g.rho - g.rho_lo, g.rho_hi - g.rho], 0, None)
             ax.errorbar(
                 g.rho,
                 y,
-                xerr=[g.rho - g.rho_lo, g.rho_hi - g.rho],
+                xerr=bars,
                 fmt="o",
                 capsize=2,
                 label=name,
