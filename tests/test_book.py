@@ -289,28 +289,33 @@ def test_a_sweep_killed_mid_run_resumes_with_only_the_unfinished_run(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_committed_profile_gets_a_placeholder_page_until_two_regimes(tmp_path):
+def test_a_committed_profile_gets_a_placeholder_until_two_regimes_share_two_methods(tmp_path):
     (tmp_path / "notebooks").mkdir()
     parameters = {"profile": "medium", "results_dir": "../records"}
     chapter = book.Chapter(
         "cross_regime_medium", tmp_path / "notebooks" / "cross_regime.py", parameters, "# Medium"
     )
+    folder = tmp_path / "records" / "medium" / "fashion_mnist"
 
     def page_text():
         book._placeholder(tmp_path, chapter)
         return "".join(json.loads(chapter.output.read_text())["cells"][0]["source"])
 
+    def add(regime, *names):
+        for method in names:
+            (folder / regime / method).mkdir(parents=True)
+            (folder / regime / method / "order00-seed0.json").write_text("{}")
+
     assert not book.is_ready(tmp_path, chapter)
     text = page_text()
     assert text.startswith("# Medium\n") and "No records" in text and "reproduce" in text
-    folder = tmp_path / "records" / "medium" / "fashion_mnist"
-    for regime, method in [("head", "ewc"), ("head", "gem")]:
-        (folder / regime / method).mkdir(parents=True)
-        (folder / regime / method / "order00-seed0.json").write_text("{}")
+    add("head", "gem", "ewc", "finetune")
+    add("full", "ewc", "joint", "finetune")  # references are not the paper's methods
+    add("from_layer4", "gem", "lwf")  # shares one paper method with each of the others
     assert not book.is_ready(tmp_path, chapter)
-    assert "2 of the 462 runs of the `medium` profile are committed so far (regime `head`)" in (
-        page_text()
-    )
-    (folder / "full" / "ewc").mkdir(parents=True)
-    (folder / "full" / "ewc" / "order00-seed0.json").write_text("{}")
+    assert (
+        "8 of the 462 runs of the `medium` profile are committed so far (`head`: finetune, "
+        "ewc, gem; `from_layer4`: gem, lwf; `full`: finetune, joint, ewc)"
+    ) in page_text()
+    add("full", "gem")
     assert book.is_ready(tmp_path, chapter)

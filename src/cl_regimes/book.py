@@ -213,7 +213,7 @@ def execute_all(
                 bar.update()
 
 
-MIN_REGIMES = 2  # a committed profile's chapter compares regimes: it needs two
+MIN_SHARED = 2  # a committed chapter ranks methods across regimes: two regimes share two
 
 
 def committed_records(root: Path, chapter: Chapter) -> list[Path]:
@@ -222,32 +222,41 @@ def committed_records(root: Path, chapter: Chapter) -> list[Path]:
     return sorted(folder.glob("*/*/*/*.json"))
 
 
-def committed_regimes(root: Path, chapter: Chapter) -> list[str]:
-    """The regimes its committed records cover, in depth order."""
-    found = {p.parts[-3] for p in committed_records(root, chapter)}
-    return sorted(found, key=list(regimes.REGIMES).index)
+def committed_regimes(root: Path, chapter: Chapter) -> dict[str, set[str]]:
+    """The regimes its committed records cover, in depth order, each with its methods."""
+    found: dict[str, set[str]] = {}
+    for p in committed_records(root, chapter):
+        found.setdefault(p.parts[-3], set()).add(p.parts[-2])
+    return {r: found[r] for r in sorted(found, key=list(regimes.REGIMES).index)}
 
 
 def is_ready(root: Path, chapter: Chapter) -> bool:
-    """Whether a committed profile's records cover enough regimes for its chapter."""
-    return len(committed_regimes(root, chapter)) >= MIN_REGIMES
+    """Whether two regimes of a committed profile share at least two of the paper's
+    methods, the least its chapter can rank across regimes."""
+    from cl_regimes.findings import PAPER_METHODS
+
+    covered = [m & set(PAPER_METHODS) for m in committed_regimes(root, chapter).values()]
+    return any(len(a & b) >= MIN_SHARED for i, a in enumerate(covered) for b in covered[i + 1 :])
 
 
 def _placeholder(root: Path, chapter: Chapter) -> None:
-    """The page of a committed profile whose records cover fewer than two regimes yet:
-    its title, how far its sweep has come, and how to make the records."""
+    """The page of a committed profile whose records are not ready yet: its title, how
+    far its sweep has come, and how to make the records."""
     import nbformat
 
-    from cl_regimes import sweep
+    from cl_regimes import methods, sweep
 
     profile = chapter.parameters["profile"]
     records = committed_records(root, chapter)
-    regimes_done = committed_regimes(root, chapter)
+    covered = "; ".join(
+        f"`{regime}`: " + ", ".join(n for n in methods.names(plugins=False) if n in names)
+        for regime, names in committed_regimes(root, chapter).items()
+    )
     grid = len(sweep.plan(profile, variants=False))
     so_far = (
         f"{len(records)} of the {grid} runs of the `{profile}` profile are committed so far "
-        f"(regime {', '.join(f'`{r}`' for r in regimes_done)}); its chapter appears once "
-        f"they cover {MIN_REGIMES} regimes."
+        f"({covered}); its chapter appears once two regimes share {MIN_SHARED} of the "
+        "paper's methods."
         if records
         else f"No records of the `{profile}` profile are committed yet."
     )
