@@ -82,10 +82,10 @@ import torchvision.transforms as T
 from torch.utils.data import DataLoader, Subset
 from torch.utils.flop_counter import FlopCounterMode
 
-from cl_regimes import data, methods, metrics, models, profiles, regimes, sweep, train
+from cl_regimes import data, methods, metrics, models, profiles, regimes, scenarios, sweep, train
 from cl_regimes.config import RunConfig
 from cl_regimes.methods.ewc import fisher_diagonal
-from cl_regimes.models import ResNet18, flatten, masked_cross_entropy, task_logits
+from cl_regimes.models import ResNet18, cross_entropy, flatten
 
 ROWS: list[dict] = []
 PEAK_TFLOPS = {"bf16": 989.0, "fp32": 494.7}  # H100/H200 dense; fp32 convs run in TF32
@@ -240,7 +240,7 @@ def conventional_run(cfg, device: torch.device, workers: int) -> list[list[float
     model = ResNet18(spec.num_classes, cfg.width).to(device)  # one run: logits [B, 1, classes]
     params = models.apply_regime(model, cfg.regime)
     bf16 = cfg.precision == "bf16"
-    cpt = spec.classes_per_task
+    til = scenarios.get("task_incremental", spec)
     indices = task_indices(cfg)
     tests = [
         loader(
@@ -265,7 +265,7 @@ def conventional_run(cfg, device: torch.device, workers: int) -> list[list[float
             for x, y in batches:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss = masked_cross_entropy(model(x), y[:, None], cpt).sum()
+                    loss = cross_entropy(*til.score(model(x), y[:, None], None)).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -279,7 +279,8 @@ def conventional_run(cfg, device: torch.device, workers: int) -> list[list[float
                     x, y = x.to(device), y[:, None].to(device)
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                         logits = model(x)
-                    correct += (task_logits(logits, y, cpt).argmax(-1) == y % cpt).sum().item()
+                    scored, target = til.score(logits, y, None)
+                    correct += (scored.argmax(-1) == target).sum().item()
                     total += len(y)
                 row_acc.append(correct / total)
         R.append(row_acc)
@@ -372,15 +373,15 @@ def section_input(args, device, workers) -> dict:
     return {"images": n, "times": times}
 
 
-def fisher_loop(model, params: list, x, y, classes_per_task: int) -> torch.Tensor:
+def fisher_loop(model, params: list, x, y, score) -> torch.Tensor:
     """sum_c p_c (d log p_c / d theta)^2 of a single-run network, averaged over samples,
     one backward pass per class: [1, N] (x [n, 3, S, S], y [n, 1])."""
     model.eval()
     fisher = torch.zeros(1, sum(p.numel() for p in params), device=x.device)
     for xi, yi in zip(x.split(1), y.split(1), strict=True):
-        log_p = torch.log_softmax(task_logits(model(xi), yi, classes_per_task).float(), -1)[0, 0]
-        for c in range(classes_per_task):
-            g = torch.autograd.grad(log_p[c], params, retain_graph=c < classes_per_task - 1)
+        log_p = torch.log_softmax(score(model(xi), yi)[0].float(), -1)[0, 0]
+        for c in range(len(log_p)):
+            g = torch.autograd.grad(log_p[c], params, retain_graph=c < len(log_p) - 1)
             fisher += log_p[c].detach().exp() * flatten(g, 1).pow(2)
     return fisher / len(x)
 
@@ -394,10 +395,9 @@ def section_fisher(args, device) -> dict:
     x = trainer.inputs(x)
     names = {id(p): n for n, p in trainer.model.named_parameters()}
     named = {names[id(p)]: p for p in trainer.params}
-    cpt = trainer.spec.classes_per_task
     compute = {
-        "fisher_diagonal": lambda: fisher_diagonal(trainer.model, named, x, y, cpt),
-        "loop": lambda: fisher_loop(trainer.model, trainer.params, x, y, cpt),
+        "fisher_diagonal": lambda: fisher_diagonal(trainer.model, named, x, y, trainer.score),
+        "loop": lambda: fisher_loop(trainer.model, trainer.params, x, y, trainer.score),
     }
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # CUDA convs in TF32 else
         vmap, loop = compute["fisher_diagonal"](), compute["loop"]()

@@ -28,6 +28,7 @@ def runs_table(acc, regimes=NESTED, methods=PAPER_METHODS, diag=None, T=5, class
             **KEY,
             "seeding": "independent",
             "classes_per_task": classes,
+            "chance": 1 / classes,
             "acc": acc.ravel(),
         }
     )
@@ -52,6 +53,7 @@ def tasks_table(u, forgetting, regimes=NESTED, methods=PAPER_METHODS, acc_learne
             **KEY,
             "seeding": "independent",
             "classes_per_task": 2,
+            "chance": 0.5,
             "n_trainable": [N_TRAINABLE[x] for x in reg],
             "position": p,
             "u": u.ravel(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cl_regimes import data, scenarios
 from cl_regimes.methods import ewc
 from cl_regimes.models import ResNet18, flatten
 
@@ -75,7 +76,11 @@ def test_online_accumulation(smoke_trainer):
     x, y = method.runs.sample(second, method.fisher_samples)
     names = {id(p): n for n, p in trainer.model.named_parameters()}
     f2 = ewc.fisher_diagonal(
-        trainer.model, {names[id(p)]: p for p in trainer.params}, trainer.inputs(x), y, 2
+        trainer.model,
+        {names[id(p)]: p for p in trainer.params},
+        trainer.inputs(x),
+        y,
+        trainer.score,
     )
     assert not torch.allclose(f1, f2)
     torch.testing.assert_close(method.fisher, gamma * f1 + f2, rtol=1e-6, atol=0)
@@ -87,22 +92,37 @@ def test_online_accumulation(smoke_trainer):
     assert penalty.item() == pytest.approx(expected.item(), rel=1e-4)
 
 
-def loop_fisher(model, names, x, y, cpt):
-    """The same quantity, one sample and one class at a time with torch.autograd.grad."""
+def scorer(scenario: str, seen=None):
+    """``Runs.score`` of one run under ``scenario`` (``seen``: the classes met so far)."""
+    kind = scenarios.get(scenario, data.spec("digits"))
+    seen = None if seen is None else torch.tensor([seen])
+    return lambda logits, labels: kind.score(logits, labels, seen)
+
+
+def loop_fisher(model, names, x, y, classes):
+    """The same quantity, one sample and one class at a time with torch.autograd.grad,
+    over the classes ``classes(label)`` of each sample."""
     model.eval()
     params = [dict(model.named_parameters())[n] for n in names]
     total = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64)
     for xi, yi in zip(x, y, strict=True):
-        block = model(xi[None])[0, 0, (yi // cpt) * cpt : (yi // cpt + 1) * cpt]
-        logp = torch.log_softmax(block, 0)
-        for c in range(cpt):
+        logp = torch.log_softmax(model(xi[None])[0, 0, classes(int(yi))], 0)
+        for c in range(len(logp)):
             g = flatten(torch.autograd.grad(logp[c], params, retain_graph=True), 1)[0]
             total += logp[c].exp().item() * g.double() ** 2
     return (total / len(x)).float()
 
 
 @pytest.mark.parametrize("subset", [("layer4.", "fc."), ("",)])
-def test_fisher_diagonal_matches_a_loop(subset, monkeypatch):
+@pytest.mark.parametrize(
+    "scenario, seen, classes",
+    [
+        ("task_incremental", None, lambda y: slice(y // 2 * 2, y // 2 * 2 + 2)),
+        ("class_incremental", [0, 1, 2, 3, 4, 5, 8, 9], lambda y: [0, 1, 2, 3, 4, 5, 8, 9]),
+        ("domain_incremental", None, lambda y: slice(None)),
+    ],
+)
+def test_fisher_diagonal_matches_a_loop(subset, scenario, seen, classes, monkeypatch):
     torch.manual_seed(0)
     model = ResNet18(10, 4)
     with torch.no_grad():  # non-trivial BatchNorm statistics
@@ -112,16 +132,17 @@ def test_fisher_diagonal_matches_a_loop(subset, monkeypatch):
     x, y = torch.randn(8, 3, 16, 16), torch.tensor([0, 1, 2, 3, 4, 5, 9, 8])
     names = [n for n, _ in model.named_parameters() if n.startswith(subset)]
     params = {n: dict(model.named_parameters())[n] for n in names}
-    expected = loop_fisher(model, names, x, y, 2)
+    expected = loop_fisher(model, names, x, y, classes)
     model.train()
-    (fisher,) = ewc.fisher_diagonal(model, params, x, y[:, None], 2)
+    score = scorer(scenario, seen)
+    (fisher,) = ewc.fisher_diagonal(model, params, x, y[:, None], score)
     assert model.training  # the mode is restored
     assert fisher.shape == expected.shape
     torch.testing.assert_close(fisher, expected, rtol=1e-4, atol=1e-10)
     # processing the samples in chunks gives the same result
     monkeypatch.setattr(ewc, "CHUNK_FLOATS", 3 * expected.numel())
     torch.testing.assert_close(
-        ewc.fisher_diagonal(model, params, x, y[:, None], 2)[0], fisher, rtol=1e-5, atol=1e-12
+        ewc.fisher_diagonal(model, params, x, y[:, None], score)[0], fisher, rtol=1e-5, atol=1e-12
     )
 
 
@@ -132,11 +153,19 @@ def test_grouped_fisher_is_each_runs_own():
     x, y = torch.randn(6, 3, 3, 16, 16), torch.randint(0, 10, (6, 3))
     names = [n for n, _ in grouped.named_parameters() if n.startswith(("layer4.", "fc."))]
     fisher = ewc.fisher_diagonal(
-        grouped, {n: dict(grouped.named_parameters())[n] for n in names}, x.flatten(1, 2), y, 2
+        grouped,
+        {n: dict(grouped.named_parameters())[n] for n in names},
+        x.flatten(1, 2),
+        y,
+        scorer("task_incremental"),
     )
     for k, net in enumerate(nets):
         own = ewc.fisher_diagonal(
-            net, {n: dict(net.named_parameters())[n] for n in names}, x[:, k], y[:, k : k + 1], 2
+            net,
+            {n: dict(net.named_parameters())[n] for n in names},
+            x[:, k],
+            y[:, k : k + 1],
+            scorer("task_incremental"),
         )[0]
         torch.testing.assert_close(fisher[k], own, rtol=1e-4, atol=1e-10)
 

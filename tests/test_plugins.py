@@ -90,6 +90,16 @@ def test_a_method_given_by_path_sweeps_and_gets_a_card(by_path, shared_results, 
     assert record["config"]["method"] == "damped" and "scale" in record["config"]["method_params"]
 
 
+def test_a_card_in_another_scenario_compares_within_that_scenario(by_path, tmp_path):
+    results_dir, out = tmp_path / "results", tmp_path / "cards"
+    args = ["card", *SMOKE, "--results", str(results_dir), "--output", str(out), *REGIMES]
+    assert cli.main([*args, "--method", "my_damped:Damped", "--scenario", "class_incremental"]) == 0
+    text = (out / "damped-scenario=class_incremental.md").read_text()
+    assert "scenario `class_incremental`" in text and "| digits | from_layer4 | 1 |" in text
+    runs = results.load(results_dir)
+    assert set(runs.scenario) == {"class_incremental"} and len(runs) == 2 * 5
+
+
 @pytest.mark.parametrize(
     "method, expected",
     [

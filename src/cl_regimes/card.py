@@ -96,12 +96,26 @@ def figure(runs: pd.DataFrame, method: str, dataset: str):
     return fig
 
 
-def _markdown(method, profile, table, verdict, pairs, png_names) -> str:
+def _variant(profile: str, method: str, overrides: dict) -> str:
+    """The variant name of ``method``'s runs with ``overrides`` ("" for the profile's)."""
+    prof = profiles.get_profile(profile)
+    example = profiles.resolve(
+        profile,
+        dataset=prof.datasets[0],
+        regime=prof.regimes[0],
+        method=method,
+        overrides=overrides,
+    )
+    return results.variant_name(profiles.variant(profile, example))
+
+
+def _markdown(method, profile, scenario, table, verdict, pairs, png_names) -> str:
     lines = [
         f"# Regime card: `{method}`",
         "",
-        f"Profile `{profile}`. Results are stratified by fine-tuning regime: compare methods "
-        "within a regime, never across regimes, and never pool them into one number.",
+        f"Profile `{profile}`, scenario `{scenario}`. Results are stratified by fine-tuning "
+        "regime: compare methods within a regime, never across regimes, and never pool them "
+        "into one number.",
         "",
         "| dataset | regime | orders | ACC [95% CI] | forgetting [95% CI] | rank (ACC) |",
         "|---|---|---:|---:|---:|---:|",
@@ -142,6 +156,49 @@ def _markdown(method, profile, table, verdict, pairs, png_names) -> str:
     return "\n".join(lines) + "\n"
 
 
+def evaluate(
+    method: str,
+    profile: str = "quick",
+    results_dir="results",
+    regimes_: list[str] | None = None,
+    settings: list[str] | None = None,
+    **execution,
+) -> tuple[pd.DataFrame, str]:
+    """Sweep what is missing (the paper's methods with the profile's settings, ``method``
+    with its own ``settings``, "key=value"; ``scenario=...`` applies to all); return the
+    runs a card compares (the paper's methods' and ``method``'s) and ``method``'s variant
+    name ("" with the profile's settings)."""
+    name = methods.load(method)
+    overrides = profiles.parse_overrides(settings)
+    foreign = [k for k in overrides if not k.startswith(f"{name}.") and k != "scenario"]
+    if foreign:
+        raise ConfigError(
+            f"card: --set takes {name}'s own settings ({name}.<setting>) and the scenario "
+            f"only, not {', '.join(foreign)}: the paper's methods it is compared with keep "
+            "the profile's"
+        )
+    shared = {k: v for k, v in overrides.items() if k == "scenario"}  # every method's
+    variants = {}
+    for chosen, values in ((PAPER_METHODS, shared), ([name], overrides)):
+        sweep.sweep(
+            profile,
+            results_dir=results_dir,
+            regimes=regimes_,
+            methods=chosen,
+            overrides=values,
+            **execution,
+        )
+        variants[chosen[0]] = _variant(profile, chosen[0], values)
+    runs = results.load(Path(results_dir) / profile)
+    runs = runs[
+        (runs.method.isin(PAPER_METHODS) & (runs.variant == variants[PAPER_METHODS[0]]))
+        | ((runs.method == name) & (runs.variant == variants[name]))
+    ]
+    if regimes_:
+        runs = runs[runs.regime.isin(regimes_)]
+    return runs, variants[name]
+
+
 def write(
     method: str,
     profile: str = "quick",
@@ -151,40 +208,10 @@ def write(
     settings: list[str] | None = None,
     **execution,
 ) -> dict[str, Path]:
-    """Sweep what is missing (the paper's methods with the profile's settings, ``method``
-    with its own ``settings``, "key=value"), then write ``<output>/<method>.md``, ``.html``
-    and one PNG per dataset; returns their paths."""
+    """``evaluate``, then write ``<output>/<method>[-<variant>].md``, ``.html`` and one
+    PNG per dataset; returns their paths."""
+    runs, variant = evaluate(method, profile, results_dir, regimes_, settings, **execution)
     name = methods.load(method)
-    overrides = profiles.parse_overrides(settings)
-    foreign = [k for k in overrides if not k.startswith(f"{name}.")]
-    if foreign:
-        raise ConfigError(
-            f"card: --set takes {name}'s own settings ({name}.<setting>) only, not "
-            f"{', '.join(foreign)}: the paper's methods it is compared with keep the profile's"
-        )
-    sweep.sweep(
-        profile, results_dir=results_dir, regimes=regimes_, methods=PAPER_METHODS, **execution
-    )
-    sweep.sweep(
-        profile,
-        results_dir=results_dir,
-        regimes=regimes_,
-        methods=[name],
-        overrides=overrides,
-        **execution,
-    )
-    prof = profiles.get_profile(profile)
-    example = profiles.resolve(
-        profile, dataset=prof.datasets[0], regime=prof.regimes[0], method=name, overrides=overrides
-    )
-    variant = results.variant_name(profiles.variant(profile, example))
-    runs = results.load(Path(results_dir) / profile)
-    runs = runs[
-        (runs.method.isin(PAPER_METHODS) & (runs.variant == ""))
-        | ((runs.method == name) & (runs.variant == variant))
-    ]
-    if regimes_:
-        runs = runs[runs.regime.isin(regimes_)]
     table = stratified(runs, name)
     verdict, pairs = rank_changes(runs, name)
     out = Path(output)
@@ -200,7 +227,8 @@ def write(
         plt.close(fig)
         pngs.append((png, base64.b64encode(buffer.getvalue()).decode()))
     label = name + (f" ({variant})" if variant else "")
-    text = _markdown(label, profile, table, verdict, pairs, [p.name for p, _ in pngs])
+    scenario = runs.scenario.iloc[0]
+    text = _markdown(label, profile, scenario, table, verdict, pairs, [p.name for p, _ in pngs])
     paths["markdown"] = out / f"{stem}.md"
     paths["markdown"].write_text(text)
     paths["html"] = out / f"{stem}.html"

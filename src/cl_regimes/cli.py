@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cl_regimes import data, methods, profiles, regimes
-from cl_regimes.config import ConfigError, RunConfig
+from cl_regimes.config import SCENARIOS, ConfigError, RunConfig
 
 
 def _regimes(args) -> None:
@@ -208,6 +208,11 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
         p.add_argument("--data-dir", default=None, help="datasets folder (default data/)")
         p.add_argument(
+            "--scenario",
+            help=f"{', '.join(SCENARIOS)} (default: the profile's, task_incremental); "
+            "the same as --set scenario=...",
+        )
+        p.add_argument(
             "--set",
             action="extend",
             nargs="+",
@@ -324,6 +329,8 @@ def main(argv=None) -> int:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} {value} is out of range; valid: >= 1"
                 )
+        if getattr(args, "scenario", None):
+            args.set = [*(args.set or []), f"scenario={args.scenario}"]
         return args.func(args) or 0
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

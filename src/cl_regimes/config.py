@@ -81,6 +81,7 @@ POSITIVE = Range(0, low_open=True)
 AT_LEAST_ONE = Range(1)
 NON_NEGATIVE = Range(0)
 SEEDS = Range(0, 2**32 - 1)  # numpy's seed range
+SCENARIOS = ("task_incremental", "class_incremental", "domain_incremental")  # scenarios.py
 MIN_IMAGE_SIZE = 8  # three stride-2 stages leave 1 pixel; the crop pads by size // 8
 
 
@@ -99,6 +100,7 @@ class RunConfig:
     order: int
     seed: int = setting(SEEDS)
     seeding: str = setting(Choice(("independent", "shared")))
+    scenario: str = setting(Choice(SCENARIOS))
     bn_stats: str = setting(Choice(("always_update", "follow_regime")))
     width: int = setting(AT_LEAST_ONE)
     image_size: int = setting(Range(MIN_IMAGE_SIZE))

@@ -145,28 +145,13 @@ def upcast(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
-def task_logits(logits: torch.Tensor, labels: torch.Tensor, classes_per_task: int) -> torch.Tensor:
-    """Each sample's logits restricted to its own task's classes: [B, K, classes_per_task].
-
-    Tasks are contiguous class blocks, so a label's task is ``label // classes_per_task``
-    and its index inside the block ``label % classes_per_task``.
-    """
-    b, k, _ = logits.shape
-    blocks = logits.view(b, k, -1, classes_per_task)
-    index = (labels // classes_per_task).view(b, k, 1, 1).expand(-1, -1, 1, classes_per_task)
-    return blocks.gather(2, index).squeeze(2)
-
-
-def masked_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, classes_per_task: int
-) -> torch.Tensor:
-    """Task-incremental loss of each run: cross-entropy over each sample's own task's
-    classes, averaged over the batch -> [K]."""
-    masked = upcast(task_logits(logits, labels, classes_per_task))
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The loss of each run: the cross-entropy of its samples' scored logits [B, K, n]
+    (``scenarios``) against their targets [B, K], averaged over the batch -> [K]."""
     losses = nn.functional.cross_entropy(
-        masked.flatten(0, 1), (labels % classes_per_task).flatten(), reduction="none"
+        upcast(logits).flatten(0, 1), target.flatten(), reduction="none"
     )
-    return losses.view(labels.shape).mean(0)
+    return losses.view(target.shape).mean(0)
 
 
 def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

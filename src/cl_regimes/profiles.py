@@ -20,6 +20,7 @@ IDENTITY = ("dataset", "regime", "method", "order", "seed")
 
 PAPER_SETTINGS = {
     "seeding": "independent",  # the original seeded nothing: every run its own weights and data
+    "scenario": "task_incremental",  # the study's: task identity known at test
     "bn_stats": "always_update",  # the original put the whole network in training mode
     "width": 64,
     "image_size": 32,
@@ -252,6 +253,12 @@ def resolve(
         **run,
     )
     methods.check_params(method, params)
+    applies = methods.get(method).scenarios
+    if config.scenario not in applies:
+        raise ConfigError(
+            f"method {method!r} does not apply to the {config.scenario} scenario; "
+            f"valid for it: {', '.join(applies)}"
+        )
     return config
 
 

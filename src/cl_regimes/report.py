@@ -16,6 +16,7 @@ import pandas as pd
 from IPython.display import HTML, display
 
 from cl_regimes import findings, methods, models, profiles, regimes
+from cl_regimes.config import SCENARIOS
 
 METRICS = {
     "acc": "ACC",
@@ -346,6 +347,30 @@ def across_regimes_figure(runs: pd.DataFrame, dataset: str, metric: str = "acc",
         title=f"{dataset}: {METRICS[metric]} across regimes (mean over orders)",
     )
     ax.set_xticks(range(len(table)), table.index, rotation=20)
+    return fig
+
+
+def by_scenario(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each scenario's runs, as a profile's own runs (variant "") for the findings: the
+    variant of a scenario's runs names nothing but their scenario."""
+    return {
+        s: runs[runs.scenario == s].assign(variant="") for s in ordered(runs.scenario, SCENARIOS)
+    }
+
+
+def scenario_figure(runs: pd.DataFrame, dataset: str, metric: str = "acc"):
+    """Each method's metric (mean over orders) across the regimes, one panel per scenario."""
+    parts = by_scenario(runs[runs.dataset == dataset])
+    fig, axes = plt.subplots(
+        1, len(parts), figsize=(3.6 * len(parts), 3.2), sharey=True, constrained_layout=True
+    )
+    for ax, (scenario, sub) in zip(np.atleast_1d(axes), parts.items()):
+        table = regime_table(sub, dataset, metric).T
+        table.plot(ax=ax, marker="o", legend=False)
+        ax.set(title=scenario, xlabel="regime", ylabel=METRICS[metric])
+        ax.set_xticks(range(len(table)), table.index, rotation=20)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right", frameon=False)
+    fig.suptitle(f"{dataset}: {METRICS[metric]} by regime in each scenario", fontsize=10)
     return fig
 
 

@@ -152,6 +152,7 @@ def read(path) -> dict:
     missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
     if missing:
         raise RecordError(f"corrupt run record {path}: missing {missing}; delete it to recompute")
+    record["config"].setdefault("scenario", "task_incremental")  # made before scenarios
     R = np.asarray(record["R"], dtype=float)
     if R.ndim != 2 or R.shape[0] != R.shape[1] or len(record["tasks"]) != len(R):
         raise RecordError(f"corrupt run record {path}: R is not a T x T matrix with T tasks")
@@ -204,16 +205,19 @@ def load(source, level: str = "run") -> pd.DataFrame:
             "order": cfg["order"],
             "seed": cfg["seed"],
             "seeding": cfg.get("seeding"),
+            "scenario": cfg["scenario"],
             "classes_per_task": rec.get("classes_per_task"),
             "n_trainable": rec.get("n_trainable"),
         }
         R = np.asarray(rec["R"])
+        chance = [1 / t.get("scored_classes", rec.get("classes_per_task")) for t in rec["tasks"]]
         if level == "run":
             env = rec["environment"]
             rows.append(
                 {
                     **key,
                     **rec["metrics"],
+                    "chance": float(np.mean(chance)),  # of the diagonal R[i, i]
                     "wall_time_s": rec.get("wall_time_s"),
                     "R": R,
                     "path": str(path),
@@ -229,6 +233,7 @@ def load(source, level: str = "run") -> pd.DataFrame:
                     **key,
                     "position": pos,
                     **stats,
+                    "chance": chance[pos],
                     "acc_learned": R[pos, pos],
                     "acc_final": R[-1, pos],
                     "forgetting": forget[pos],

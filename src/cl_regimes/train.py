@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import __version__, data, methods, models, profiles, results
+from cl_regimes import __version__, data, methods, models, profiles, results, scenarios
 from cl_regimes.config import ConfigError, RunConfig
-from cl_regimes.models import ResNet18, flatten, masked_cross_entropy, row_dot
+from cl_regimes.models import ResNet18, cross_entropy, flatten, row_dot
 
 results.git_commit()  # the commit of the code this process imported (see git_commit)
 
@@ -176,7 +176,13 @@ class Trainer:
         self.progress = progress
         ds = data.load(cfg.dataset, data_dir, cfg.image_size)
         self.spec = ds.spec
-        self.blocks = data.make_blocks(ds, cfg.train_per_task, cfg.test_per_task, self.device)
+        self.scenario = scenarios.get(cfg.scenario, ds.spec)
+        if self.scenario.seeded_tasks and len({c.seed for c in configs}) > 1:
+            raise ConfigError(f"runs of one group share one seed under {cfg.scenario}")
+        self.blocks = self.scenario.blocks(
+            ds, cfg.train_per_task, cfg.test_per_task, self.device, cfg.seed
+        )
+        self.seen: torch.Tensor | None = None  # each run's classes met so far [K, m]
         self.orders = [data.task_orders(ds.spec.num_tasks)[c.order] for c in configs]
         self.tasks = [data.tasks_in_order(self.blocks, order) for order in self.orders]
         if len({tuple(len(t.train.y) for t in tasks) for tasks in self.tasks}) > 1:
@@ -197,7 +203,7 @@ class Trainer:
             self.model,
             self.params,
             self.runs,
-            ds.spec.classes_per_task,
+            self.score,
             self.inputs,
             self.generators,
             self.fit,
@@ -210,6 +216,11 @@ class Trainer:
         return torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"
         )
+
+    def score(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(the logits [B, K, n] each sample is scored over under the scenario, the
+        position of its label among them [B, K]), given logits [B, K, classes]."""
+        return self.scenario.score(logits, labels, self.seen)
 
     def _grad(self, loss, params, retain=False, out=None) -> torch.Tensor:
         return flatten(torch.autograd.grad(loss, params, retain_graph=retain), self.runs, out)
@@ -224,7 +235,7 @@ class Trainer:
             contextlib.nullcontext() if update_bn else models.running_stats_frozen(self.model)
         )
         with statistics, self.autocast():
-            loss = masked_cross_entropy(self.model(self.inputs(x)), y, self.spec.classes_per_task)
+            loss = cross_entropy(*self.score(self.model(self.inputs(x)), y))
         return self._grad(loss.sum(), self.params, out=out)
 
     def _batch(self, x, y, perms: dict[int, torch.Tensor], step: int):
@@ -234,13 +245,16 @@ class Trainer:
         live = list(perms)
         idx = torch.stack([perms[k][step * size : (step + 1) * size] for k in live])
         n = idx.shape[1]
-        draws = [
-            data.draw_augmentation(n, x.shape[-1], self.spec.flip, self.generators[k]) for k in live
-        ]
         runs_idx = torch.tensor(live, device=x.device)[:, None]
-        images = data.augment(
-            x[runs_idx, idx].flatten(0, 1), *(torch.cat(d) for d in zip(*draws))
-        ).unflatten(0, (len(live), n))
+        images = x[runs_idx, idx]
+        if self.scenario.augment:
+            draws = [
+                data.draw_augmentation(n, x.shape[-1], self.spec.flip, self.generators[k])
+                for k in live
+            ]
+            images = data.augment(
+                images.flatten(0, 1), *(torch.cat(d) for d in zip(*draws))
+            ).unflatten(0, (len(live), n))
         if len(live) < self.runs:
             full = x.new_zeros((self.runs, n, *x.shape[2:]))
             labels = y.new_zeros((self.runs, n))
@@ -316,7 +330,7 @@ class Trainer:
             method.before_step()
         with self.autocast():
             logits = self.model(x)
-            loss = masked_cross_entropy(logits, y, self.spec.classes_per_task)
+            loss = cross_entropy(*self.score(logits, y))
             penalty = method.penalty(x, logits, y) if method else None
         g, t = self.buffers(params)
         closed = method.penalty_gradient() if penalty is not None else None
@@ -363,15 +377,15 @@ class Trainer:
         """Test accuracy [K, T] of each run on each task of its order (eval mode, no
         augmentation): every task's images go to every run at once."""
         self.model.eval()
-        cpt, size, runs = self.spec.classes_per_task, self.cfg.eval_batch_size, self.runs
+        size, runs = self.cfg.eval_batch_size, self.runs
         accuracy = torch.zeros(runs, len(self.blocks), device=self.device)
         for block in self.blocks:
             correct = torch.zeros(runs, device=self.device)
             for xb, yb in zip(block.test.x.split(size), block.test.y.split(size)):
                 with self.autocast():
                     logits = self.model(self.inputs(xb[:, None].expand(-1, runs, -1, -1, -1)))
-                yk = yb[:, None].expand(-1, runs)
-                correct += (models.task_logits(logits, yk, cpt).argmax(-1) == yk % cpt).sum(0)
+                scored, target = self.score(logits, yb[:, None].expand(-1, runs))
+                correct += (scored.argmax(-1) == target).sum(0)
             accuracy[:, block.block] = correct / len(block.test.y)
         return torch.stack([accuracy[k, order] for k, order in enumerate(self.orders)])
 
@@ -390,6 +404,13 @@ class Trainer:
         ) as bar:
             for position in range(positions):
                 current = [tasks[position] for tasks in self.tasks]
+                self.seen = torch.tensor(
+                    [
+                        sorted({c for t in tasks[: position + 1] for c in t.classes})
+                        for tasks in self.tasks
+                    ],
+                    device=self.device,
+                )
                 start = flatten(self.params, runs).detach().clone()
                 self.method.before_task(current)
                 x, y = self.method.train_data([tasks[: position + 1] for tasks in self.tasks])
@@ -402,6 +423,7 @@ class Trainer:
                         {
                             "task": current[k].block,
                             "classes": current[k].classes,
+                            "scored_classes": self.scenario.scored_classes(self.seen),
                             **stats[k],
                             **extra,
                             "drift": drift[k],
@@ -419,7 +441,7 @@ class Trainer:
                 "order": self.orders[k],
                 "R": R[k],
                 "tasks": per_task[k],
-                "classes_per_task": self.spec.classes_per_task,
+                "classes_per_task": len(self.tasks[k][0].classes),
                 "n_trainable": sum(p.numel() for p in self.params) // runs,
             }
             for k in range(runs)
@@ -428,7 +450,8 @@ class Trainer:
 
 def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[list[RunConfig]]:
     """Split runs of one cell into groups whose tasks have equal training-set sizes at every
-    position (always one group when tasks are subsampled or classes are balanced)."""
+    position (always one group when tasks are subsampled or classes are balanced), and
+    one seed where the scenario's tasks depend on it."""
     cfg = configs[0]
     ds = data.load(cfg.dataset, data_dir, cfg.image_size)
     counts = torch.bincount(ds.train.y, minlength=ds.spec.num_classes).tolist()
@@ -437,8 +460,10 @@ def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[
     size = [sum(min(counts[c], per_class or counts[c]) for c in block) for block in blocks]
     orders = data.task_orders(ds.spec.num_tasks)
     groups: dict[tuple, list[RunConfig]] = {}
+    seeded = scenarios.KINDS[cfg.scenario].seeded_tasks
     for c in configs:
-        groups.setdefault(tuple(size[b] for b in orders[c.order]), []).append(c)
+        key = (tuple(size[b] for b in orders[c.order]), c.seed if seeded else None)
+        groups.setdefault(key, []).append(c)
     return list(groups.values())
 
 

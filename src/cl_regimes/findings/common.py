@@ -259,28 +259,28 @@ def chance_cells(
 ) -> pd.DataFrame:
     """Per dataset, regime and method: ``diag_acc``, the mean accuracy on each task right
     after training it (from a runs table's R or a tasks table's ``acc_learned``), and its
-    ``excess`` over chance as a share of the way to perfect, (diag_acc - 1/k) / (1 - 1/k)
-    for k classes per task. ``at_chance`` when excess < ``min_excess``: such a cell has
-    learned too little for its rank, its forgetting or its updates to mean anything (it
-    forgets nothing because it learned nothing), so the tests leave it out.
+    ``excess`` over chance as a share of the way to perfect, (diag_acc - chance) /
+    (1 - chance), chance being 1 / the classes a task's samples are scored over (its
+    classes, task-incrementally; all those met so far, class-incrementally).
+    ``at_chance`` when excess < ``min_excess``: such a cell has learned too little for
+    its rank, its forgetting or its updates to mean anything (it forgets nothing because
+    it learned nothing), so the tests leave it out.
 
     Columns: dataset, regime, method, diag_acc, chance, excess, n_runs, at_chance."""
     df = scope(table, variant, bn_stats, level="task" if "position" in table else "run")
     df = df[df.method.isin(methods)]
-    if "classes_per_task" not in df or not ("R" in df or "acc_learned" in df):
+    if "chance" not in df or not ("R" in df or "acc_learned" in df):
         raise ConfigError(
-            "the chance rule needs classes_per_task and R (runs) or acc_learned (tasks), "
+            "the chance rule needs chance and R (runs) or acc_learned (tasks), "
             "as results.load gives them; pass min_excess=None to keep every cell"
         )
     if "acc_learned" in df:
         diag = df.groupby(RUN_KEYS, sort=False).agg(
-            diag=("acc_learned", "mean"), k=("classes_per_task", "first")
+            diag=("acc_learned", "mean"), chance=("chance", "mean")
         )
         diag = diag.reset_index()
     else:
         diag = df.assign(diag=[float(np.mean(np.diag(np.asarray(R)))) for R in df.R])
-        diag = diag.assign(k=df.classes_per_task)
-    diag = diag.assign(chance=1.0 / diag.k.astype(float))
     out = (
         diag.groupby(["dataset", "regime", "method"], sort=False)
         .agg(diag_acc=("diag", "mean"), chance=("chance", "mean"), n_runs=("diag", "size"))

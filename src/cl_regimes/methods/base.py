@@ -7,7 +7,7 @@ and gradients are [K, N], losses and penalties [K]. One step, as the trainer
 runs it::
 
     method.before_step()                                  # GEM: memory gradients
-    loss    = task loss of each run (logits masked to each sample's task)      [K]
+    loss    = task loss of each run (over the outputs the scenario scores)       [K]
     penalty = method.penalty(x, logits, y)                # lambda * Omega, or None  [K]
     g, p    = gradients of the loss and of the penalty    (trainable parameters)  [K, N]
               (p from method.penalty_gradient() when the method has it in closed form)
@@ -28,7 +28,7 @@ from typing import ClassVar, get_type_hints
 import torch
 from torch import nn
 
-from cl_regimes.config import Choice, ConfigError, Range
+from cl_regimes.config import SCENARIOS, Choice, ConfigError, Range
 from cl_regimes.data import Task
 from cl_regimes.models import flatten
 
@@ -42,7 +42,9 @@ class Runs:
     model: nn.Module  # the grouped network: forward passes and snapshots
     params: list[nn.Parameter]  # the regime's trainable parameters
     runs: int
-    classes_per_task: int
+    # score(logits [B, K, classes], labels [B, K]) -> (the logits each sample is scored
+    # over under the scenario [B, K, n], the position of its label among them [B, K])
+    score: Callable
     inputs: Callable[[torch.Tensor], torch.Tensor]  # uint8 [N, K, C, S, S] -> network input
     generators: list[torch.Generator]  # run k's random stream
     # fit(x [K, n, ...], y [K, n], params, epochs, schedule=..., early_stopping=...)
@@ -80,6 +82,7 @@ class Method:
     reference: ClassVar[bool] = False  # a reference point (finetune, joint), not in the paper
     needs_task_gradient: ClassVar[bool] = False  # g is needed apart from the penalty's gradient
     stop_on_total_loss: ClassVar[bool] = False  # early stopping watches loss + penalty
+    scenarios: ClassVar[tuple[str, ...]] = SCENARIOS  # those it applies to
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -9,7 +9,7 @@ from torch.func import functional_call, grad, vmap
 
 from cl_regimes.config import AT_LEAST_ONE, NON_NEGATIVE, Range
 from cl_regimes.methods.quadratic import QuadraticPenalty
-from cl_regimes.models import per_run, task_logits, upcast
+from cl_regimes.models import per_run, upcast
 
 CHUNK_FLOATS = 2**27  # per-sample gradient floats held at once on a CPU (512 MB)
 
@@ -22,13 +22,14 @@ def chunk_floats(device: torch.device) -> int:
 
 
 def fisher_diagonal(
-    model, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, classes_per_task: int
+    model, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, score
 ) -> torch.Tensor:
     """Diagonal Fisher of each run over ``params``: E_x sum_c p(c|x) (d log p(c|x) / d theta)^2,
     as [K, N] (x: network inputs [n, K * 3, S, S], y: labels [n, K]).
 
-    p is the softmax over each sample's task classes (model in eval mode). With J
-    the Jacobian of the task's logits z, the per-sample Fisher is
+    p is the softmax over the C outputs that score each sample (``Runs.score``: its
+    task's classes, task-incrementally), model in eval mode. With J the Jacobian of
+    those logits z, the per-sample Fisher is
     J^T (diag(p) - p p^T) J; writing that C x C matrix as sum_k l_k v_k v_k^T
     (the all-ones direction has l = 0), its diagonal is sum_k l_k (d v_k.z / d theta)^2:
     C - 1 per-sample gradients (one for two classes) instead of C, each from
@@ -46,9 +47,7 @@ def fisher_diagonal(
     theta = {n: p.detach() for n, p in params.items()}
 
     def logits_of(theta, xs, ys):
-        return task_logits(
-            upcast(functional_call(model, {**rest, **theta}, (xs,))), ys, classes_per_task
-        )
+        return score(upcast(functional_call(model, {**rest, **theta}, (xs,))), ys)[0]
 
     def projected(theta, xi, yi, v):  # sum over runs of v . z for one sample
         return (logits_of(theta, xi[None], yi[None])[0] * v).sum()
@@ -62,7 +61,7 @@ def fisher_diagonal(
             p = torch.softmax(logits_of(theta, xs, ys), -1)  # [b, K, C]
             covariance = torch.diag_embed(p) - p[..., :, None] * p[..., None, :]
             weights, directions = torch.linalg.eigh(covariance)
-        for k in range(1, classes_per_task):  # k = 0: the all-ones direction, weight 0
+        for k in range(1, p.shape[-1]):  # k = 0: the all-ones direction, weight 0
             for n, g in per_sample(theta, xs, ys, directions[..., k]).items():
                 fisher[n] += torch.einsum(
                     "bk,bkn->kn", weights[..., k], g.reshape(len(xs), runs, -1).pow(2)
@@ -98,9 +97,7 @@ class EWC(QuadraticPenalty):
         r = self.runs
         x, y = r.sample(tasks, self.fisher_samples)
         names = {id(p): n for n, p in r.model.named_parameters()}
-        new = fisher_diagonal(
-            r.model, {names[id(p)]: p for p in r.params}, r.inputs(x), y, r.classes_per_task
-        )
+        new = fisher_diagonal(r.model, {names[id(p)]: p for p in r.params}, r.inputs(x), y, r.score)
         self.fisher = new if self.fisher is None else self.gamma * self.fisher + new
         self.importance = self.gamma * self.fisher
         self.anchor = r.flat(r.params).detach().clone()

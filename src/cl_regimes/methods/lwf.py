@@ -32,8 +32,9 @@ def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
 
 
 class LwF(Method):
-    """Distils every previous task's logit slice from a snapshot taken after each task,
-    averaging the distillation losses over the old tasks.
+    """Distils every previous task's logit slice (its classes' outputs: the whole head in
+    the domain-incremental scenario) from a snapshot taken after each task, averaging
+    the distillation losses over the old tasks.
 
     Before each new task (from the second on) the head alone is warmed up on it for
     ``warmup_epochs`` at the constant learning rate, without early stopping. With
@@ -58,7 +59,7 @@ class LwF(Method):
         self.lam, self.temperature = lam, temperature
         self.warmup_epochs, self.student_forwards = warmup_epochs, student_forwards
         self.teacher = None
-        self.old_blocks: list[list[int]] = []  # per old position, each run's class block
+        self.old_classes: list[list[list[int]]] = []  # per old task, each run's classes
         self.momenta: list[float] | None = None
 
     def before_task(self, tasks):
@@ -88,12 +89,11 @@ class LwF(Method):
         with torch.no_grad():
             target = self.teacher(x)
         b, k, _ = logits.shape
-        cpt = self.runs.classes_per_task
-        old = torch.tensor(self.old_blocks, device=logits.device).T  # [K, old tasks]
-        index = old[None, :, :, None].expand(b, -1, -1, cpt)
+        old = torch.tensor(self.old_classes, device=logits.device).transpose(0, 1)
+        index = old.flatten(1)[None].expand(b, -1, -1)  # [B, K, old tasks * classes]
 
-        def slices(z):
-            return z.view(b, k, -1, cpt).gather(2, index)
+        def slices(z):  # each old task's outputs [B, K, old tasks, classes]
+            return z.gather(2, index).view(b, k, *old.shape[1:])
 
         losses = distillation(slices(logits), slices(target), self.temperature)
         return self.lam * losses.mean((0, 2))
@@ -108,4 +108,4 @@ class LwF(Method):
                 m.momentum = momentum
             self.momenta = None
         self.teacher = copy.deepcopy(self.runs.model).eval().requires_grad_(False)
-        self.old_blocks.append([t.block for t in tasks])
+        self.old_classes.append([t.classes for t in tasks])

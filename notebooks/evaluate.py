@@ -1,0 +1,122 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Evaluate your method
+#
+# The study's conclusion is a rule for the field: compare continual-learning methods
+# within a fine-tuning regime, never across regimes, and report results stratified by
+# regime. This chapter applies the rule to a method that is not part of the library,
+# defined in the next cell, exactly as you would apply it to yours. It trains the method
+# under several regimes beside the paper's four methods (reusing their records where
+# they exist), then shows its **regime card**: per regime, its ACC and forgetting with
+# intervals and its rank among the paper's methods, and the rank changes that involve it.
+#
+# From a terminal, the same card for a method in your own module or package:
+#
+# ```bash
+# python -m cl_regimes card --method mypkg.module:MyMethod --profile quick
+# python -m cl_regimes card --method mypkg.module:MyMethod --scenario class_incremental
+# ```
+#
+# writes `cards/<method>.md`, `.html` and a PNG; `--set mymethod.param=value` sets its
+# settings. An installed package can declare its method in the entry-point group
+# `cl_regimes.methods` instead; the README shows how.
+
+# %% tags=["parameters", "remove-cell"]
+profile = "quick"  # smoke | quick | paper
+results_dir = "../results"
+device = "auto"
+group_size = None
+regimes = ["from_layer4", "from_layer2", "full"]  # the card's regimes (None: every one)
+
+# %% [markdown]
+# ## A method of one's own
+#
+# A method subclasses `Method` and overrides the hooks it needs (`penalty`,
+# `direction`, `after_task`, ...; `help(Method)` lists them). Its settings are its
+# constructor's arguments after `runs`, each annotated with its valid values and given
+# a default. This one pulls the weights towards where the previous task left them, an
+# L2 anchor: online EWC with every parameter equally important.
+
+# %%
+from typing import Annotated
+
+import torch
+from IPython.display import Markdown, display
+
+from cl_regimes import card, report
+from cl_regimes.config import NON_NEGATIVE
+from cl_regimes.methods import Method
+
+
+class AnchorL2(Method):
+    """Fine-tuning with the penalty lam / 2 * ||theta - theta*||^2 over the trainable
+    parameters, theta* their values at the end of the previous task."""
+
+    name = "anchor_l2"
+    stop_on_total_loss = True  # early stopping watches the loss plus the penalty
+
+    def __init__(self, runs, lam: Annotated[float, NON_NEGATIVE] = 1.0):
+        super().__init__(runs)
+        self.lam = lam
+        self.anchor: torch.Tensor | None = None
+
+    def penalty(self, x, logits, y):
+        if self.anchor is None:
+            return None
+        return self.lam / 2 * (self.runs.flat(self.runs.params) - self.anchor).pow(2).sum(1)
+
+    def after_task(self, tasks):
+        self.anchor = self.runs.flat(self.runs.params).detach().clone()
+
+
+# %% [markdown]
+# ## Its runs, under each regime
+#
+# `card.evaluate` sweeps what is missing (the method under every chosen regime and order
+# of the profile, and the paper's four methods where their records are missing) and
+# returns the runs a card compares.
+
+# %%
+runs, variant = card.evaluate(
+    "anchor_l2", profile, results_dir, regimes, device=device, group_size=group_size
+)
+print(f"{len(runs)} runs: {runs.groupby('method').size().to_dict()}")
+
+# %% [markdown]
+# ## Its card
+#
+# Per regime: the method's mean ACC and forgetting over orders with 95% t-intervals, and
+# its rank by mean ACC among the paper's four methods and itself (1 = highest). Read
+# each row on its own: a regime is a different problem, so a number in one row is not
+# comparable with a number in another.
+
+# %%
+report.style(card.stratified(runs, "anchor_l2").drop(columns=["dataset"]))
+
+# %%
+for dataset in runs.dataset.unique():
+    report.show(card.figure(runs, "anchor_l2", dataset))
+
+# %% [markdown]
+# ## Does its rank change between regimes?
+#
+# Finding 1's test over the paper's four methods and this one ({ref}`statistics`),
+# restricted here to the pairs that involve it: a pair crosses when the method is clearly
+# ahead of the other in one regime and clearly behind in another.
+
+# %%
+verdict, pairs = card.rank_changes(runs, "anchor_l2")
+display(Markdown(f"- {verdict.headline()}"))
+report.style(pairs) if len(pairs) else Markdown("No pair involving it could be tested.")

@@ -1,0 +1,122 @@
+"""The continual-learning scenarios: what each task holds, and which outputs score a sample.
+
+- ``task_incremental`` (the study's): tasks are class blocks, and a sample is scored
+  over its own task's classes: its task identity is known in training and at test.
+- ``class_incremental``: the same tasks, but a sample is scored over every class its
+  run has met so far, with no task identity at test: one head that grows task by task.
+- ``domain_incremental``: every task holds every class, its images under a pixel
+  permutation fixed per task and seed (Permuted-MNIST, Permuted-Fashion-MNIST): one
+  head over every class. No crops or flips: they would move the permuted pixels.
+
+A scenario turns labels into ``(index, target)``: the outputs each sample is scored
+over ([B, K, n] indices into the head) and the position of its label among them
+([B, K]; -1 where the label is not among them, which no prediction matches).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from cl_regimes import data
+from cl_regimes.config import SCENARIOS, check_choice
+
+
+class Scenario:
+    name: ClassVar[str]
+    augment: ClassVar[bool] = True  # random crops (and flips) of training images
+    seeded_tasks: ClassVar[bool] = False  # its tasks' images depend on the run's seed
+
+    def __init__(self, spec: data.DatasetSpec):
+        self.spec = spec
+
+    def blocks(self, ds: data.Dataset, train_per_task, test_per_task, device, seed: int):
+        """Every task's images on ``device``, by task (block) number."""
+        return data.make_blocks(ds, train_per_task, test_per_task, device)
+
+    def outputs(self, labels: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(index [B, K, n], target [B, K]) of labels [B, K], given each run's classes met
+        so far ``seen`` [K, m] (sorted)."""
+        raise NotImplementedError
+
+    def scored_classes(self, seen: torch.Tensor) -> int:
+        """How many outputs score a sample of the task just trained (1 / chance)."""
+        raise NotImplementedError
+
+    def score(self, logits, labels, seen) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the logits [B, K, n] each sample is scored over, its target among them [B, K]),
+        given the head's logits [B, K, classes]."""
+        index, target = self.outputs(labels, seen)
+        return logits.gather(-1, index), target
+
+
+class TaskIncremental(Scenario):
+    name = "task_incremental"
+
+    def outputs(self, labels, seen):
+        cpt = self.spec.classes_per_task
+        first = labels - labels % cpt  # tasks are contiguous class blocks
+        index = first[..., None] + torch.arange(cpt, device=labels.device)
+        return index, labels % cpt
+
+    def scored_classes(self, seen):
+        return self.spec.classes_per_task
+
+
+class ClassIncremental(Scenario):
+    name = "class_incremental"
+
+    def outputs(self, labels, seen):
+        b, runs = labels.shape
+        where = torch.full((runs, self.spec.num_classes), -1, device=labels.device)
+        where.scatter_(1, seen, torch.arange(seen.shape[1], device=labels.device).expand_as(seen))
+        return seen[None].expand(b, -1, -1), where.gather(1, labels.T).T
+
+    def scored_classes(self, seen):
+        return seen.shape[1]
+
+
+class DomainIncremental(Scenario):
+    name = "domain_incremental"
+    augment = False
+    seeded_tasks = True
+
+    def blocks(self, ds, train_per_task, test_per_task, device, seed):
+        every = list(range(ds.spec.num_classes))
+        gen = torch.Generator().manual_seed(0)  # the same images as make_blocks would draw
+        size = ds.train.x.shape[-1]
+        blocks = []
+        for block, pixels in enumerate(pixel_permutations(ds.spec.num_tasks, size, seed)):
+            splits = []
+            for split, per_task in ((ds.train, train_per_task), (ds.test, test_per_task)):
+                idx = data.subsample(split.y, every, per_task, gen)
+                x = split.x[idx].flatten(2)[..., pixels].view(-1, *split.x.shape[1:])
+                splits.append(data.Split(x.to(device), split.y[idx].to(device)))
+            blocks.append(data.Block(block, every, *splits))
+        return blocks
+
+    def outputs(self, labels, seen):
+        every = torch.arange(self.spec.num_classes, device=labels.device)
+        return every.expand(*labels.shape, -1), labels
+
+    def scored_classes(self, seen):
+        return self.spec.num_classes
+
+
+def pixel_permutations(num_tasks: int, size: int, seed: int) -> torch.Tensor:
+    """One permutation of the ``size * size`` pixel positions per task [T, size * size],
+    a function of (task, seed) alone."""
+    out = []
+    for task in range(num_tasks):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + task)
+        out.append(torch.randperm(size * size, generator=gen))
+    return torch.stack(out)
+
+
+KINDS = {s.name: s for s in (TaskIncremental, ClassIncremental, DomainIncremental)}
+
+
+def get(name: str, spec: data.DatasetSpec) -> Scenario:
+    check_choice("scenario", name, SCENARIOS)
+    return KINDS[name](spec)
