@@ -186,6 +186,7 @@ def evaluate(
             regimes=regimes_,
             methods=chosen,
             overrides=values,
+            variants=False,
             **execution,
         )
         variants[chosen[0]] = _variant(profile, chosen[0], values)

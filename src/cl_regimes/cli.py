@@ -68,6 +68,7 @@ def _grid(args) -> dict:
         orders=args.orders,
         seeds=args.seeds,
         overrides=profiles.parse_overrides(args.set),
+        variants=not args.no_variants,
     )
 
 
@@ -225,6 +226,11 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--methods", nargs="+", help=method_help())
             p.add_argument("--orders", nargs="+", type=int)
             p.add_argument("--seeds", nargs="+", type=int)
+            p.add_argument(
+                "--no-variants",
+                action="store_true",
+                help="the profile's own settings only, not its variants",
+            )
             p.add_argument(
                 "--jobs", type=int, default=1, help="groups trained at once (--engine local)"
             )
