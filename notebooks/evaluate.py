@@ -40,15 +40,6 @@ device = "auto"
 group_size = None
 regimes = ["from_layer4", "from_layer2", "full"]  # the card's regimes (None: every one)
 
-# %% [markdown]
-# ## A method of one's own
-#
-# A method subclasses `Method` and overrides the hooks it needs (`penalty`,
-# `direction`, `after_task`, ...; `help(Method)` lists them). Its settings are its
-# constructor's arguments after `runs`, each annotated with its valid values and given
-# a default. This one pulls the weights towards where the previous task left them, an
-# L2 anchor: online EWC with every parameter equally important.
-
 # %%
 from typing import Annotated
 
@@ -59,7 +50,19 @@ from cl_regimes import card, report
 from cl_regimes.config import NON_NEGATIVE
 from cl_regimes.methods import Method
 
+# %% [markdown]
+# ## A method of one's own
+#
+# A method subclasses `Method` and overrides the hooks it needs (`penalty`,
+# `direction`, `after_task`, ...; `help(Method)` lists them). Its settings are its
+# constructor's arguments after `runs`, each annotated with its valid values and given
+# a default. This one pulls the trainable weights $\theta$ towards $\theta^*$, where the
+# previous task left them, with the penalty
+# $\frac{\lambda}{2} \lVert \theta - \theta^* \rVert^2$: online EWC with every
+# parameter equally important.
 
+
+# %%
 class AnchorL2(Method):
     """Fine-tuning with the penalty lam / 2 * ||theta - theta*||^2 over the trainable
     parameters, theta* their values at the end of the previous task."""

@@ -21,7 +21,7 @@
 #
 # - **class-incremental**: the same class blocks, but an image is scored over every
 #   class its run has met so far: one head that grows task by task, and no task
-#   identity at test. Chance falls from 1/2 to 1/10 as the head grows.
+#   identity at test. Chance falls from $1/2$ to $1/10$ as the head grows.
 # - **domain-incremental**: every task holds all ten classes, its images under a pixel
 #   permutation fixed per task (Permuted-Fashion-MNIST); one head over the ten classes.
 #   No crops in training: a crop would move the permuted pixels.
@@ -75,9 +75,10 @@ for dataset in runs.dataset.unique():
 # %% [markdown]
 # ## Cells where nothing learns
 #
-# The chance rule of the other chapters, with chance taken over the classes that score
-# a task's images right after it is trained: 1/2 task-incrementally, 1/2 to 1/10 as the
-# head grows class-incrementally, 1/10 domain-incrementally. A cell below half the way
+# The chance rule of the other chapters: a cell's excess $(a - c) / (1 - c)$ of its mean
+# accuracy $a$ on a task right after training it over chance $c$, one over the classes
+# that score the task's images then: $1/2$ task-incrementally, $1/2$ down to $1/10$ as the
+# head grows class-incrementally, $1/10$ domain-incrementally. A cell below half the way
 # from chance to perfect is left out of that scenario's tests.
 
 # %%

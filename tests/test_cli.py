@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from cl_regimes import cli, methods, profiles, regimes, results
+from cl_regimes import cli, methods, profiles, regimes, results, sweep
 from cl_regimes.config import Choice, Range, RunConfig
 
 
@@ -221,6 +221,16 @@ def test_lr_min_above_lr_is_refused(capsys, tmp_path):
 def test_set_takes_several_pairs_and_repeats():
     args = cli.parser().parse_args(["sweep", "--set", "epochs=2", "ewc.lam=1", "--set", "lr=0.1"])
     assert profiles.parse_overrides(args.set) == {"epochs": 2, "ewc.lam": 1.0, "lr": 0.1}
+
+
+def test_no_variants_sweeps_the_profiles_own_settings_only():
+    def planned(*extra):
+        args = cli.parser().parse_args(["sweep", "--profile", "quick", *extra])
+        return sweep.plan(args.profile, **cli._grid(args))
+
+    own = planned("--no-variants")
+    assert len(own) == 7 * 6 * 3 and len(planned()) > len(own)
+    assert {profiles.variant("quick", c) == {} for c in own} == {True}
 
 
 BOOLEAN_SETTINGS = [k for k, v in profiles.PAPER_SETTINGS.items() if isinstance(v, bool)]

@@ -13,17 +13,14 @@ import base64
 import io
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from cl_regimes import findings, methods, profiles, regimes, results, sweep  # noqa: E402
-from cl_regimes.config import ConfigError  # noqa: E402
-from cl_regimes.findings.common import PAPER_METHODS  # noqa: E402
+from cl_regimes import findings, methods, profiles, regimes, results, sweep
+from cl_regimes.config import ConfigError
+from cl_regimes.findings.common import PAPER_METHODS
 
 
 def _mean_ci(values: pd.Series) -> tuple[float, float, float]:
@@ -54,7 +51,7 @@ def stratified(runs: pd.DataFrame, method: str) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     return table.sort_values(
         ["dataset", "regime"], key=lambda c: c.map(depth) if c.name == "regime" else c
-    )
+    ).reset_index(drop=True)
 
 
 def rank_changes(runs: pd.DataFrame, method: str) -> tuple[findings.Verdict, pd.DataFrame]:
