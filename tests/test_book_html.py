@@ -53,6 +53,14 @@ def test_chapter_has_tables_and_figures_and_no_error(pages, chapter):
     assert "&lt;Figure size" not in page and "<Figure size" not in page
 
 
+@pytest.mark.parametrize("chapter", ["scenarios", "evaluate"])
+def test_the_chapters_beyond_the_study_show_tables_figures_and_a_verdict(pages, chapter):
+    page = pages[chapter]
+    assert page.count("<table") >= 2 and re.search(r"<img[^>]+\.png", page)
+    assert re.search(r"supported|not testable", page)
+    assert "Traceback" not in page and "&lt;Figure size" not in page
+
+
 def test_intro_cites_the_findings(pages):
     intro = (HTML / "book" / "intro.html").read_text()
     for n in (1, 2, 3):

@@ -303,12 +303,15 @@ def test_resize_keeps_a_constant_image_constant(tmp_path, fresh_load):
     assert (ds.train.x == 200).all() and (ds.test.x == 200).all()
 
 
-def test_cifar100_loads_pickles(tmp_path, fresh_load, monkeypatch):
-    folder = tmp_path / "cifar-100-python"
+def write_cifar100(root: Path, monkeypatch, n_train: int = 20, n_test: int = 10) -> dict:
+    """CIFAR-100's python layout: <root>/cifar-100-python/{train,test,meta} pickles, labels
+    (7 i) mod 100; torchvision is told to accept their checksums, which are not the real
+    files'."""
+    folder = root / "cifar-100-python"
     folder.mkdir()
     rng = np.random.default_rng(0)
     written = {}
-    for split, n in (("train", 20), ("test", 10)):
+    for split, n in (("train", n_train), ("test", n_test)):
         pixels = rng.integers(0, 256, (n, 3072), dtype=np.uint8)  # rows: R plane, G, B
         labels = [(7 * i) % 100 for i in range(n)]
         with open(folder / split, "wb") as f:
@@ -316,11 +319,15 @@ def test_cifar100_loads_pickles(tmp_path, fresh_load, monkeypatch):
         written[split] = (pixels.reshape(n, 3, 32, 32), labels)
     with open(folder / "meta", "wb") as f:
         pickle.dump({"fine_label_names": [f"class{i}" for i in range(100)]}, f)
-    # our files have other checksums than the real ones
     monkeypatch.setattr(tvd.CIFAR100, "_check_integrity", lambda self: True)
     monkeypatch.setattr(
         "torchvision.datasets.cifar.check_integrity", lambda path, md5=None: Path(path).is_file()
     )
+    return written
+
+
+def test_cifar100_loads_pickles(tmp_path, fresh_load, monkeypatch):
+    written = write_cifar100(tmp_path, monkeypatch)
     ds = fresh_load("cifar100", data_dir=tmp_path, image_size=32)
     assert ds.spec.num_classes == 100 and ds.spec.num_tasks == 10 and ds.spec.flip
     for split, key in ((ds.train, "train"), (ds.test, "test")):

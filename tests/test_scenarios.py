@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from cl_regimes import config, data, methods, models, regimes, results, scenarios, train
+from cl_regimes import config, data, methods, models, profiles, regimes, results, scenarios, train
 from conftest import make_smoke_config
+from test_data import write_cifar100, write_mnist_like
 
 DIGITS = data.spec("digits")
 OTHERS = ("class_incremental", "domain_incremental")
@@ -138,6 +139,50 @@ def test_every_method_trains_under_the_scenario(smoke_runs, method, scenario):
 def test_every_regime_trains_under_the_scenario(smoke_runs, regime, scenario):
     R = np.asarray(smoke_runs.get(regime, "finetune", scenario=scenario).outcome["R"])
     assert R.shape == (5, 5) and np.isfinite(R).all()
+
+
+TINY = dict(
+    image_size=8,
+    width=2,
+    batch_size=8,
+    train_per_task=None,
+    test_per_task=None,
+    eval_batch_size=64,
+    **{"ewc.fisher_samples": 4, "gem.memories_per_task": 4},
+)
+
+
+def tiny_run(tmp_path, dataset, method, scenario):
+    cfg = profiles.resolve(
+        "smoke",
+        dataset=dataset,
+        regime="head",
+        method=method,
+        overrides={**TINY, "scenario": scenario},
+    )
+    data.load.cache_clear()
+    try:
+        return train.Trainer([cfg], device="cpu", data_dir=tmp_path).run()[0]
+    finally:
+        data.load.cache_clear()
+
+
+@pytest.mark.parametrize("scenario", ["task_incremental", "class_incremental"])
+def test_split_cifar100_from_torchvisions_files(tmp_path, monkeypatch, scenario):
+    write_cifar100(tmp_path, monkeypatch, n_train=200, n_test=100)  # 2 and 1 image per class
+    outcome = tiny_run(tmp_path, "cifar100", "ewc", scenario)
+    assert np.asarray(outcome["R"]).shape == (10, 10)
+    assert [t["classes"] for t in outcome["tasks"]][3] == list(range(30, 40))
+    scored = [t["scored_classes"] for t in outcome["tasks"]]
+    assert scored == ([10] * 10 if scenario == "task_incremental" else list(range(10, 101, 10)))
+
+
+def test_permuted_mnist_from_torchvisions_files(tmp_path):
+    write_mnist_like(tmp_path, "MNIST", n_train=100, n_test=50)
+    outcome = tiny_run(tmp_path, "mnist", "lwf", "domain_incremental")
+    assert np.asarray(outcome["R"]).shape == (5, 5)
+    assert all(t["classes"] == list(range(10)) for t in outcome["tasks"])
+    assert {t["scored_classes"] for t in outcome["tasks"]} == {10}
 
 
 def test_a_method_for_other_scenarios_is_refused_in_one_line(tmp_path):

@@ -159,12 +159,15 @@ def evaluate(
     results_dir="results",
     regimes_: list[str] | None = None,
     settings: list[str] | None = None,
+    own_results=None,
     **execution,
 ) -> tuple[pd.DataFrame, str]:
     """Sweep what is missing (the paper's methods with the profile's settings, ``method``
     with its own ``settings``, "key=value"; ``scenario=...`` applies to all); return the
     runs a card compares (the paper's methods' and ``method``'s) and ``method``'s variant
-    name ("" with the profile's settings)."""
+    name ("" with the profile's settings). ``method``'s records go to ``own_results``
+    (default: ``results_dir``, beside the paper methods')."""
+    own_results = own_results or results_dir
     name = methods.load(method)
     overrides = profiles.parse_overrides(settings)
     foreign = [k for k in overrides if not k.startswith(f"{name}.") and k != "scenario"]
@@ -176,10 +179,14 @@ def evaluate(
         )
     shared = {k: v for k, v in overrides.items() if k == "scenario"}  # every method's
     variants = {}
-    for chosen, values in ((PAPER_METHODS, shared), ([name], overrides)):
+    folders = (results_dir, own_results)
+    for chosen, values, folder in (
+        (PAPER_METHODS, shared, folders[0]),
+        ([name], overrides, folders[1]),
+    ):
         sweep.sweep(
             profile,
-            results_dir=results_dir,
+            results_dir=folder,
             regimes=regimes_,
             methods=chosen,
             overrides=values,
@@ -187,7 +194,7 @@ def evaluate(
             **execution,
         )
         variants[chosen[0]] = _variant(profile, chosen[0], values)
-    runs = results.load(Path(results_dir) / profile)
+    runs = results.load([Path(f) / profile for f in dict.fromkeys(map(str, folders))])
     runs = runs[
         (runs.method.isin(PAPER_METHODS) & (runs.variant == variants[PAPER_METHODS[0]]))
         | ((runs.method == name) & (runs.variant == variants[name]))
