@@ -65,7 +65,7 @@ def test_penalty_is_lambda_times_the_mean_over_old_tasks(lwf_after_two_tasks):
         tasks[2].block,
         [t.block for t in tasks[3:]],
     )
-    assert method.old_blocks == [[b] for b in old]
+    assert method.old_classes == [[t.classes] for t in tasks[:2]]
     x = trainer.inputs(tasks[2].train.x[:16, None])
     with torch.no_grad():
         teacher = method.teacher(x)[:, 0]
@@ -92,7 +92,7 @@ def test_penalty_gradient_reaches_only_old_slices(lwf_after_two_tasks):
     x = trainer.inputs(trainer.tasks[0][2].train.x[:8, None])
     student = torch.randn(8, 1, 10, generator=torch.Generator().manual_seed(2)).requires_grad_()
     (grad,) = torch.autograd.grad(trainer.method.penalty(x, student, None).sum(), student)
-    old = [b for (b,) in trainer.method.old_blocks]
+    old = [classes[0] // 2 for (classes,) in trainer.method.old_classes]
     for block in range(5):
         touched = bool(grad[:, 0, slice_of(block)].abs().sum() > 0)
         assert touched == (block in old), block

@@ -137,7 +137,8 @@ def test_every_method_trains_under_the_scenario(smoke_runs, method, scenario):
 @pytest.mark.parametrize("scenario", OTHERS)
 @pytest.mark.parametrize("regime", [r for r in regimes.REGIMES if r != "from_layer4"])
 def test_every_regime_trains_under_the_scenario(smoke_runs, regime, scenario):
-    R = np.asarray(smoke_runs.get(regime, "finetune", scenario=scenario).outcome["R"])
+    run = smoke_runs.get(regime, "finetune", scenario=scenario)
+    R = np.asarray(run.outcome["R"])
     assert R.shape == (5, 5) and np.isfinite(R).all()
 
 

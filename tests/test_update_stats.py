@@ -83,8 +83,8 @@ def hand_statistics(trainer, method_name, x, y):
     elif method_name == "lwf":
         with torch.no_grad():
             target = method.teacher(x)[:, 0]
-        (old,) = method.old_blocks[0]
-        s = slice(old * cpt, (old + 1) * cpt)
+        ((first, *_),) = method.old_classes[0]
+        s = slice(first, first + cpt)
         penalty = (
             method.lam * lwf.distillation(logits[:, s], target[:, s], method.temperature).mean()
         )
