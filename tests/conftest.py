@@ -20,7 +20,8 @@ import torch  # noqa: E402
 from cl_regimes import profiles, train  # noqa: E402
 from cl_regimes.config import RunConfig  # noqa: E402
 
-torch.set_num_threads(2)
+# `make test` runs the files in two processes (pytest-xdist), one core each
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 def make_smoke_config(

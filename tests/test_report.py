@@ -111,3 +111,21 @@ def test_trend_figure_draws_a_bound_that_misses_its_estimate_by_rounding():
     )
     fig = report.trend_figure(trends, ["quick"])
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["ewc", "si"]
+
+
+def test_card_intervals_stay_within_what_a_metric_can_take():
+    from cl_regimes import card
+
+    runs = pd.DataFrame(
+        dict(
+            dataset="d",
+            regime="full",
+            method=["mine"] * 3 + ["ewc"] * 3,
+            acc=[0.99, 0.6, 1.0, 0.5, 0.5, 0.5],
+            forgetting=[-0.9, -0.2, -0.95, 0.1, 0.1, 0.1],
+        )
+    )
+    (row,) = card.stratified(runs, "mine").itertuples()
+    assert 0.0 < row.acc_lo < row.acc < row.acc_hi == 1.0
+    assert row.forgetting_lo == -1.0 < row.forgetting < row.forgetting_hi < 1.0
+    assert (row.rank, row.of) == (1, 2)

@@ -22,13 +22,17 @@ from cl_regimes import findings, methods, profiles, regimes, results, sweep
 from cl_regimes.config import ConfigError
 from cl_regimes.findings.common import PAPER_METHODS
 
+BOUNDS = {"acc": (0.0, 1.0), "forgetting": (-1.0, 1.0)}  # the values each metric can take
 
-def _mean_ci(values: pd.Series) -> tuple[float, float, float]:
+
+def _mean_ci(values: pd.Series, bounds: tuple[float, float]) -> tuple[float, float, float]:
+    """The mean and its 95% t-interval, cut to the values the metric can take."""
     v = values.to_numpy(float)
     if len(v) < 2:
         return float(v.mean()), np.nan, np.nan
     half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+    low, high = bounds
+    return float(v.mean()), float(max(low, v.mean() - half)), float(min(high, v.mean() + half))
 
 
 def stratified(runs: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -44,7 +48,9 @@ def stratified(runs: pd.DataFrame, method: str) -> pd.DataFrame:
         means = g.groupby("method").acc.mean()
         row = {"dataset": dataset, "regime": regime, "orders": len(mine)}
         for metric in ("acc", "forgetting"):
-            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(mine[metric])
+            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(
+                mine[metric], BOUNDS[metric]
+            )
         row["rank"] = int(means.rank(ascending=False, method="min")[method])
         row["of"] = len(means)
         rows.append(row)
