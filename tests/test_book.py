@@ -16,6 +16,7 @@ import pytest
 
 from cl_regimes import book, regimes, results
 from cl_regimes.config import ConfigError
+from conftest import make_smoke_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -296,7 +297,7 @@ def test_a_sweep_killed_mid_run_resumes_with_only_the_unfinished_run(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_committed_profile_gets_a_placeholder_until_two_regimes_share_two_methods(tmp_path):
+def test_a_committed_profile_gets_a_placeholder_until_it_can_test_finding_1(tmp_path):
     (tmp_path / "notebooks").mkdir()
     parameters = {"profile": "medium", "results_dir": "../records"}
     chapter = book.Chapter(
@@ -308,21 +309,27 @@ def test_a_committed_profile_gets_a_placeholder_until_two_regimes_share_two_meth
         book._placeholder(tmp_path, chapter)
         return "".join(json.loads(chapter.output.read_text())["cells"][0]["source"])
 
-    def add(regime, *names):
+    def add(regime, *names, accuracy=0.9):  # 0.9: above chance (1/2), 0.55: at chance
         for method in names:
-            (folder / regime / method).mkdir(parents=True)
-            (folder / regime / method / "order00-seed0.json").write_text("{}")
+            outcome = {"order": list(range(5)), "R": np.full((5, 5), accuracy).tolist()}
+            outcome |= {"tasks": [{"task": t} for t in range(5)], "classes_per_task": 2}
+            config = make_smoke_config(regime, method)
+            record = results.assemble(config, outcome, {}, 0.0, "medium", {})
+            results.save(record, folder / regime / method / "order00-seed0.json")
 
     assert not book.is_ready(tmp_path, chapter)
     text = page_text()
     assert text.startswith("# Medium\n") and "No records" in text and "reproduce" in text
-    add("head", "gem", "ewc", "finetune")
+    add("head", "gem", "ewc", "finetune")  # not a regime of the original's analysis
     add("full", "ewc", "joint", "finetune")  # references are not the paper's methods
-    add("from_layer4", "gem", "lwf")  # shares one paper method with each of the others
+    add("from_layer4", "gem", "lwf")
+    add("from_layer4", "ewc", accuracy=0.55)  # shared with full, but at chance
     assert not book.is_ready(tmp_path, chapter)
     assert (
-        "8 of the 462 runs of the `medium` profile are committed so far (`head`: finetune, "
-        "ewc, gem; `from_layer4`: gem, lwf; `full`: finetune, joint, ewc)"
+        "9 of the 462 runs of the `medium` profile are committed so far (`head`: finetune, "
+        "ewc, gem; `from_layer4`: ewc, gem, lwf; `full`: finetune, joint, ewc)"
     ) in page_text()
     add("full", "gem")
+    assert not book.is_ready(tmp_path, chapter)  # gem is the one method they share
+    add("full", "lwf")
     assert book.is_ready(tmp_path, chapter)
