@@ -98,7 +98,7 @@ runs, variant = card.evaluate(
     profile,
     results_dir,
     regimes,
-    own_results=f"{results_dir}/yours",  # apart from the records the other chapters read
+    own_results=f"{results_dir}/yours",  # apart from the profile's own records
     device=device,
     group_size=group_size,
 )

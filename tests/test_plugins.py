@@ -58,6 +58,8 @@ def by_path(tmp_path, monkeypatch):
     monkeypatch.setenv(methods.PATHS_ENV, "")
     yield tmp_path
     REGISTRY.pop("damped", None)
+    for module in ("my_damped", "not_a_method", "clash"):  # so the next test imports its own
+        sys.modules.pop(module, None)
 
 
 def test_a_method_given_by_path_sweeps_and_gets_a_card(by_path, shared_results, tmp_path):
