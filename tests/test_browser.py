@@ -20,7 +20,7 @@ WIDTH, HEIGHT = 1400, 1000
 pytestmark = pytest.mark.book
 
 CHAPTERS = sorted(p.stem for p in (HTML / "notebooks").glob("*.html"))
-# a committed profile whose records cover fewer than two regimes has a one-paragraph page
+# a committed profile whose records cannot test finding 1 yet has a one-paragraph page
 PLACEHOLDERS = {
     c.name for c in book.chapters() if c.name in book.COMMITTED and not book.is_ready(book.ROOT, c)
 }
@@ -148,7 +148,7 @@ def test_no_table_is_clipped(measured, chapter):
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_numeric_cells_are_padded_and_right_aligned(measured, chapter):
     if chapter in PLACEHOLDERS:
-        pytest.skip("a placeholder page: its records cover fewer than two regimes")
+        pytest.skip("a placeholder page: its records cannot test finding 1 yet")
     numbers = [n for n in measured(chapter)["numbers"] if NUMBER.match(n[0])]
     assert numbers, "no numeric table cell"
     cramped = [n for n in numbers if min(n[1], n[2]) < 4]
@@ -168,7 +168,7 @@ def test_heatmap_cells_are_legible(measured, chapter):
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_math_is_typeset(measured, chapter):
     if chapter in PLACEHOLDERS:
-        pytest.skip("a placeholder page: its records cover fewer than two regimes")
+        pytest.skip("a placeholder page: its records cannot test finding 1 yet")
     page = measured(chapter)
     assert page["mathjax"] == "typeset"
     assert page["typeset"] == page["math"], "math that MathJax left untypeset"
