@@ -185,10 +185,9 @@ def evaluate(
         )
     shared = {k: v for k, v in overrides.items() if k == "scenario"}  # every method's
     variants = {}
-    folders = (results_dir, own_results)
     for chosen, values, folder in (
-        (PAPER_METHODS, shared, folders[0]),
-        ([name], overrides, folders[1]),
+        (PAPER_METHODS, shared, results_dir),
+        ([name], overrides, own_results),
     ):
         sweep.sweep(
             profile,
@@ -200,7 +199,8 @@ def evaluate(
             **execution,
         )
         variants[chosen[0]] = _variant(profile, chosen[0], values)
-    runs = results.load([Path(f) / profile for f in dict.fromkeys(map(str, folders))])
+    folders = dict.fromkeys(map(str, (results_dir, own_results)))
+    runs = results.load([Path(f) / profile for f in folders])
     runs = runs[
         (runs.method.isin(PAPER_METHODS) & (runs.variant == variants[PAPER_METHODS[0]]))
         | ((runs.method == name) & (runs.variant == variants[name]))

@@ -272,25 +272,33 @@ class Task:
 
 
 def block_indices(
-    ds: Dataset, train_per_task: int | None, test_per_task: int | None
+    ds: Dataset,
+    train_per_task: int | None,
+    test_per_task: int | None,
+    classes: list[list[int]] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(train, test) indices into the dataset's splits of every class block, subsampled
-    with a fixed seed: the same images in every run (and for benchmarks/compare_original.py)."""
+    """(train, test) indices into the dataset's splits of every task, subsampled with a
+    fixed seed: the same images in every run (and for benchmarks/compare_original.py).
+    A task holds a class block, or the classes ``classes`` gives it."""
     gen = torch.Generator().manual_seed(0)
     return [
         tuple(
-            subsample(split.y, classes, per_task, gen)
+            subsample(split.y, task_classes, per_task, gen)
             for split, per_task in ((ds.train, train_per_task), (ds.test, test_per_task))
         )
-        for classes in class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
+        for task_classes in classes or class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
     ]
 
 
 def make_blocks(
-    ds: Dataset, train_per_task: int | None, test_per_task: int | None, device: torch.device
+    ds: Dataset,
+    train_per_task: int | None,
+    test_per_task: int | None,
+    device: torch.device,
+    classes: list[list[int]] | None = None,
 ) -> list[Block]:
-    """Every class block (``block_indices``), its images moved to ``device``."""
-    classes = class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
+    """Every task (``block_indices``), its images moved to ``device``."""
+    classes = classes or class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
     return [
         Block(
             block,
@@ -300,7 +308,7 @@ def make_blocks(
                 for split, idx in zip((ds.train, ds.test), pair)
             ),
         )
-        for block, pair in enumerate(block_indices(ds, train_per_task, test_per_task))
+        for block, pair in enumerate(block_indices(ds, train_per_task, test_per_task, classes))
     ]
 
 

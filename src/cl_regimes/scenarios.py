@@ -83,18 +83,18 @@ class DomainIncremental(Scenario):
     seeded_tasks = True
 
     def blocks(self, ds, train_per_task, test_per_task, device, seed):
-        every = list(range(ds.spec.num_classes))
-        gen = torch.Generator().manual_seed(0)  # the same images as make_blocks would draw
-        size = ds.train.x.shape[-1]
-        blocks = []
-        for block, pixels in enumerate(pixel_permutations(ds.spec.num_tasks, size, seed)):
-            splits = []
-            for split, per_task in ((ds.train, train_per_task), (ds.test, test_per_task)):
-                idx = data.subsample(split.y, every, per_task, gen)
-                x = split.x[idx].flatten(2)[..., pixels].view(-1, *split.x.shape[1:])
-                splits.append(data.Split(x.to(device), split.y[idx].to(device)))
-            blocks.append(data.Block(block, every, *splits))
-        return blocks
+        every = [list(range(ds.spec.num_classes))] * ds.spec.num_tasks
+        blocks = data.make_blocks(ds, train_per_task, test_per_task, device, every)
+        shape = ds.train.x.shape[1:]
+        permutations = pixel_permutations(len(blocks), shape[-1], seed).to(device)
+
+        def permuted(split, pixels):
+            return data.Split(split.x.flatten(2)[..., pixels].view(-1, *shape), split.y)
+
+        return [
+            data.Block(b.block, b.classes, permuted(b.train, p), permuted(b.test, p))
+            for b, p in zip(blocks, permutations)
+        ]
 
     def outputs(self, labels, seen):
         every = torch.arange(self.spec.num_classes, device=labels.device)
