@@ -17,12 +17,14 @@ original's task orders are checked to be ours. The original is configured throug
 module constants only (device, epochs, batch size, data folder, GEM's memory, data-loader
 workers, and, at an image size other than its 32, its Fashion-MNIST transforms rebuilt
 with that size); its training functions run unchanged, in this process, with the same
-torch threads. Each (method, order) trains once per side, the two interleaved (the side
-that goes first alternates), each timed by wall clock. A rerun of the same work on the
-same CPU keeps the runs ``--output`` holds and adds the orders and methods it lacks.
+torch threads. Each (method, order, seed) trains once per side, the two interleaved (the
+side that goes first alternates), each timed by wall clock. A rerun of the same work on
+the same CPU keeps the runs ``--output`` holds and adds the orders, seeds and methods it
+lacks. Seeds replicate an order: they give a run its own initial weights and data stream
+on our side, and the seed the original's torch generator starts from on its side.
 
-Reported per method: each side's mean ACC and forgetting over orders with a 95%
-t-interval; the paired difference (original - ours, paired by order) with its 90%
+Reported per method: each side's mean ACC and forgetting over runs with a 95%
+t-interval; the paired difference (original - ours, paired by order and seed) with its 90%
 interval, "equivalent" when that interval lies inside +-margin (two one-sided tests at
 5%, the margin fixed before the run), "different" when the 95% interval excludes 0,
 "inconclusive" otherwise; and the ratio of the two sides' summed wall times
@@ -159,8 +161,8 @@ class Original:
             for ds in loaded
         ]
 
-    def run(self, method: str, regime: str, order: int, tasks, seed: int) -> dict:
-        train.seed_everything(seed)  # the original seeds nothing: this makes reruns repeat
+    def run(self, method: str, regime: str, order: int, tasks, stream_seed: int) -> dict:
+        train.seed_everything(stream_seed)  # the original seeds nothing: reruns repeat
         module = self.modules[method]
         with contextlib.redirect_stdout(self.log):
             out = getattr(module, f"run_experiment_{method}")(
@@ -169,7 +171,8 @@ class Original:
         return {"acc": out["avg_acc"], "forgetting": out["avg_forgetting"]}
 
 
-def run_ours(args, method: str, regime: str, order: int) -> dict:
+def config_of(args, method: str, order: int, seed: int):
+    """Our paper-profile run on the comparison's work."""
     overrides = {
         "width": 64,
         "image_size": args.image_size,
@@ -179,9 +182,18 @@ def run_ours(args, method: str, regime: str, order: int) -> dict:
         "test_per_task": args.test_per_task,
         "gem.memories_per_task": args.gem_memories,
     }
-    config = profiles.resolve(
-        "paper", dataset=DATASET, regime=regime, method=method, order=order, overrides=overrides
+    return profiles.resolve(
+        "paper",
+        dataset=DATASET,
+        regime=args.regime,
+        method=method,
+        order=order,
+        seed=seed,
+        overrides=overrides,
     )
+
+
+def run_ours(config) -> dict:
     record = train.run(config, device="cpu")
     return {"acc": metrics.acc(record["R"]), "forgetting": metrics.forgetting(record["R"])}
 
@@ -195,7 +207,7 @@ def interval(values, level: float) -> tuple[float, float]:
 
 
 def agreement(original, ours, margin: float) -> dict:
-    """Paired (by order) difference original - ours: TOST equivalence within +-margin."""
+    """Paired (by order and seed) difference original - ours: TOST equivalence within +-margin."""
     d = np.asarray(original) - np.asarray(ours)
     low90, high90 = interval(d, 0.90)
     low95, high95 = interval(d, 0.95)
@@ -211,8 +223,14 @@ def agreement(original, ours, margin: float) -> dict:
 def summarise(runs: list[dict], margin: float) -> list[dict]:
     rows = []
     for method in dict.fromkeys(r["method"] for r in runs):
-        pairs = sorted((r for r in runs if r["method"] == method), key=lambda r: r["order"])
-        row = {"method": method, "orders": len(pairs)}
+        pairs = sorted(
+            (r for r in runs if r["method"] == method), key=lambda r: (r["order"], seed_of(r))
+        )
+        row = {
+            "method": method,
+            "orders": len({r["order"] for r in pairs}),
+            "pairs": len(pairs),
+        }
         for metric in ("acc", "forgetting"):
             for side in ("original", "ours"):
                 values = [r[side][metric] for r in pairs]
@@ -240,14 +258,14 @@ def table(rows: list[dict]) -> str:
         return f"{a['difference']:+.3f} [{a['ci90'][0]:+.3f}, {a['ci90'][1]:+.3f}] {a['verdict']}"
 
     lines = [
-        "| method | orders | ACC original | ACC ours | ACC difference (90% CI) "
+        "| method | orders | pairs | ACC original | ACC ours | ACC difference (90% CI) "
         "| forgetting original | forgetting ours | forgetting difference (90% CI) "
         "| wall s original / ours | time ratio (per order) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r['orders']} | {cell(r, 'original', 'acc')} | "
+            f"| {r['method']} | {r['orders']} | {r['pairs']} | {cell(r, 'original', 'acc')} | "
             f"{cell(r, 'ours', 'acc')} | {agree(r, 'acc')} | {cell(r, 'original', 'forgetting')} | "
             f"{cell(r, 'ours', 'forgetting')} | {agree(r, 'forgetting')} | "
             f"{r['original_seconds']:.0f} / {r['ours_seconds']:.0f} | {r['time_ratio']:.2f} "
@@ -267,6 +285,10 @@ WORK = (
     "threads",
     "original_workers",
 )
+
+
+def seed_of(run: dict) -> int:
+    return run.get("seed", 0)  # runs written before seeds were replicated are seed 0
 
 
 def earlier_runs(args) -> list[dict]:
@@ -293,6 +315,9 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--regime", default="full", choices=list(REGIME_NAMES))
     parser.add_argument("--orders", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], help="replicates of each order"
+    )
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--train-per-task", type=int, default=500)
     parser.add_argument("--test-per-task", type=int, default=200)
@@ -323,6 +348,8 @@ def main(argv=None) -> None:
     bad = [o for o in args.orders if o not in range(profiles.NUM_ORDERS)]
     if bad:
         fail(f"orders {bad} out of range; valid: 0-{profiles.NUM_ORDERS - 1}")
+    if any(s < 0 for s in args.seeds):
+        fail(f"seeds {args.seeds} must be >= 0")
     if args.image_size < 8 or args.train_per_task < 2 or args.test_per_task < 2:
         fail("--image-size must be >= 8 and --train/test-per-task >= 2 (one image per class)")
     commit = check_original(args.original.resolve())
@@ -335,19 +362,23 @@ def main(argv=None) -> None:
         original = Original(args.original.resolve(), args, data.default_data_dir(), log)
         tasks = {m: original.datasets(m, indices) for m in args.methods}
         runs = earlier_runs(args)
-        done = {(r["method"], r["order"]) for r in runs}
-        work = [(m, o) for m in args.methods for o in args.orders if (m, o) not in done]
-        for i, (method, order) in enumerate(tqdm(work, desc="original vs ours")):
-            seed = profiles.resolve(
-                "paper", dataset=DATASET, regime=args.regime, method=method, order=order
-            ).stream_seed
+        done = {(r["method"], r["order"], seed_of(r)) for r in runs}
+        work = [
+            (m, o, s)
+            for m in args.methods
+            for s in args.seeds
+            for o in args.orders
+            if (m, o, s) not in done
+        ]
+        for i, (method, order, seed) in enumerate(tqdm(work, desc="original vs ours")):
+            config = config_of(args, method, order, seed)
             sides = {
                 "original": functools.partial(
-                    original.run, method, args.regime, order, tasks[method], seed
+                    original.run, method, args.regime, order, tasks[method], config.stream_seed
                 ),
-                "ours": functools.partial(run_ours, args, method, args.regime, order),
+                "ours": functools.partial(run_ours, config),
             }
-            row = {"method": method, "order": order}
+            row = {"method": method, "order": order, "seed": seed}
             for side in sorted(sides, reverse=i % 2 == 1):  # alternate who goes first
                 started = time.perf_counter()
                 row[side] = sides[side]()
