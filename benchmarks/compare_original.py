@@ -23,6 +23,15 @@ the same CPU keeps the runs ``--output`` holds and adds the orders, seeds and me
 lacks. Seeds replicate an order: they give a run its own initial weights and data stream
 on our side, and the seed the original's torch generator starts from on its side.
 
+``--deterministic`` takes the randomness out of the work, so that the two codes must
+agree to rounding unless they compute different things: both sides start from the same
+weights (the original's own initialisation, loaded into ours through ``Trainer``'s
+``initial``; on its side its ``build_model`` returns those weights), take one step per
+epoch on the whole task (batch size = images per task, so shuffling cannot matter),
+without random crops, on the same normalised tensors (handed to the original as
+``TensorDataset``s), with every task image in GEM's memory and EWC's Fisher sample. What
+is left is floating-point rounding, which the steps can amplify.
+
 Reported per method: each side's mean ACC and forgetting over runs with a 95%
 t-interval; the paired difference (original - ours, paired by order and seed) with its 90%
 interval, "equivalent" when that interval lies inside +-margin (two one-sided tests at
@@ -50,7 +59,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy import stats
-from torch.utils.data import Subset
+from torch.utils.data import Subset, TensorDataset
 from tqdm.auto import tqdm
 
 from cl_regimes import data, metrics, profiles, train
@@ -123,10 +132,8 @@ class Original:
         }
         if args.image_size != 32:
             constants.update(self._transforms(args.image_size))
-        for module in (self.tools, *self.modules.values()):
-            for name, value in constants.items():
-                if hasattr(module, name):
-                    setattr(module, name, value)
+        for name, value in constants.items():
+            self.set(name, value)
         if "gem" in self.modules:  # GEM's memory images go through its own alias
             self.modules["gem"].mnist_store_transform = constants.get(
                 "mnist_test_transform", self.tools.mnist_test_transform
@@ -135,6 +142,12 @@ class Original:
         theirs = [entry["order"] for entry in self.tools.TASK_ORDERS]
         if theirs != ours:
             fail(f"the original's task orders {theirs} differ from ours {ours}")
+
+    def set(self, name: str, value) -> None:
+        """Set one of the original's module constants wherever a module holds it."""
+        for module in (self.tools, *self.modules.values()):
+            if hasattr(module, name):
+                setattr(module, name, value)
 
     def _transforms(self, size: int) -> dict:
         """The original's Fashion-MNIST pipelines at another size (crop padding size/8)."""
@@ -150,25 +163,50 @@ class Original:
             "mnist_test_transform": T.Compose([*head, *tail]),
         }
 
-    def datasets(self, method: str, indices) -> list[list[Subset]]:
-        """The method's datasets from its own ``load_datasets()``, cut to our subset:
-        [train (augmented), (non-augmented train,) test] lists of per-task subsets."""
+    def datasets(self, method: str, indices, fixed=None) -> list[list]:
+        """The method's datasets as its own ``load_datasets()`` lists them ([train
+        (augmented), (non-augmented train,) test]), each a list over tasks: its datasets
+        cut to our subset, or with ``fixed`` ([(train, test)] per task) those instead."""
         with contextlib.redirect_stdout(self.log):
             loaded = self.modules[method].load_datasets()
         test = loaded[-1]
-        return [
-            [Subset(ds, idx[0 if ds is not test else 1].tolist()) for idx in indices]
-            for ds in loaded
-        ]
+        if fixed is not None:
+            return [[task[ds is test] for task in fixed] for ds in loaded]
+        return [[Subset(ds, idx[ds is test].tolist()) for idx in indices] for ds in loaded]
 
-    def run(self, method: str, regime: str, order: int, tasks, stream_seed: int) -> dict:
+    def initial(self, stream_seed: int) -> dict[str, torch.Tensor]:
+        """The weights the original's ``build_model`` gives after seeding with ``stream_seed``."""
+        train.seed_everything(stream_seed)
+        return self.tools.build_model().state_dict()
+
+    def _built_from(self, state, pretrained=False):
+        model = self.tools.build_model(pretrained)
+        model.load_state_dict(state)
+        return model
+
+    def run(
+        self, method: str, regime: str, order: int, tasks, stream_seed: int, initial=None
+    ) -> dict:
+        """One run of the original's own training function; from ``initial`` weights when
+        given (its ``build_model`` then loads them), else from its own initialisation."""
         train.seed_everything(stream_seed)  # the original seeds nothing: reruns repeat
         module = self.modules[method]
+        module.build_model = (
+            self.tools.build_model
+            if initial is None
+            else functools.partial(self._built_from, initial)
+        )
         with contextlib.redirect_stdout(self.log):
             out = getattr(module, f"run_experiment_{method}")(
                 REGIME_NAMES[regime], self.tools.TASK_ORDERS[order], *tasks
             )
-        return {"acc": out["avg_acc"], "forgetting": out["avg_forgetting"]}
+        seen = out["acc_matrix"]  # per position trained: {task: accuracy} of the tasks so far
+        order = self.tools.TASK_ORDERS[order]["order"]
+        return {
+            "acc": out["avg_acc"],
+            "forgetting": out["avg_forgetting"],
+            "R": [[row[order[j]] for j in range(i + 1)] for i, row in enumerate(seen)],
+        }
 
 
 def config_of(args, method: str, order: int, seed: int):
@@ -182,6 +220,8 @@ def config_of(args, method: str, order: int, seed: int):
         "test_per_task": args.test_per_task,
         "gem.memories_per_task": args.gem_memories,
     }
+    if args.deterministic:  # every task image in the Fisher sample, as the original's FISHER_N
+        overrides["ewc.fisher_samples"] = args.train_per_task
     return profiles.resolve(
         "paper",
         dataset=DATASET,
@@ -193,9 +233,30 @@ def config_of(args, method: str, order: int, seed: int):
     )
 
 
-def run_ours(config) -> dict:
-    record = train.run(config, device="cpu")
-    return {"acc": metrics.acc(record["R"]), "forgetting": metrics.forgetting(record["R"])}
+def run_ours(config, initial=None) -> dict:
+    """One run of this library; from ``initial`` weights without random crops when given."""
+    trainer = train.Trainer([config], "cpu", initial=None if initial is None else [initial])
+    trainer.scenario.augment = initial is None  # the deterministic work has no crops
+    R = trainer.run()[0]["R"]
+    return {
+        "acc": metrics.acc(R),
+        "forgetting": metrics.forgetting(R),
+        "R": [row[: i + 1] for i, row in enumerate(R)],  # the tasks trained so far, as theirs
+    }
+
+
+def fixed_tasks(ds, indices) -> list[tuple[TensorDataset, TensorDataset]]:
+    """Per task, (train, test) of the normalised network inputs our side computes, as
+    datasets the original's loaders read: both sides see the same tensors."""
+    normalise = data.Normalizer(ds.spec, torch.device("cpu"))
+
+    def split(images, labels):
+        return TensorDataset(normalise(images[:, None]), labels)
+
+    return [
+        (split(ds.train.x[tr], ds.train.y[tr]), split(ds.test.x[te], ds.test.y[te]))
+        for tr, te in indices
+    ]
 
 
 def interval(values, level: float) -> tuple[float, float]:
@@ -220,6 +281,21 @@ def agreement(original, ours, margin: float) -> dict:
     return {"difference": float(d.mean()), "ci90": [low90, high90], "verdict": verdict}
 
 
+R_TOLERANCE = 1e-9  # accuracies are counts over test images: equal or apart by 1/n
+
+
+def R_gap(run: dict) -> float:
+    """The largest difference between the two sides' accuracies on the tasks trained so
+    far, over every position of the run (None for runs recorded without R)."""
+    if "R" not in run["ours"]:
+        return None
+    return max(
+        abs(a - b)
+        for mine, theirs in zip(run["ours"]["R"], run["original"]["R"])
+        for a, b in zip(mine, theirs)
+    )
+
+
 def summarise(runs: list[dict], margin: float) -> list[dict]:
     rows = []
     for method in dict.fromkeys(r["method"] for r in runs):
@@ -239,6 +315,10 @@ def summarise(runs: list[dict], margin: float) -> list[dict]:
             row[f"{metric}_agreement"] = agreement(
                 [r["original"][metric] for r in pairs], [r["ours"][metric] for r in pairs], margin
             )
+        gaps = [g for g in map(R_gap, pairs) if g is not None]
+        row["R_compared"] = len(gaps)
+        row["R_identical"] = sum(g <= R_TOLERANCE for g in gaps)
+        row["R_max_difference"] = max(gaps, default=None)
         row["original_seconds"] = sum(r["original"]["seconds"] for r in pairs)
         row["ours_seconds"] = sum(r["ours"]["seconds"] for r in pairs)
         row["time_ratio"] = row["original_seconds"] / row["ours_seconds"]
@@ -257,17 +337,23 @@ def table(rows: list[dict]) -> str:
         a = row[f"{metric}_agreement"]
         return f"{a['difference']:+.3f} [{a['ci90'][0]:+.3f}, {a['ci90'][1]:+.3f}] {a['verdict']}"
 
+    def equal(row):
+        if not row["R_compared"]:
+            return "-"
+        return f"{row['R_identical']}/{row['R_compared']} ({row['R_max_difference']:.3f})"
+
     lines = [
         "| method | orders | pairs | ACC original | ACC ours | ACC difference (90% CI) "
         "| forgetting original | forgetting ours | forgetting difference (90% CI) "
+        "| runs with equal accuracies (largest gap) "
         "| wall s original / ours | time ratio (per order) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['orders']} | {r['pairs']} | {cell(r, 'original', 'acc')} | "
             f"{cell(r, 'ours', 'acc')} | {agree(r, 'acc')} | {cell(r, 'original', 'forgetting')} | "
-            f"{cell(r, 'ours', 'forgetting')} | {agree(r, 'forgetting')} | "
+            f"{cell(r, 'ours', 'forgetting')} | {agree(r, 'forgetting')} | {equal(r)} | "
             f"{r['original_seconds']:.0f} / {r['ours_seconds']:.0f} | {r['time_ratio']:.2f} "
             f"({r['time_ratio_range'][0]:.2f}-{r['time_ratio_range'][1]:.2f}) |"
         )
@@ -284,6 +370,7 @@ WORK = (
     "gem_memories",
     "threads",
     "original_workers",
+    "deterministic",
 )
 
 
@@ -332,6 +419,12 @@ def main(argv=None) -> None:
         help="the original's DataLoader workers (its default is 4)",
     )
     parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="the same initial weights, whole-task batches, no crops: the codes must agree "
+        "to rounding (sets the batch size and GEM's memory to --train-per-task)",
+    )
+    parser.add_argument(
         "--margin",
         type=float,
         default=0.05,
@@ -353,6 +446,9 @@ def main(argv=None) -> None:
     if args.image_size < 8 or args.train_per_task < 2 or args.test_per_task < 2:
         fail("--image-size must be >= 8 and --train/test-per-task >= 2 (one image per class)")
     commit = check_original(args.original.resolve())
+    if args.deterministic:
+        args.batch_size = args.gem_memories = args.train_per_task
+        torch.set_default_dtype(torch.float64)  # rounding in float32 flips Adam's steps
 
     torch.set_num_threads(args.threads)
     ds = data.load(DATASET, None, args.image_size)  # also unpacks Fashion-MNIST for the original
@@ -360,7 +456,10 @@ def main(argv=None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with open(args.log, "w") as log:
         original = Original(args.original.resolve(), args, data.default_data_dir(), log)
-        tasks = {m: original.datasets(m, indices) for m in args.methods}
+        fixed = fixed_tasks(ds, indices) if args.deterministic else None
+        if args.deterministic:
+            original.set("FISHER_N", args.train_per_task)
+        tasks = {m: original.datasets(m, indices, fixed) for m in args.methods}
         runs = earlier_runs(args)
         done = {(r["method"], r["order"], seed_of(r)) for r in runs}
         work = [
@@ -372,11 +471,18 @@ def main(argv=None) -> None:
         ]
         for i, (method, order, seed) in enumerate(tqdm(work, desc="original vs ours")):
             config = config_of(args, method, order, seed)
+            initial = original.initial(config.stream_seed) if args.deterministic else None
             sides = {
                 "original": functools.partial(
-                    original.run, method, args.regime, order, tasks[method], config.stream_seed
+                    original.run,
+                    method,
+                    args.regime,
+                    order,
+                    tasks[method],
+                    config.stream_seed,
+                    initial,
                 ),
-                "ours": functools.partial(run_ours, config),
+                "ours": functools.partial(run_ours, config, initial),
             }
             row = {"method": method, "order": order, "seed": seed}
             for side in sorted(sides, reverse=i % 2 == 1):  # alternate who goes first

@@ -57,6 +57,22 @@ def test_seeding_across_methods_and_regimes(smoke_config, seeding):
     assert same == [seeding == "shared"] * 2
 
 
+def test_initial_weights(smoke_config):
+    """``initial`` starts each run of a group from the given single-run weights (the
+    comparison with the original study starts both codes from its initialisation)."""
+    a, b = smoke_config("full", "si"), smoke_config("full", "si", order=1)
+    own = [train.Trainer([cfg], "cpu").model.state_dict() for cfg in (a, b)]
+    swapped = train.Trainer([a, b], "cpu", initial=own[::-1])
+    for name, t in swapped.model.state_dict().items():
+        if t.ndim:
+            assert torch.equal(models.per_run(t, 2)[0], own[1][name].reshape(-1)), name
+            assert torch.equal(models.per_run(t, 2)[1], own[0][name].reshape(-1)), name
+    start = swapped.method.start  # methods built after the weights are in place (SI's anchor)
+    assert torch.equal(start, models.flatten(swapped.params, 2))
+    with pytest.raises(ConfigError, match="initial: 1 state dicts for 2 runs"):
+        train.Trainer([a, b], "cpu", initial=own[:1])
+
+
 def test_R_is_T_by_T_in_unit_interval(records):
     R = np.asarray(records["a"]["R"])
     assert R.shape == (5, 5)

@@ -167,8 +167,16 @@ class Trainer:
         device: str | torch.device = "auto",
         data_dir=None,
         progress: bool = False,
+        initial: list[dict[str, torch.Tensor]] | None = None,
     ):
+        """``initial``: per run, the state dict of a single-run network to start from
+        (pretrained weights, or another code's initialisation); by default each run's
+        own seeded initialisation."""
         cfg = configs[0]
+        if initial is not None and len(initial) != len(configs):
+            raise ConfigError(
+                f"initial: {len(initial)} state dicts for {len(configs)} runs; give one per run"
+            )
         if any(not cfg.differs_only_in_order_and_seed(c) for c in configs):
             raise ConfigError("runs trained as one group may differ in order and seed only")
         self.configs, self.cfg, self.runs = configs, cfg, len(configs)
@@ -193,9 +201,11 @@ class Trainer:
         self.generators = [torch.Generator(self.device).manual_seed(c.stream_seed) for c in configs]
         self.inputs = data.Normalizer(ds.spec, self.device)
         networks = []
-        for c in configs:  # each run initialised as its single-run network
+        for k, c in enumerate(configs):  # each run initialised as its single-run network
             seed_everything(c.stream_seed)
             networks.append(ResNet18(ds.spec.num_classes, cfg.width))
+            if initial is not None:
+                networks[-1].load_state_dict(initial[k])
         model = networks[0] if self.runs == 1 else ResNet18.stack(networks)
         self.model = model.to(self.device, memory_format=self.inputs.memory_format)
         self.params = models.apply_regime(self.model, cfg.regime)
