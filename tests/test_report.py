@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -44,6 +46,17 @@ def test_style_pads_right_aligns_and_hides_a_meaningless_index():
     assert 'class="row_heading' not in html  # no 0..N index
     named = report.style(pd.DataFrame({"x": [1.5]}, index=["a"])).to_html()
     assert 'class="row_heading' in named
+
+
+def test_style_keeps_numbers_with_gaps_right_aligned():
+    """A column of numbers and missing values (object dtype: None among floats), or of
+    missing values only, is numeric: its cells, "–" included, align right."""
+    table = pd.DataFrame(
+        {"name": ["a", "b"], "gaps": [0.5, None], "none": [None, None]}, dtype=object
+    )
+    html = report.style(table).to_html()
+    left = re.findall(r"td\.(col\d)[^}]*text-align: left", html)
+    assert left == ["col0"], left
 
 
 def test_heatmap_prints_every_value_in_a_cell_of_its_colour():

@@ -48,6 +48,14 @@ def regime_order(values) -> list:
     return ordered(values, regimes.REGIMES)
 
 
+def _is_text(column: pd.Series) -> bool:
+    """Whether a column holds text: a missing value (None, NaN) is not text, so a column
+    of numbers with gaps, or with no value at all, stays a numeric column."""
+    if pd.api.types.is_numeric_dtype(column):
+        return False
+    return any(not isinstance(v, (int, float, np.number)) for v in column.dropna())
+
+
 def style(table: pd.DataFrame, digits: int = 3):
     """A Styler of a numeric table: integers with thousands separators, shares as
     percentages, other numbers with ``digits`` decimals (3 significant where smaller);
@@ -65,7 +73,7 @@ def style(table: pd.DataFrame, digits: int = 3):
     # an id from the content, so that the same table renders the same HTML on every build
     uuid = hashlib.sha1(table.to_csv().encode()).hexdigest()[:10]
     styler = table.style.format(number).set_uuid(uuid)
-    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    text = [c for c in table.columns if _is_text(table[c])]
     styler.set_table_styles(
         [
             {"selector": "th", "props": "padding: 0.25em 0.6em;"},
