@@ -29,7 +29,9 @@ HEATMAPS = {c.name for c in book.chapters() if c.source.stem in (book.REGIME, bo
 # a POSIX absolute path (/x/y), not a relative one (../x, results/x) nor a URL's (//host/x)
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.-]+/)+[\w.-]*")
 RAW_TEX = re.compile(r"\$[^$\n]*\\[A-Za-z]+[^$\n]*\$|\\\(|\\\[")
-NUMBER = re.compile(r"^[+−-]?(\d[\d,]*)?\.?\d+(e[+−-]?\d+)?%?$|^–$")
+# a number; a lone "–" (a missing value) is not one: it takes its column's alignment,
+# left in a column of text such as "+0.04 [-0.01, +0.09] ahead"
+NUMBER = re.compile(r"^[+−-]?(\d[\d,]*)?\.?\d+(e[+−-]?\d+)?%?$")
 
 MEASURE = """
 const container = el => el.closest('.cell_output, article') || document.body;
