@@ -430,7 +430,12 @@ def main(argv=None) -> None:
         default=0.05,
         help="equivalence margin on ACC and forgetting, stated before the run",
     )
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/compare_original.json"))
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="the JSON of runs and summary (default: benchmarks/compare_original.json, "
+        "or compare_original_deterministic.json with --deterministic)",
+    )
     parser.add_argument(
         "--log",
         type=Path,
@@ -438,6 +443,9 @@ def main(argv=None) -> None:
         help="where the original's printing goes",
     )
     args = parser.parse_args(argv)
+    if args.output is None:  # the two kinds of work keep their runs apart
+        suffix = "_deterministic" if args.deterministic else ""
+        args.output = Path(f"benchmarks/compare_original{suffix}.json")
     bad = [o for o in args.orders if o not in range(profiles.NUM_ORDERS)]
     if bad:
         fail(f"orders {bad} out of range; valid: 0-{profiles.NUM_ORDERS - 1}")
