@@ -130,10 +130,14 @@ class Original:
             "DATA_ROOT": str(data_dir),
             "GEM_MEMORY_STRENGTH": args.gem_memories,
         }
+        if args.deterministic:  # every task image in EWC's Fisher sample, as on our side
+            constants["FISHER_N"] = args.train_per_task
         if args.image_size != 32:
             constants.update(self._transforms(args.image_size))
-        for name, value in constants.items():
-            self.set(name, value)
+        for module in (self.tools, *self.modules.values()):
+            for name, value in constants.items():
+                if hasattr(module, name):
+                    setattr(module, name, value)
         if "gem" in self.modules:  # GEM's memory images go through its own alias
             self.modules["gem"].mnist_store_transform = constants.get(
                 "mnist_test_transform", self.tools.mnist_test_transform
@@ -142,12 +146,6 @@ class Original:
         theirs = [entry["order"] for entry in self.tools.TASK_ORDERS]
         if theirs != ours:
             fail(f"the original's task orders {theirs} differ from ours {ours}")
-
-    def set(self, name: str, value) -> None:
-        """Set one of the original's module constants wherever a module holds it."""
-        for module in (self.tools, *self.modules.values()):
-            if hasattr(module, name):
-                setattr(module, name, value)
 
     def _transforms(self, size: int) -> dict:
         """The original's Fashion-MNIST pipelines at another size (crop padding size/8)."""
@@ -201,11 +199,11 @@ class Original:
                 REGIME_NAMES[regime], self.tools.TASK_ORDERS[order], *tasks
             )
         seen = out["acc_matrix"]  # per position trained: {task: accuracy} of the tasks so far
-        order = self.tools.TASK_ORDERS[order]["order"]
+        tasks_in_order = self.tools.TASK_ORDERS[order]["order"]
         return {
             "acc": out["avg_acc"],
             "forgetting": out["avg_forgetting"],
-            "R": [[row[order[j]] for j in range(i + 1)] for i, row in enumerate(seen)],
+            "R": [[row[tasks_in_order[j]] for j in range(i + 1)] for i, row in enumerate(seen)],
         }
 
 
@@ -284,7 +282,7 @@ def agreement(original, ours, margin: float) -> dict:
 R_TOLERANCE = 1e-9  # accuracies are counts over test images: equal or apart by 1/n
 
 
-def R_gap(run: dict) -> float:
+def R_gap(run: dict) -> float | None:
     """The largest difference between the two sides' accuracies on the tasks trained so
     far, over every position of the run (None for runs recorded without R)."""
     if "R" not in run["ours"]:
@@ -465,8 +463,6 @@ def main(argv=None) -> None:
     with open(args.log, "w") as log:
         original = Original(args.original.resolve(), args, data.default_data_dir(), log)
         fixed = fixed_tasks(ds, indices) if args.deterministic else None
-        if args.deterministic:
-            original.set("FISHER_N", args.train_per_task)
         tasks = {m: original.datasets(m, indices, fixed) for m in args.methods}
         runs = earlier_runs(args)
         done = {(r["method"], r["order"], seed_of(r)) for r in runs}
