@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from cl_regimes import methods, models, profiles, train
+from cl_regimes import methods, models, profiles, sweep, train
 from conftest import make_smoke_config
 
 ORDERS = (0, 1, 2)
@@ -163,3 +163,19 @@ def test_a_group_mixes_orders_and_seeds_only():
     mixed = [*configs("finetune")[:2], configs("finetune", epochs=2)[2]]
     with pytest.raises(profiles.ConfigError, match="order and seed only"):
         train.Trainer(mixed, device="cpu")
+
+
+def test_sweep_units_are_whole_cells_largest_first():
+    """On a CPU a cell's runs form one unit; units come largest first (joint and GEM,
+    whose steps do more work, before finetune), so parallel workers end together; of
+    capped cells, the full groups before the remainders."""
+    plan = sweep.plan("quick", regimes=["full", "head"], methods=["finetune", "joint", "gem"])
+    units = sweep.groups(plan, None, "cpu")
+    assert sorted(map(repr, plan)) == sorted(repr(c) for u in units for c in u)
+    assert {len({(c.regime, c.method, repr(c.bn_stats)) for c in u}) for u in units} == {1}
+    work = [len(u) * sum(sweep.steps(u[0])) for u in units]
+    assert work == sorted(work, reverse=True) and work[0] > work[-1]
+    order = [u[0].method for u in units]
+    assert set(order[-order.count("finetune") :]) == {"finetune"}
+    capped = [len(u) for u in sweep.groups(plan, 2, "cpu") if u[0].method == "finetune"]
+    assert capped == [2, 2, 2, 1, 1, 1]

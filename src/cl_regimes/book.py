@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -179,9 +179,10 @@ def execute_all(
     group_size: int | None = None,
     root: Path = ROOT,
 ) -> None:
-    """Execute every chapter: the regime chapters ``jobs`` at once, then the others (the
-    cross-regime and scale chapters read their records). ``results_dir`` is passed relative
-    to the notebooks' folder, so that no absolute path of this machine shows in the book."""
+    """Execute every chapter, ``jobs`` at once, the longest first (the cross-regime, scale
+    and evaluation chapters; the sweep made every record they read). ``results_dir`` is
+    passed relative to the notebooks' folder, so that no absolute path of this machine
+    shows in the book."""
     pages = chapters(root)
     params = {
         "profile": profile,
@@ -189,27 +190,22 @@ def execute_all(
         "device": device,
         "group_size": group_size,
     }
-    regime_pages = [c for c in pages if c.source.stem == REGIME]
+    longest_first = sorted(pages, key=lambda c: c.source.stem == REGIME)
     with tqdm(total=len(pages), desc=f"notebooks ({profile})") as bar:
         with ProcessPoolExecutor(max(1, jobs), mp_context=get_context("spawn")) as pool:
-            futures = {
-                pool.submit(
-                    _execute_in_worker, c, params | c.parameters | {"orders": None}, max(1, jobs)
-                ): c
-                for c in regime_pages
-            }
-            for future in futures:
-                bar.set_postfix_str(futures[future].name)
-                future.result()
-                bar.update()
-        for chapter in pages:
-            if chapter.source.stem != REGIME:
-                bar.set_postfix_str(chapter.name)
+            futures = {}
+            for chapter in longest_first:
                 if chapter.name in COMMITTED and not is_ready(root, chapter):
                     _placeholder(root, chapter)
-                else:
-                    values = params | chapter.parameters
-                    execute(chapter.source, values, chapter.output, chapter.title)
+                    bar.update()
+                    continue
+                values = params | chapter.parameters
+                if chapter.source.stem == REGIME:
+                    values |= {"orders": None}
+                futures[pool.submit(_execute_in_worker, chapter, values, max(1, jobs))] = chapter
+            for future in as_completed(futures):
+                future.result()
+                bar.set_postfix_str(futures[future].name)
                 bar.update()
 
 

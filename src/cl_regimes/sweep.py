@@ -93,13 +93,14 @@ def max_group_size(config: RunConfig, device: torch.device) -> int | None:
 
 def groups(configs: list[RunConfig], group_size: int | None, device) -> list[list[RunConfig]]:
     """The sweep's work units: each cell's runs in groups of ``group_size`` (None: as many
-    as fit, which is all of a cell's runs on a CPU)."""
+    as fit, which is all of a cell's runs on a CPU), the largest first, so that workers
+    training several at once finish close together."""
     device = train.resolve_device(device)
     units = []
     for cell in cells(configs):
         size = group_size or max_group_size(cell[0], device) or len(cell)
         units += [cell[i : i + size] for i in range(0, len(cell), size)]
-    return units
+    return sorted(units, key=lambda u: -len(u) * sum(steps(u[0])) * pixel_work(u[0]))
 
 
 def pending(
@@ -254,13 +255,8 @@ def step_seconds(config: RunConfig, runs: int, device: torch.device) -> float:
 
 def estimate(configs: list[RunConfig], device="auto", group_size: int | None = None) -> float:
     """Projected seconds for ``configs``, grouped as a sweep groups them, from a short
-    calibration of grouped steps on ``device``.
-
-    Steps per run are counted from the profile (tasks x epochs x batches), scaled
-    for the methods that do more work per task (joint trains on all seen tasks;
-    LwF adds a teacher forward and the head warm-up; GEM a memory pass per past
-    task), plus evaluation at a third of a step's cost per batch. Every regime is
-    timed as ``full``: shallow regimes skip part of the backward pass, so this is
+    calibration of grouped steps on ``device`` and each run's ``steps``. Every regime
+    is timed as ``full``: shallow regimes skip part of the backward pass, so this is
     an upper bound.
     """
     device = train.resolve_device(device)
@@ -271,14 +267,27 @@ def estimate(configs: list[RunConfig], device="auto", group_size: int | None = N
         key = (c.dataset, c.width, c.image_size, c.batch_size, c.precision, len(unit))
         if key not in calibrated:
             calibrated[key] = step_seconds(c, len(unit), device)
-        tasks, n_train, n_test = task_sizes(c)
-        p = c.method_params
-        factor = {
-            "joint": (tasks + 1) / 2,
-            "lwf": 4 / 3 + p.get("warmup_epochs", 0) / max(c.epochs, 1) / 3,
-            "gem": 1 + (tasks - 1) / 2 * p.get("memories_per_task", 0) / c.batch_size,
-        }.get(c.method, 1.0)
-        steps = tasks * c.epochs * math.ceil(n_train / c.batch_size) * factor
-        evals = tasks * tasks * math.ceil(n_test / c.eval_batch_size) / 3
-        total += (steps + evals) * calibrated[key]
+        total += sum(steps(c)) * calibrated[key]
     return total
+
+
+def steps(config: RunConfig) -> tuple[float, float]:
+    """(training steps, evaluation in steps) of one run, for ``estimate``: tasks x epochs
+    x batches, scaled for the methods that do more work per task (joint trains on all
+    seen tasks; LwF adds a teacher forward and the head warm-up; GEM a memory pass per
+    past task); an evaluation batch costs a third of a step."""
+    tasks, n_train, n_test = task_sizes(config)
+    p = config.method_params
+    factor = {
+        "joint": (tasks + 1) / 2,
+        "lwf": 4 / 3 + p.get("warmup_epochs", 0) / max(config.epochs, 1) / 3,
+        "gem": 1 + (tasks - 1) / 2 * p.get("memories_per_task", 0) / config.batch_size,
+    }.get(config.method, 1.0)
+    training = tasks * config.epochs * math.ceil(n_train / config.batch_size) * factor
+    return training, tasks * tasks * math.ceil(n_test / config.eval_batch_size) / 3
+
+
+def pixel_work(config: RunConfig) -> int:
+    """A step's size in pixels x channels, to compare steps of different profiles or
+    datasets when ordering work (not a time)."""
+    return config.batch_size * config.width * config.image_size**2
