@@ -92,7 +92,8 @@ for name, (v, *_) in verdicts.items():
             or "none",
         }
     )
-report.style(pd.DataFrame(rows))
+crossings = pd.DataFrame(rows)
+report.style(crossings)
 
 # %% [markdown]
 # ## Findings 2 and 3: the trends per method
@@ -128,11 +129,15 @@ report.style(
 # %% [markdown]
 # ## What holds, what moves
 #
-# In words, from the verdicts above (regenerated at each build):
+# In words, from the verdicts and trends above (regenerated at each build): first each
+# finding's verdict, then what moves beneath it: the crossings of finding 1 against what
+# each scale could detect, and in how many methods each trend of findings 2 and 3 holds.
 
 # %%
 calls = table.pivot(index="finding", columns="profile", values="verdict")
-for line in report.scale_summary(calls, report.scale_table(loaded), SCALES):
+lines = report.scale_summary(calls, report.scale_table(loaded), SCALES)
+lines += [report.crossing_summary(crossings), *report.trend_summary(trends, SCALES)]
+for line in lines:
     display(Markdown(line))
 missing = [p for p in SCALES if p not in loaded]
 if missing:

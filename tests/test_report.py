@@ -93,13 +93,78 @@ def test_scale_summary_says_where_each_finding_holds():
         {"profile": ["smoke", "quick", "medium"], "share of the grid": [1, 1, 0.1]}
     )
     lines = report.scale_summary(calls, sizes, ("smoke", "quick", "medium", "paper"))
-    assert lines[0].startswith("- Finding 1 appears from `quick` on (`smoke`: not supported")
+    assert lines[0].startswith("- Finding 1 holds from `quick` on (`smoke`: not supported")
     assert lines[1].startswith("- Finding 2 holds at every scale with records")
     assert lines[2].startswith("- Finding 3 holds at no scale with records")
     assert lines[3].startswith("- Finding 4 holds at `smoke`, `medium` only")
     assert lines[4] == (
         "Provisional: `medium` holds 10% of its grid; its verdicts test only the regimes "
         "and methods its records cover."
+    )
+
+
+def test_scale_summary_says_when_a_finding_vanishes():
+    calls = pd.DataFrame(
+        {"quick": ["supported"], "medium": ["not supported"]},
+        index=pd.Index([2], name="finding"),
+    )
+    sizes = pd.DataFrame({"profile": ["quick", "medium"], "share of the grid": [1, 1]})
+    [line] = report.scale_summary(calls, sizes, ("smoke", "quick", "medium"))
+    assert line.startswith("- Finding 2 holds up to `quick`, not beyond")
+
+
+def trend_rows(profile, part, rhos, p_holm=0.01, half_width=0.1):
+    return pd.DataFrame(
+        {
+            "profile": profile,
+            "part": part,
+            "method": ["ewc", "lwf", "si", "gem"][: len(rhos)],
+            "rho": rhos,
+            "rho_lo": [r - half_width for r in rhos],
+            "rho_hi": [r + half_width for r in rhos],
+            "p_holm": p_holm,
+        }
+    )
+
+
+def test_trend_summary_counts_the_methods_a_trend_holds_in_at_each_scale():
+    trends = pd.concat(
+        [
+            trend_rows("quick", "forgetting", [0.05, 0.0, 0.1, -0.5]),
+            trend_rows("medium", "forgetting", [0.4, 0.5, 0.5, -0.1]),
+            trend_rows("quick", "u per parameter", [0.9, 0.9, 0.9, 0.9]),
+            trend_rows("medium", "u per parameter", [0.9, 0.9, 0.9, 0.9], p_holm=0.2),
+        ]
+    )
+    forgetting, per_parameter = report.trend_summary(trends, ("smoke", "quick", "medium"))
+    assert forgetting == (
+        "- forgetting: the trend with depth holds in 0 of 4 methods at `quick`, falling "
+        "in gem; 3 of 4 methods at `medium` (ewc, lwf, si). In every method: at no scale "
+        "with records."
+    )
+    # intervals above zero are not enough: the Holm-adjusted test must reject too
+    assert per_parameter.endswith(
+        "4 of 4 methods at `quick`; 0 of 4 methods at `medium`. In every method: up to "
+        "`quick`, not beyond."
+    )
+
+
+def test_crossing_summary_sets_the_largest_crossing_against_the_detectable_one():
+    rows = pd.DataFrame(
+        {
+            "profile": ["smoke", "quick", "medium"],
+            "largest_crossing": [None, 0.04, 0.1],
+            "detectable_crossing": [None, 0.7, 0.08],
+            "largest_lo": [None, 0.03, 0.06],
+            "largest_hi": [None, 0.13, 0.14],
+            "pairs that cross": ["none", "none", "ewc vs si: ahead in full, behind in head"],
+        }
+    )
+    assert report.crossing_summary(rows) == (
+        "- Finding 1: pairs cross at `medium`; `smoke` cannot test it; at `quick` the "
+        "largest crossing, 0.040 [0.030, 0.130], is below the 0.700 the test could "
+        "detect; at `medium` the largest crossing, 0.100 [0.060, 0.140], is above the "
+        "0.080 the test could detect."
     )
 
 

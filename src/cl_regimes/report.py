@@ -462,24 +462,29 @@ def coverage(profile: str, n_records: int, n_main: int) -> str:
     return text
 
 
+def _where(held: list[str], order: list[str]) -> str:
+    """Where something holds among the profiles ``order`` (smallest first), in words."""
+    if len(held) == len(order):
+        return "at every scale with records"
+    if not held:
+        return "at no scale with records"
+    if held == order[order.index(held[0]) :]:
+        return f"from `{held[0]}` on"
+    if held == order[: len(held)]:
+        return f"up to `{held[-1]}`, not beyond"
+    return "at " + ", ".join(f"`{p}`" for p in held) + " only"
+
+
 def scale_summary(calls: pd.DataFrame, sizes: pd.DataFrame, scales) -> list[str]:
     """In words, per finding (``calls``: finding x profile verdicts), where it holds: at
-    every scale, from one scale on, at some only, or at none; then which profiles are
-    provisional (``sizes``: ``scale_table``)."""
+    every scale, from one scale on, up to one, at some only, or at none; then which
+    profiles are provisional (``sizes``: ``scale_table``)."""
     order = [p for p in scales if p in calls.columns]
     lines = []
     for finding, row in calls.iterrows():
-        held = [p for p in order if row[p] == "supported"]
-        if len(held) == len(order):
-            summary = "holds at every scale with records"
-        elif not held:
-            summary = "holds at no scale with records"
-        elif held == order[order.index(held[0]) :]:
-            summary = f"appears from `{held[0]}` on"
-        else:
-            summary = "holds at " + ", ".join(f"`{p}`" for p in held) + " only"
+        where = _where([p for p in order if row[p] == "supported"], order)
         detail = ", ".join(f"`{p}`: {row[p]}" for p in order)
-        lines.append(f"- Finding {finding} {summary} ({detail}).")
+        lines.append(f"- Finding {finding} holds {where} ({detail}).")
     share = sizes.set_index("profile")["share of the grid"]
     partial = [p for p in order if share[p] < 1]
     if partial:
@@ -489,6 +494,61 @@ def scale_summary(calls: pd.DataFrame, sizes: pd.DataFrame, scales) -> list[str]
             + "; its verdicts test only the regimes and methods its records cover."
         )
     return lines
+
+
+def trend_summary(trends: pd.DataFrame, scales, alpha: float = 0.05) -> list[str]:
+    """In words, per part of findings 2 and 3 (``trends``: ``findings.details`` rows with a
+    ``profile`` column), in how many methods the trend with depth holds at each scale (its
+    interval above zero and its Holm-adjusted test rejecting), where it falls instead
+    (interval below zero), and where it holds in every method."""
+    order = [p for p in scales if p in set(trends.profile)]
+    lines = []
+    for part, rows in trends.groupby("part", sort=False):
+        counts, held = [], []
+        for name in order:
+            g = rows[rows.profile == name]
+            if g.empty:
+                counts.append(f"not testable at `{name}`")
+                continue
+            up = g[(g.rho_lo > 0) & (g.p_holm < alpha)].method.tolist()
+            down = g[g.rho_hi < 0].method.tolist()
+            text = f"{len(up)} of {len(g)} methods at `{name}`"
+            if 0 < len(up) < len(g):
+                text += f" ({', '.join(up)})"
+            if down:
+                text += f", falling in {', '.join(down)}"
+            counts.append(text)
+            if len(up) == len(g):
+                held.append(name)
+        lines.append(
+            f"- {part}: the trend with depth holds in {'; '.join(counts)}. In every "
+            f"method: {_where(held, order)}."
+        )
+    return lines
+
+
+def crossing_summary(rows: pd.DataFrame) -> str:
+    """In words, finding 1 across scales (``rows``: profile, largest_crossing and its
+    interval, detectable_crossing, pairs that cross): which pairs cross, and whether the
+    largest crossing could be told from noise at each scale."""
+    parts = []
+    for r in rows.itertuples():
+        if pd.isna(r.largest_crossing) or pd.isna(r.detectable_crossing):
+            parts.append(f"`{r.profile}` cannot test it")
+            continue
+        seen = "above" if r.largest_crossing >= r.detectable_crossing else "below"
+        parts.append(
+            f"at `{r.profile}` the largest crossing, {r.largest_crossing:.3f} "
+            f"[{r.largest_lo:.3f}, {r.largest_hi:.3f}], is {seen} the "
+            f"{r.detectable_crossing:.3f} the test could detect"
+        )
+    crossing = rows[rows["pairs that cross"] != "none"].profile.tolist()
+    pairs = (
+        "pairs cross at " + ", ".join(f"`{p}`" for p in crossing)
+        if crossing
+        else "no pair of methods crosses at any scale"
+    )
+    return f"- Finding 1: {pairs}; " + "; ".join(parts) + "."
 
 
 def trend_figure(trends: pd.DataFrame, names: list[str]):
