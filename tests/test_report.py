@@ -138,14 +138,12 @@ def test_trend_summary_counts_the_methods_a_trend_holds_in_at_each_scale():
     )
     forgetting, per_parameter = report.trend_summary(trends, ("smoke", "quick", "medium"))
     assert forgetting == (
-        "- forgetting: the trend with depth holds in 0 of 4 methods at `quick`, falling "
-        "in gem; 3 of 4 methods at `medium` (ewc, lwf, si). In every method: at no scale "
-        "with records."
+        "- forgetting: methods whose trend with depth holds: `quick` 0 of 4, falling in "
+        "gem; `medium` 3 of 4 (ewc, lwf, si). In every method: at no scale with records."
     )
     # intervals above zero are not enough: the Holm-adjusted test must reject too
     assert per_parameter.endswith(
-        "4 of 4 methods at `quick`; 0 of 4 methods at `medium`. In every method: up to "
-        "`quick`, not beyond."
+        "`quick` 4 of 4; `medium` 0 of 4. In every method: up to `quick`, not beyond."
     )
 
 

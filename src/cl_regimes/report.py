@@ -508,11 +508,11 @@ def trend_summary(trends: pd.DataFrame, scales, alpha: float = 0.05) -> list[str
         for name in order:
             g = rows[rows.profile == name]
             if g.empty:
-                counts.append(f"not testable at `{name}`")
+                counts.append(f"`{name}` not testable")
                 continue
             up = g[(g.rho_lo > 0) & (g.p_holm < alpha)].method.tolist()
             down = g[g.rho_hi < 0].method.tolist()
-            text = f"{len(up)} of {len(g)} methods at `{name}`"
+            text = f"`{name}` {len(up)} of {len(g)}"
             if 0 < len(up) < len(g):
                 text += f" ({', '.join(up)})"
             if down:
@@ -521,8 +521,8 @@ def trend_summary(trends: pd.DataFrame, scales, alpha: float = 0.05) -> list[str
             if len(up) == len(g):
                 held.append(name)
         lines.append(
-            f"- {part}: the trend with depth holds in {'; '.join(counts)}. In every "
-            f"method: {_where(held, order)}."
+            f"- {part}: methods whose trend with depth holds: {'; '.join(counts)}. In "
+            f"every method: {_where(held, order)}."
         )
     return lines
 
