@@ -496,7 +496,7 @@ def scale_summary(calls: pd.DataFrame, sizes: pd.DataFrame, scales) -> list[str]
     return lines
 
 
-def trend_summary(trends: pd.DataFrame, scales, alpha: float = 0.05) -> list[str]:
+def trend_summary(trends: pd.DataFrame, scales, level: float = findings.LEVEL) -> list[str]:
     """In words, per part of findings 2 and 3 (``trends``: ``findings.details`` rows with a
     ``profile`` column), in how many methods the trend with depth holds at each scale (its
     interval above zero and its Holm-adjusted test rejecting), where it falls instead
@@ -510,7 +510,7 @@ def trend_summary(trends: pd.DataFrame, scales, alpha: float = 0.05) -> list[str
             if g.empty:
                 counts.append(f"`{name}` not testable")
                 continue
-            up = g[(g.rho_lo > 0) & (g.p_holm < alpha)].method.tolist()
+            up = g[(g.rho_lo > 0) & (g.p_holm < level)].method.tolist()
             down = g[g.rho_hi < 0].method.tolist()
             text = f"`{name}` {len(up)} of {len(g)}"
             if 0 < len(up) < len(g):

@@ -272,10 +272,11 @@ def estimate(configs: list[RunConfig], device="auto", group_size: int | None = N
 
 
 def steps(config: RunConfig) -> tuple[float, float]:
-    """(training steps, evaluation in steps) of one run, for ``estimate``: tasks x epochs
-    x batches, scaled for the methods that do more work per task (joint trains on all
-    seen tasks; LwF adds a teacher forward and the head warm-up; GEM a memory pass per
-    past task); an evaluation batch costs a third of a step."""
+    """(training steps, evaluation in steps) of one run, for ``estimate`` and for ordering
+    a sweep's units: tasks x epochs x batches, scaled for the methods that do more work
+    per task (joint trains on all seen tasks; LwF adds a teacher forward and the head
+    warm-up; GEM a memory pass per past task); an evaluation batch costs a third of a
+    step."""
     tasks, n_train, n_test = task_sizes(config)
     p = config.method_params
     factor = {
