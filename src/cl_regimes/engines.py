@@ -46,6 +46,7 @@ class Unit:
 
     configs: list[RunConfig]
     paths: list[Path]
+    force: bool = False  # recompute (and replace) runs whose records exist
 
 
 @dataclass
@@ -72,7 +73,7 @@ def train_unit(
     unit: Unit, profile: str, device: str, data_dir, threads: int | None = None
 ) -> Outcome:
     """Train the unit's unfinished runs as one group and save each run's record."""
-    from cl_regimes import train
+    from cl_regimes import provenance, train
 
     if threads:
         import torch
@@ -80,19 +81,37 @@ def train_unit(
         torch.set_num_threads(threads)
     outcome = Outcome(unit)
     try:
-        todo = [(c, p) for c, p in zip(unit.configs, unit.paths) if not results.is_done(p, c)]
+        source = provenance.method_source(unit.configs[0].method)
+        todo = [
+            (c, p)
+            for c, p in zip(unit.configs, unit.paths)
+            if unit.force or not results.is_done(p, c, source)
+        ]
+        replace = {p for _, p in todo if p.exists()}  # forced, or its method's source changed
         unfinished = {p for _, p in todo}
         outcome.skipped = [p for p in unit.paths if p not in unfinished]
-        if todo:
-            records = train.run_group([c for c, _ in todo], device, data_dir, profile=profile)
-            node = node_name()
-            for (config, path), record in zip(todo, records):
+        where = {repr(c): p for c, p in todo}
+        node = node_name()
+
+        def save(group: list[RunConfig], records: list[dict]) -> None:
+            for config, record in zip(group, records):
+                path = where[repr(config)]
                 record["environment"]["node"] = node
                 try:
-                    outcome.written.append(results.save(record, path))
+                    outcome.written.append(results.save(record, path, path in replace))
                 except results.RecordExists:  # another task finished it meanwhile
-                    results.is_done(path, config)  # raises unless it is this run's record
+                    results.is_done(path, config, source)  # raises unless it is this run's
                     outcome.skipped.append(path)
+
+        if todo:
+            train.run_group(
+                [c for c, _ in todo],
+                device,
+                data_dir,
+                profile=profile,
+                checkpoint_dir=todo[0][1].parent,
+                on_group=save,
+            )
     except Exception as err:  # reported with the unit's runs; the other units go on
         where = traceback.extract_tb(err.__traceback__)[-1]
         message = f"{type(err).__name__}: {err}".rstrip(": ")

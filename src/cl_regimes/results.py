@@ -120,16 +120,21 @@ def check_writable(results_dir) -> None:
         ) from None
 
 
-def save(record: dict, path) -> Path:
-    """Write ``record`` atomically and never over another: a temporary file in the same
-    folder, then a hard link to ``path`` (which fails if ``path`` exists, so that of two
-    writers of one run, on any node of a shared filesystem, only the first lands)."""
+def save(record: dict, path, replace: bool = False) -> Path:
+    """Write ``record`` atomically: a temporary file in the same folder, then a hard link to
+    ``path``, which fails if ``path`` exists, so that of two writers of one run, on any node
+    of a shared filesystem, only the first lands. ``replace``: a rename over ``path``
+    instead, for a record recomputed on purpose (``--force``, or an outside method's
+    source changed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     try:
         tmp.write_text(json.dumps(record, indent=1))
-        os.link(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
     except FileExistsError:
         raise RecordExists(f"run record {path} exists already; it is never overwritten") from None
     finally:  # a failed or interrupted write leaves no partial file behind
@@ -159,12 +164,16 @@ def read(path) -> dict:
     return record
 
 
-def is_done(path, config: RunConfig) -> bool:
-    """True if ``path`` holds a finished run of ``config``; refuses one of another config."""
+def is_done(path, config: RunConfig, source: dict | None = None) -> bool:
+    """True if ``path`` holds a finished run of ``config``, made by an outside method's
+    current source (``source``, see ``provenance.method_source``); False if there is none,
+    or if the method's source changed since (a rerun replaces it). Refuses a record of
+    another configuration."""
     path = Path(path)
     if not path.exists():
         return False
-    stored = read(path)["config"]
+    record = read(path)
+    stored = record["config"]
     wanted = config.to_dict()
     if stored != wanted:
         diff = {
@@ -176,7 +185,7 @@ def is_done(path, config: RunConfig) -> bool:
             f"run record {path} was made with another configuration "
             f"(stored vs asked: {diff}); delete it or use another results folder"
         )
-    return True
+    return record.get("method_source") == source
 
 
 def records(source) -> list[tuple[Path, dict]]:

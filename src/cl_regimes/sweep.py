@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import data, engines, profiles, results, train
+from cl_regimes import data, engines, profiles, provenance, results, train
 from cl_regimes.config import RunConfig
 from cl_regimes.models import ResNet18, cross_entropy
 
@@ -104,14 +104,19 @@ def groups(configs: list[RunConfig], group_size: int | None, device) -> list[lis
 
 
 def pending(
-    profile: str, configs: list[RunConfig], results_dir
+    profile: str, configs: list[RunConfig], results_dir, force: bool = False
 ) -> tuple[list[Path], list[tuple[RunConfig, Path]]]:
-    """Every run's record path (in the order of ``configs``), and the unfinished runs
-    with theirs."""
+    """Every run's record path (in the order of ``configs``), and the runs to train with
+    theirs: the unfinished ones (or every one, with ``force``)."""
     paths = [
         results.record_path(results_dir, profile, c, profiles.variant(profile, c)) for c in configs
     ]
-    return paths, [(c, p) for c, p in zip(configs, paths) if not results.is_done(p, c)]
+    sources = {m: provenance.method_source(m) for m in {c.method for c in configs}}
+    return paths, [
+        (c, p)
+        for c, p in zip(configs, paths)
+        if force or not results.is_done(p, c, sources[c.method])
+    ]
 
 
 @dataclass
@@ -154,13 +159,16 @@ def sweep(
     cpus_per_task: int | None = None,
     runs_per_gpu: int | None = None,
     progress: bool = True,
+    force: bool = False,
     **grid,
 ) -> Summary:
     """Run every unfinished run of the grid on ``engine``; raise SweepFailed, after every
     other run finished, if any failed.
 
     Finished runs (a record with the same configuration) are skipped, so an
-    interrupted sweep resumes where it stopped. With ``engine="local"``, ``jobs > 1``
+    interrupted sweep resumes where it stopped (a cell from its last finished task:
+    ``checkpoints``); ``force`` recomputes them and replaces their records. With
+    ``engine="local"``, ``jobs > 1``
     trains that many groups at once in worker processes, sharing the CPU threads;
     with ``engine="ray"`` every group is a Ray task (``engines.on_ray``) on the
     cluster at ``address`` (None: a local Ray instance), and ``results_dir`` must be
@@ -179,7 +187,7 @@ def sweep(
     results.check_writable(results_dir)
     results_dir = Path(results_dir).resolve()  # the same path on every worker and node
     data_dir = data_dir and Path(data_dir).resolve()
-    paths, todo = pending(profile, configs, results_dir)
+    paths, todo = pending(profile, configs, results_dir, force)
     where = {repr(c): p for c, p in todo}
     unfinished = set(where.values())
     summary = Summary(paths, skipped=[p for p in paths if p not in unfinished])
@@ -187,7 +195,7 @@ def sweep(
     units = groups(
         [c for c, _ in todo], group_size or runs_per_gpu, "cpu" if engine == "ray" else device
     )
-    work = [engines.Unit(u, [where[repr(c)] for c in u]) for u in units]
+    work = [engines.Unit(u, [where[repr(c)] for c in u], force) for u in units]
     if engine == "ray":
         outcomes = engines.on_ray(
             work,

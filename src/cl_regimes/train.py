@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-import platform
 import random
-import socket
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import __version__, data, methods, models, profiles, results, scenarios
+from cl_regimes import checkpoints, data, methods, models, profiles, provenance, results, scenarios
 from cl_regimes.config import ConfigError, RunConfig
 from cl_regimes.models import ResNet18, cross_entropy, flatten, row_dot
 
@@ -399,20 +399,29 @@ class Trainer:
             accuracy[:, block.block] = correct / len(block.test.y)
         return torch.stack([accuracy[k, order] for k, order in enumerate(self.orders)])
 
-    def run(self) -> list[dict]:
-        """Train every task of each run's order; return, per run, R and per-task statistics."""
+    def run(self, checkpoint: Path | None = None) -> list[dict]:
+        """Train every task of each run's order; return, per run, R and per-task statistics.
+        With ``checkpoint``, resume from the checkpoint there when it holds this group, and
+        save one after every task (``checkpoints``)."""
         cfg, runs = self.cfg, self.runs
         frozen = models.frozen_state(self.model, cfg.bn_stats)
-        rows, per_task = [], [[] for _ in range(runs)]
+        start, rows, per_task = 0, [], [[] for _ in range(runs)]
+        state = checkpoint and checkpoints.load(checkpoint, self.configs, self.device)
+        if state:
+            start, rows, per_task = checkpoints.restore(self, state)
         desc = (
             f"{cfg.dataset} {cfg.regime} {cfg.method} "
             f"order{'s' if runs > 1 else ''} {','.join(str(c.order) for c in self.configs)}"
         )
         positions = len(self.tasks[0])
         with tqdm(
-            total=positions * cfg.epochs, desc=desc, disable=not self.progress, leave=False
+            total=positions * cfg.epochs,
+            initial=start * cfg.epochs,
+            desc=desc,
+            disable=not self.progress,
+            leave=False,
         ) as bar:
-            for position in range(positions):
+            for position in range(start, positions):
                 current = [tasks[position] for tasks in self.tasks]
                 self.seen = torch.tensor(
                     [
@@ -438,6 +447,10 @@ class Trainer:
                             **extra,
                             "drift": drift[k],
                         }
+                    )
+                if checkpoint and position + 1 < positions:
+                    checkpoints.save(
+                        checkpoint, checkpoints.capture(self, position + 1, rows, per_task)
                     )
         for config, names in zip(self.configs, models.moved(self.model, frozen, runs)):
             if names:
@@ -477,48 +490,47 @@ def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[
     return list(groups.values())
 
 
-def environment(device: torch.device, config: RunConfig, group_size: int) -> dict:
-    return {
-        "cl_regimes": __version__,
-        "commit": results.git_commit(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "precision": config.precision,
-        "threads": torch.get_num_threads(),
-        "group_size": group_size,
-        "host": socket.gethostname(),
-    }
-
-
 def run_group(
     configs: list[RunConfig],
     device="auto",
     data_dir=None,
     progress: bool = False,
     profile: str | None = None,
+    checkpoint_dir=None,
+    on_group: Callable[[list[RunConfig], list[dict]], None] | None = None,
 ) -> list[dict]:
-    """Seeded continual-learning runs of one cell, trained in groups -> their records."""
-    records = []
+    """Seeded continual-learning runs of one cell, trained in groups -> their records, in
+    the order of ``configs``. ``on_group(group, records)`` runs as each group finishes
+    (to save its records). With ``checkpoint_dir``, each group checkpoints there after
+    every task and resumes from its checkpoint, removed after ``on_group``."""
+    records = {}
+    source = provenance.method_source(configs[0].method)
     for group in groups_of_equal_task_sizes(configs, data_dir):
         started = time.perf_counter()
         trainer = Trainer(group, device, data_dir, progress)
-        outcomes = trainer.run()
+        checkpoint = checkpoint_dir and checkpoints.path_for(checkpoint_dir, group, source)
+        outcomes = trainer.run(checkpoint)
         seconds = (time.perf_counter() - started) / len(group)
-        env = environment(trainer.device, group[0], len(group))
-        records += [
-            results.assemble(
+        env = {
+            **provenance.environment(trainer.device, group[0].precision, len(group)),
+            "group": [[c.order, c.seed] for c in group],
+            "images": provenance.images_digest(trainer.blocks),
+        }
+        for slot, (config, outcome) in enumerate(zip(group, outcomes)):
+            record = results.assemble(
                 config,
                 outcome,
-                env,
+                {**env, "slot": slot},
                 seconds,
                 profile,
                 profiles.variant(profile, config) if profile else {},
             )
-            for config, outcome in zip(group, outcomes)
-        ]
-    return records
+            records[repr(config)] = {**record, "method_source": source} if source else record
+        if on_group:
+            on_group(group, [records[repr(c)] for c in group])
+        if checkpoint:
+            checkpoint.unlink(missing_ok=True)
+    return [records[repr(c)] for c in configs]
 
 
 def run(
