@@ -2,16 +2,21 @@
 
 Inputs are the tidy tables of ``results.load``: ``runs`` (one row per run) and ``tasks``
 (one row per task of a run). Every analysis runs within one variant and one ``bn_stats``
-setting, and refuses records that mix profiles or seedings or hold a run twice; runs with
-non-finite values are left out and named. A replicate is an (order, seed) pair, called an
-order. Cells (dataset, regime, method) that learn less than half the way from chance to
-perfect are left out of every test (``common.chance_cells``).
+setting, and refuses records that mix profiles or seedings (a missing value counts as one)
+or hold a run twice; runs with non-finite values (in R or a task's accuracy too) are left
+out and named, and so are the cells with no records. A replicate is an (order, seed) pair;
+the seeds of one order share its task sequence, so each test averages them within the order
+and treats the orders as its independent units. Cells (dataset, regime, method) that learn
+less than half the way from chance to perfect are left out of every test
+(``common.chance_cells``). Every verdict states the smallest effect it would have seen with
+80% power (``Verdict.detectable``), by simulation on the records' own noise
+(``replicates``).
 
 One primary verdict per finding, pooled over datasets (``primary``):
 1. ``ranking.finding_ranking``: some pair of methods crosses between regimes;
 2. ``trends.finding_depth``: deeper regimes give larger updates per trainable parameter and
    more forgetting, in every method (both parts must hold);
-3. ``trends.finding_coupling``: the position-adjusted coupling of updates with forgetting
+3. ``coupling.finding_coupling``: the position-adjusted coupling of updates with forgetting
    strengthens with depth, in every method.
 Per-dataset verdicts are secondary (Holm over datasets, gated by the pooled one); other
 definitions and the chance rule switched off are exploratory. ``original`` reproduces the
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
 import pandas as pd
 
 from cl_regimes.findings.common import (
@@ -37,6 +41,7 @@ from cl_regimes.findings.common import (
     excluded_text,
     verdict_table,
 )
+from cl_regimes.findings.coupling import coupling_table, finding_coupling
 from cl_regimes.findings.original import (
     ORIGINAL_REGIMES,
     OriginalKendall,
@@ -46,7 +51,7 @@ from cl_regimes.findings.original import (
     original_update_forgetting,
 )
 from cl_regimes.findings.ranking import MARGIN, MIN_ORDERS, crossings, finding_ranking, gap_table
-from cl_regimes.findings.trends import coupling_table, finding_coupling, finding_depth, run_updates
+from cl_regimes.findings.trends import finding_depth, run_updates
 
 __all__ = [
     "DEPTH",
@@ -80,45 +85,12 @@ __all__ = [
 ]
 
 
-def conjunction(parts: list[Verdict]) -> Verdict:
-    """Finding 2's primary verdict: both of its pooled parts (u per parameter, forgetting)
-    must hold; p is the larger of theirs (intersection-union)."""
-    first = parts[0]
-    testable = all(v.verdict != "not testable" for v in parts)
-    p = max(v.p_value for v in parts) if testable else np.nan
-    verdict = (
-        "not testable" if not testable else ("supported" if p < first.level else "not supported")
-    )
-    return Verdict(
-        2,
-        " and ".join(v.part for v in parts),
-        POOLED,
-        "primary",
-        "deeper regimes give larger updates per trainable parameter and more forgetting, "
-        "in every method",
-        " or ".join(v.null for v in parts),
-        "the larger p of the two parts",
-        p,
-        p,
-        first.level,
-        verdict,
-        max(v.n_orders for v in parts),
-        {f"{v.part}: rho_min": v.effects.get("rho_min", np.nan) for v in parts},
-        {},
-        {k: r for v in parts for k, r in v.excluded.items()},
-        "; ".join(f"{v.part}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in parts),
-        details(parts),
-    )
-
-
 def primary(runs: pd.DataFrame, tasks: pd.DataFrame, **options) -> list[Verdict]:
     """The three headline verdicts, pooled over datasets. ``options`` go to every test
     (variant, bn_stats, level, n_permutations...; not n_boot or margin)."""
-    depth = finding_depth(tasks, **options)
-    pooled = {v.part: v for v in depth if v.dataset == POOLED}
     return [
         finding_ranking(runs, **_only(options, finding_ranking))[-1],
-        conjunction([pooled["u per parameter"], pooled["forgetting"]]),
+        finding_depth(tasks, **options)[-1],
         finding_coupling(tasks, **options)[-1],
     ]
 

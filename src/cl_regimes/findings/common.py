@@ -24,6 +24,11 @@ LEVEL = 0.05
 REPLICATE = ["order", "seed"]
 RUN_KEYS = ["dataset", "regime", "method", *REPLICATE]
 POOLED = "pooled"
+SEEN = {  # finding or part -> what its ``detectable`` measures, in words
+    1: ("crossings", "larger than"),  # the ACC gap on each side
+    2: ("trends", "steeper than rho ="),  # the mean per-order Spearman rho, every method
+    3: ("coupling changes", "from the shallowest to the deepest regime larger than"),
+}
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Verdict:
     excluded: dict[str, str] = field(default_factory=dict)  # cell or record -> reason
     note: str = ""  # why not testable, or in how many methods
     detail: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    detectable: float = np.nan  # smallest effect found with 80% power (``SEEN`` says which)
 
     @property
     def supported(self) -> bool | None:
@@ -64,12 +70,24 @@ class Verdict:
             return "n/a"
         return "< 0.001" if self.p_value < 0.001 else f"= {self.p_value:.3f}"
 
+    def seen(self) -> str:
+        """What the test would have seen: "crossings larger than 0.031 would have been seen
+        (80% power)", or that no effect in its range would have been."""
+        if self.verdict == "not testable":
+            return ""
+        what = SEEN[self.finding]
+        if np.isnan(self.detectable):
+            return f"no {what[0]} in the simulated range would have been seen with 80% power"
+        return f"{what[0]} {what[1]} {self.detectable:.3g} would have been seen (80% power)"
+
     def headline(self) -> str:
-        """The verdict in one short sentence: claim, verdict, p-value and note."""
+        """The verdict in one short sentence: claim, verdict, p-value, note and what the
+        test would have seen."""
         text = f"Finding {self.finding} ({self.claim}): {self.verdict}"
         if not np.isnan(self.p_value):
             text += f", p {self.p_text}"
-        return text + (f"; {self.note}." if self.note else ".")
+        text += f"; {self.note}" if self.note else ""
+        return text + (f"; {self.seen()}." if self.seen() else ".")
 
     def sentence(self) -> str:
         """The headline plus the null, the statistic, the effects and the exclusions."""
@@ -133,13 +151,14 @@ def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
                 "p_value",
                 "observed",
                 "n_orders",
+                "detectable",
                 "note",
             )
         }
         row |= v.effects
         for name, (lo, hi) in v.intervals.items():
             row |= {f"{name}_lo": lo, f"{name}_hi": hi}
-        rows.append(row | {"left out": len(v.excluded)})
+        rows.append(row | {"detectable as": v.seen(), "left out": len(v.excluded)})
     return pd.DataFrame(rows)
 
 
@@ -150,17 +169,20 @@ def details(verdicts: list[Verdict]) -> pd.DataFrame:
 
 
 def untestable(finding, part, dataset, role, texts, level, excluded, note) -> Verdict:
+    claim, null, statistic = texts
     return Verdict(
-        finding,
-        part,
-        dataset,
-        role,
-        *texts,
-        np.nan,
-        np.nan,
-        level,
-        "not testable",
-        0,
+        finding=finding,
+        part=part,
+        dataset=dataset,
+        role=role,
+        claim=claim,
+        null=null,
+        statistic=statistic,
+        observed=np.nan,
+        p_value=np.nan,
+        level=level,
+        verdict="not testable",
+        n_orders=0,
         excluded=excluded,
         note=note,
     )
@@ -214,11 +236,10 @@ def scope(
             continue
         if chosen is not None:
             df = df[df[column] == chosen]
-        elif df[column].nunique() > 1:
+        elif df[column].nunique(dropna=False) > 1:  # a missing value is one more value
             hint = "pass bn_stats= to analyse" if column == "bn_stats" else "analyse"
-            raise ConfigError(
-                f"records mix {column} {sorted(df[column].dropna().unique())}; {hint} one at a time"
-            )
+            values = sorted(map(str, df[column].fillna("<missing>").unique()))
+            raise ConfigError(f"records mix {column} {values}; {hint} one at a time")
     keys = [k for k in RUN_KEYS if k in df] + (["position"] if level == "task" else [])
     twice = df[df.duplicated(keys, keep=False)]
     if len(twice):
@@ -249,6 +270,32 @@ def drop_missing(df: pd.DataFrame, columns, excluded: dict[str, str]) -> pd.Data
 # ---- chance ----------------------------------------------------------------------------------
 
 
+def learned(table: pd.DataFrame) -> pd.Series:
+    """Per row, the accuracy on a task right after training it: a runs table's mean of
+    diag(R), nan unless all of R is finite (ACC and forgetting come from R); a tasks
+    table's ``acc_learned``."""
+    if "acc_learned" in table:
+        return pd.to_numeric(table.acc_learned, errors="coerce")
+    return pd.Series(
+        [
+            float(np.mean(np.diag(R))) if np.isfinite(R).all() else np.nan
+            for R in map(np.asarray, table.R)
+        ],
+        index=table.index,
+        dtype=float,
+    )
+
+
+def clean(table: pd.DataFrame, columns, excluded: dict[str, str]) -> pd.DataFrame:
+    """``table`` without the runs whose ``columns`` or learned accuracy (``learned``: R, or
+    acc_learned) are not finite, each named in ``excluded``."""
+    if "R" not in table and "acc_learned" not in table:
+        return drop_missing(table, columns, excluded)
+    name = "acc_learned" if "acc_learned" in table else "R"
+    bad = table.assign(**{name: learned(table)})
+    return table.loc[drop_missing(bad, [*columns, name], excluded).index]
+
+
 def chance_cells(
     table: pd.DataFrame,
     min_excess: float = MIN_EXCESS,
@@ -258,13 +305,14 @@ def chance_cells(
     bn_stats: str | None = None,
 ) -> pd.DataFrame:
     """Per dataset, regime and method: ``diag_acc``, the mean accuracy on each task right
-    after training it (from a runs table's R or a tasks table's ``acc_learned``), and its
-    ``excess`` over chance as a share of the way to perfect, (diag_acc - chance) /
-    (1 - chance), chance being 1 / the classes a task's samples are scored over (its
-    classes, task-incrementally; all those met so far, class-incrementally).
-    ``at_chance`` when excess < ``min_excess``: such a cell has learned too little for
-    its rank, its forgetting or its updates to mean anything (it forgets nothing because
-    it learned nothing), so the tests leave it out.
+    after training it (from a runs table's R or a tasks table's ``acc_learned``; runs with a
+    non-finite value there are left out, ``n_runs`` counts the others), and its ``excess``
+    over chance as a share of the way to perfect, (diag_acc - chance) / (1 - chance),
+    chance being 1 / the classes a task's samples are scored over (its classes,
+    task-incrementally; all those met so far, class-incrementally). ``at_chance`` when
+    excess < ``min_excess``: such a cell has learned too little for its rank, its
+    forgetting or its updates to mean anything (it forgets nothing because it learned
+    nothing), so the tests leave it out.
 
     Columns: dataset, regime, method, diag_acc, chance, excess, n_runs, at_chance."""
     df = scope(table, variant, bn_stats, level="task" if "position" in table else "run")
@@ -274,13 +322,13 @@ def chance_cells(
             "the chance rule needs chance and R (runs) or acc_learned (tasks), "
             "as results.load gives them; pass min_excess=None to keep every cell"
         )
-    if "acc_learned" in df:
-        diag = df.groupby(RUN_KEYS, sort=False).agg(
-            diag=("acc_learned", "mean"), chance=("chance", "mean")
-        )
-        diag = diag.reset_index()
-    else:
-        diag = df.assign(diag=[float(np.mean(np.diag(np.asarray(R)))) for R in df.R])
+    diag = (
+        df.assign(diag=learned(df))
+        .groupby(RUN_KEYS, sort=False)
+        .agg(diag=("diag", lambda v: v.mean(skipna=False)), chance=("chance", "mean"))
+        .reset_index()
+        .dropna(subset=["diag"])
+    )
     out = (
         diag.groupby(["dataset", "regime", "method"], sort=False)
         .agg(diag_acc=("diag", "mean"), chance=("chance", "mean"), n_runs=("diag", "size"))
@@ -293,12 +341,27 @@ def chance_cells(
     ]
 
 
+def missing_cells(table: pd.DataFrame, methods) -> dict[str, str]:
+    """The (dataset, regime, method) cells of a dataset's regimes with no runs of a method
+    tested, by name: a test over the others must say what it could not test."""
+    have = set(zip(table.dataset, table.regime, table.method))
+    return {
+        f"{d}/{r}/{m}": "no records"
+        for d, regimes in table.groupby("dataset", sort=False).regime
+        for r in pd.unique(regimes)
+        for m in methods
+        if (d, r, m) not in have
+    }
+
+
 def chance_excluded(
     table, min_excess, methods, variant: str = "", bn_stats: str | None = None
 ) -> tuple[set, dict[str, str]]:
-    """The (dataset, regime, method) cells at chance, and their reasons by name."""
+    """The (dataset, regime, method) cells at chance, and their reasons by name, with the
+    cells that have no records named too."""
+    missing = missing_cells(table, methods) if len(table) else {}
     if min_excess is None or table.empty:
-        return set(), {}
+        return set(), missing
     cells = chance_cells(table, min_excess, methods=methods, variant=variant, bn_stats=bn_stats)
     cells = cells[cells.at_chance]
     reasons = {
@@ -306,4 +369,4 @@ def chance_excluded(
         f"{c.excess:.2f} of the way from chance {c.chance:.2f} to 1 (< {min_excess})"
         for c in cells.itertuples()
     }
-    return set(zip(cells.dataset, cells.regime, cells.method)), reasons
+    return set(zip(cells.dataset, cells.regime, cells.method)), missing | reasons

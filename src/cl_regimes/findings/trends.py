@@ -1,12 +1,13 @@
-"""Findings 2 and 3: trends with depth over the nested regimes, tested within each method.
+"""Finding 2: deeper regimes give larger updates and more forgetting, in every method.
 
-Each method is tested on its own runs, regimes permuted within each order (an order is a
-block: its runs share the task sequence, and under shared seeding their weights and data).
-A method's test never mixes in another method's runs, so noise shared across the methods
-of an order cannot inflate it; the methods are then combined by intersection-union ("in
-every method": the largest of their p-values, valid under any dependence) and counted with
-Holm ("in k of M"). Cells at chance are left out: a regime that learns nothing forgets
-nothing, and would make a trend by itself.
+Per replicate (order, seed) and method: the Spearman rho of regime depth with the run's
+value over the nested regimes; averaged over the seeds of each order, then over the orders,
+and tested with sign flips over the orders, one-sided (``replicates``). A method's test
+never mixes in another method's runs, and stays valid when the trend varies from order to
+order. "In every method": the largest p over methods (intersection-union, valid under any
+dependence between them), and only when every method can be tested; the note counts the
+methods whose trend survives Holm's adjustment. Cells at chance are left out: a regime that
+learns nothing forgets nothing, and would make a trend by itself.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cl_regimes.findings.common import (
     RUN_KEYS,
     Verdict,
     chance_excluded,
+    clean,
     drop_missing,
     excluded_in,
     gate,
@@ -34,13 +36,33 @@ from cl_regimes.findings.common import (
     scope,
     untestable,
 )
+from cl_regimes.findings.replicates import (
+    N_FLIPS,
+    N_POWER,
+    boot_means,
+    detectable,
+    flips,
+    min_orders,
+    order_means,
+    resampled,
+    sign_flip,
+)
 
-_CHUNK = 250  # permutations per vectorised batch (bounds memory)
-PARTS = {  # part -> (what grows, how the run's value is made)
-    "u": ("larger updates (u summed over the trainable parameters)", "mean u over its tasks"),
-    "u per parameter": ("larger updates per trainable parameter", "mean u / n_trainable"),
-    "forgetting": ("more forgetting", "forgetting"),
+PARTS = {  # part -> (what grows, how the run's value is made, its column)
+    "u": (
+        "larger updates (u summed over the trainable parameters)",
+        "mean u over its tasks",
+        "update",
+    ),
+    "u per parameter": (
+        "larger updates per trainable parameter",
+        "mean u / n_trainable",
+        "update_per_param",
+    ),
+    "forgetting": ("more forgetting", "forgetting", "forgetting"),
 }
+BOTH = "u per parameter and forgetting"  # finding 2's primary verdict: both parts
+SIZES = np.geomspace(0.02, 30, 40)  # planted changes over the regimes, in residual sds
 
 
 def run_updates(
@@ -71,118 +93,123 @@ def run_updates(
     return per_run.drop(columns="n")
 
 
-def _blocks(frame: pd.DataFrame, column: str, regimes: dict) -> dict:
-    """(dataset, method) -> its (orders, regimes) values over its complete orders, regimes
-    in depth order; only for cells with at least ``2`` regimes."""
-    wide = frame.pivot_table(
-        index=["dataset", *REPLICATE], columns=["method", "regime"], values=column
-    )
-    out = {}
-    for (d, m), names in regimes.items():
-        if len(names) >= 2:
-            values = wide.loc[d].reindex(columns=[(m, r) for r in names]).dropna()
-            if len(values):
-                out[d, m] = values.to_numpy(float)
-    return out
-
-
-def _rank_trend(groups, rng, n_permutations: int, n_boot: int):
-    """Mean within-block Spearman rho of depth with the values, over blocks in ``groups``
-    (arrays (blocks, regimes) with regimes in depth order); its permutation draws (values
-    permuted within each block) and bootstrap draws (blocks resampled within each group)."""
-    observed, perm, boot, total = 0.0, np.zeros(n_permutations), np.zeros(n_boot), 0
-    for values in groups:
-        n, r = values.shape
-        c = np.arange(r) - (r - 1) / 2
-        c = c / (c**2).sum()  # rho of one block = sum(c * centred ranks)
-        ranks = stats.rankdata(values, axis=1) - (r + 1) / 2  # ties share their mean rank
-        observed += float((ranks @ c).sum())
-        for i in range(0, n_permutations, _CHUNK):
-            m = min(_CHUNK, n_permutations - i)
-            shuffled = np.take_along_axis(
-                np.broadcast_to(ranks, (m, n, r)), rng.random((m, n, r)).argsort(-1), -1
-            )
-            perm[i : i + m] += (shuffled @ c).sum(1)
-        boot += (ranks @ c)[rng.integers(0, n, (n_boot, n))].sum(1)
-        total += n
-    return observed / total, perm / total, boot / total
-
-
-def _p_value(observed: float, permuted: np.ndarray) -> float:
-    tol = 1e-12 * max(1.0, abs(observed))  # the identity permutation must count as >=
-    return float((1 + np.sum(permuted >= observed - tol)) / (1 + len(permuted)))
-
-
-def _methods_verdict(
-    finding, part, dataset, role, texts, rows, n_orders, level, excluded, n_methods
-) -> Verdict:
-    """The intersection-union verdict over the methods' rows (method, rho, p, lo, hi)."""
-    if not rows:
-        return untestable(
-            finding, part, dataset, role, texts, level, excluded, "no method has 2 regimes"
-        )
-    detail = pd.DataFrame(
-        [r[:5] for r in rows], columns=["method", "rho", "p_value", "rho_lo", "rho_hi"]
-    )
-    detail.insert(0, "dataset", dataset)
-    detail["p_holm"] = holm(detail.p_value.to_numpy())
-    k = int((detail.p_holm < level).sum())
-    p = float(detail.p_value.max())
-    note = f"trend in {k} of {len(rows)} methods (Holm)"
-    if len(rows) < n_methods:
-        note += f"; {n_methods - len(rows)} of {n_methods} methods not testable"
-    boot = np.array([r[5] for r in rows])
-    return Verdict(
-        finding,
-        part,
-        dataset,
-        role,
-        *texts,
-        float(detail.rho.min()),
-        p,
-        level,
-        "supported" if p < level else "not supported",
-        n_orders,
-        {"rho_min": float(detail.rho.min()), "rho_mean": float(detail.rho.mean())},
-        {"rho_mean": interval(boot.mean(0))},
-        excluded,
-        note,
-        detail,
-    )
-
-
-def _texts(finding: int, outcome: str, value: str) -> tuple[str, str, str]:
-    if finding == 3:
-        return (
-            "the update-forgetting relationship strengthens with depth in every method",
-            "within each method, the runs' (u, forgetting) pairs do not depend on the regime "
-            "(regimes exchangeable within each order)",
-            "smallest over methods of the Pearson r of depth with |coupling|, the correlation "
-            "of log u with forgetting after removing the task position's effect",
-        )
-    return (
-        f"deeper regimes give {outcome} in every method",
-        f"within each method, the run's {value} does not depend on the regime "
-        "(regimes exchangeable within each order)",
-        f"smallest over methods of the mean within-order Spearman rho(depth, run {value})",
-    )
-
-
-def _families(frame: pd.DataFrame):
-    """(dataset name, rows) for each dataset, then pooled over all of them."""
-    yield from frame.groupby("dataset", sort=False)
-    yield POOLED, frame
-
-
-def _cells(frame, cells, methods, depth):
-    """Per method: its nested regimes in depth order, dataset by dataset, without those at
-    chance."""
+def cells_of(frame, cells, methods, depth) -> dict:
+    """Per (dataset, method): its nested regimes in depth order, without those at chance."""
     out = {}
     for (dataset, method), g in frame.groupby(["dataset", "method"], sort=False):
         if method in methods:
             regimes = sorted(set(g.regime), key=depth.get)
             out[dataset, method] = [r for r in regimes if (dataset, r, method) not in cells]
     return out
+
+
+def _wide(frame: pd.DataFrame, column: str, regimes: dict) -> dict:
+    """(dataset, method) -> its values over its complete replicates (rows indexed by
+    dataset, order, seed; columns its regimes in depth order), for cells of >= 2 regimes."""
+    wide = frame.pivot_table(
+        index=["dataset", *REPLICATE], columns=["method", "regime"], values=column
+    )
+    out = {}
+    for (d, m), names in regimes.items():
+        if len(names) >= 2 and d in wide.index.get_level_values(0):
+            values = wide.xs(d, drop_level=False).reindex(columns=[(m, r) for r in names]).dropna()
+            if len(values):
+                out[d, m] = values
+    return out
+
+
+def _rhos(values: np.ndarray) -> np.ndarray:
+    """Spearman rho of position with values along the last axis (ties: mean ranks)."""
+    r = values.shape[-1]
+    c = np.arange(r) - (r - 1) / 2
+    ranks = stats.rankdata(values, axis=-1) - (r + 1) / 2
+    return ranks @ (c / (c**2).sum())
+
+
+def methods_verdict(
+    finding, part, dataset, role, texts, rows, level, excluded, methods, untested
+) -> Verdict:
+    """The intersection-union verdict over the methods' ``rows`` (method, trend, p, lo, hi,
+    orders); "not testable" when a method of ``methods`` is in ``untested``."""
+    if not rows or untested:
+        note = f"{', '.join(untested) or 'no method'}: fewer than 2 regimes or too few orders"
+        return untestable(finding, part, dataset, role, texts, level, excluded, note)
+    detail = pd.DataFrame(
+        rows, columns=["method", "rho", "p_value", "rho_lo", "rho_hi", "n_orders"]
+    )
+    detail.insert(0, "dataset", dataset)
+    detail["p_holm"] = holm(detail.p_value.to_numpy())
+    k = int((detail.p_holm < level).sum())
+    p = float(detail.p_value.max())
+    claim, null, statistic = texts
+    return Verdict(
+        finding=finding,
+        part=part,
+        dataset=dataset,
+        role=role,
+        claim=claim,
+        null=null,
+        statistic=statistic,
+        observed=float(detail.rho.min()),
+        p_value=p,
+        level=level,
+        verdict="supported" if p < level else "not supported",
+        n_orders=int(detail.n_orders.min()),
+        effects={"rho_min": float(detail.rho.min()), "rho_mean": float(detail.rho.mean())},
+        excluded=excluded,
+        note=f"trend in {k} of {len(rows)} methods (Holm)",
+        detail=detail,
+    )
+
+
+def _texts(outcome: str, value: str) -> tuple[str, str, str]:
+    return (
+        f"deeper regimes give {outcome} in every method",
+        f"in some method, the mean over orders of the within-order trend of the run's {value} "
+        "with depth is zero or negative (each order's trend symmetric about it)",
+        f"smallest over methods of the mean over orders of the within-order Spearman "
+        f"rho(depth, run {value})",
+    )
+
+
+def families(frame: pd.DataFrame):
+    """(dataset name, its dataset names) for each dataset, then pooled over all of them."""
+    names = list(pd.unique(frame.dataset))
+    yield from ((d, [d]) for d in names)
+    yield POOLED, names
+
+
+def _units(frames: list[pd.DataFrame], sizes=None) -> pd.DataFrame:
+    """Per order (of any dataset, seeds averaged): the per-replicate rho of each frame
+    (rows replicates, columns regimes), as observed (one column) or with a linear trend of
+    each of ``sizes`` added to its residuals (one column per size)."""
+    out = []
+    for f in frames:
+        v = f.to_numpy()
+        if sizes is None:
+            rho = _rhos(v)[:, None]
+        else:
+            e = v - v.mean(0)
+            ramp = np.arange(v.shape[1]) / (v.shape[1] - 1) * (e.std() or 1.0)
+            rho = _rhos(e + sizes[:, None, None] * ramp).T
+        out.append(order_means(pd.DataFrame(rho, index=f.index)))
+    return pd.concat(out)
+
+
+def _power(tests: list[tuple[list[pd.DataFrame], bool]], level, n_power, rng) -> float:
+    """The mean per-order rho at which the test finds the trend in every one of ``tests``
+    (a method's frames, and whether its values are updates, planted in logs) with 80% power:
+    each frame's residuals plus a linear trend over its regimes, orders resampled jointly."""
+    orders = pd.Index(sorted({k[:2] for frames, _ in tests for f in frames for k in f.index}))
+    signs, idx = flips(rng, N_FLIPS, len(orders)), resampled(len(orders), rng, n_power)
+    detected, effects = np.ones((len(SIZES), n_power), bool), []
+    for frames, logs in tests:
+        units = _units([np.log(f) if logs and (f > 0).all().all() else f for f in frames], SIZES)
+        units = units.reindex(orders)
+        means = units.to_numpy().T  # (sizes, orders), nan where the method has no such order
+        effects.append(np.nanmean(means, 1))
+        detected &= sign_flip(means[:, idx], signs) < level
+    return detectable(np.mean(effects, 0), detected)
 
 
 def finding_depth(
@@ -197,258 +224,105 @@ def finding_depth(
     level: float = LEVEL,
     n_permutations: int = 2000,
     n_boot: int = 1000,
+    n_power: int = N_POWER,
     seed: int = 0,
 ) -> list[Verdict]:
     """Finding 2, in three parts: "u" (``update`` summed over the trainable parameters; it
     grows with their number by construction, so it is exploratory), "u per parameter" and
-    "forgetting"; per dataset (secondary, gated) then pooled (primary) for each part.
+    "forgetting"; per dataset (secondary, gated) then pooled (primary) for each part; last,
+    the pooled primary verdict of both parts, "u per parameter and forgetting"
+    (intersection-union).
 
-    Within each method: the mean over orders of the within-order Spearman rho of depth with
-    the run's value, one-sided permutation p (regimes permuted within each order of that
-    method). "In every method": the largest p over methods (intersection-union); the note
-    counts the methods with a Holm-adjusted trend. Detail: per method rho, its bootstrap
-    interval over orders, p and Holm p."""
-    per_run = run_updates(tasks, update, variant=variant, bn_stats=bn_stats)
-    per_run = per_run[per_run.method.isin(methods) & per_run.regime.isin(list(depth))]
-    nested = tasks[tasks.regime.isin(list(depth))]
-    cells, excluded = chance_excluded(nested, min_excess, methods, variant, bn_stats)
-    columns = {"u": "update", "u per parameter": "update_per_param", "forgetting": "forgetting"}
-    verdicts = []
-    for part, column in columns.items():
+    Within each method: the mean over orders of the per-order Spearman rho of depth with the
+    run's value (seeds of an order averaged), one-sided sign-flip p over the orders
+    (``n_permutations`` flips). Detail: per method rho, its bootstrap interval over orders,
+    p and Holm p. ``detectable``: the mean per-order rho found in every method with 80%
+    power (``n_power`` simulated tables; 0 skips it)."""
+    excluded: dict[str, str] = {}
+    tasks = scope(tasks, variant, bn_stats, level="task")
+    tasks = clean(tasks[tasks.method.isin(methods)], [], excluded)
+    per_run = run_updates(tasks, update)
+    per_run = per_run[per_run.regime.isin(list(depth))]
+    cells, reasons = chance_excluded(tasks[tasks.regime.isin(list(depth))], min_excess, methods)
+    excluded |= reasons
+    verdicts, power_cells = [], {}
+    for part, (outcome, value, column) in PARTS.items():
         left_out = dict(excluded)
+        texts = _texts(outcome, value)
         if per_run[column].isna().all():
             note = "no runs of the methods tested"
             if len(per_run) and part == "u per parameter":
                 note = "no n_trainable in the records"
-            texts = _texts(2, *PARTS[part])
             verdicts.append(untestable(2, part, POOLED, "primary", texts, level, left_out, note))
             continue
         values = drop_missing(per_run, [column], left_out)
+        wide = _wide(values, column, cells_of(values, cells, methods, depth))
         role = "exploratory" if part == "u" or min_excess is None else "primary"
-        family = _trend_family(
-            values,
-            column,
-            2,
-            part,
-            role,
-            _texts(2, *PARTS[part]),
-            cells,
-            methods,
-            depth,
-            level,
-            n_permutations,
-            n_boot,
-            seed,
-            left_out,
-        )
-        verdicts += gate(family) if role == "primary" else family
-    return verdicts
-
-
-def _trend_family(
-    values,
-    column,
-    finding,
-    part,
-    role,
-    texts,
-    cells,
-    methods,
-    depth,
-    level,
-    n_permutations,
-    n_boot,
-    seed,
-    excluded,
-) -> list[Verdict]:
-    blocks = _blocks(values, column, _cells(values, cells, methods, depth))
-    verdicts = []
-    for k, (dataset, sub) in enumerate(_families(values)):
-        this_role = role_in(role, dataset)
-        rng = np.random.default_rng([seed, k])
-        rows, n_orders = [], 0
-        for m in methods:
-            groups = [blocks[d, m] for d in pd.unique(sub.dataset) if (d, m) in blocks]
-            if not groups:
-                continue
-            rho, perm, boot = _rank_trend(groups, rng, n_permutations, n_boot)
-            n_orders = max(n_orders, sum(len(g) for g in groups))
-            rows.append((m, rho, _p_value(rho, perm), *interval(boot), boot))
-        mine = excluded_in(excluded, dataset)
-        verdicts.append(
-            _methods_verdict(
-                finding,
+        family = []
+        for k, (dataset, names) in enumerate(families(values)):
+            rng = np.random.default_rng([seed, k])
+            cell_list = [(m, [wide[d, m] for d in names if (d, m) in wide]) for m in methods]
+            rows, untested = [], []
+            for m, frames in cell_list:
+                units = _units(frames)[0].to_numpy() if frames else np.array([])
+                if len(units) < min_orders(level):
+                    untested.append(m)
+                    continue
+                p = float(sign_flip(units, flips(rng, n_permutations, len(units))))
+                boot = boot_means(units, rng, n_boot)
+                rows.append((m, float(units.mean()), p, *interval(boot), len(units)))
+            v = methods_verdict(
+                2,
                 part,
                 dataset,
-                this_role,
+                role_in(role, dataset),
                 texts,
                 rows,
-                n_orders,
                 level,
-                mine,
-                len(methods),
+                excluded_in(left_out, dataset),
+                methods,
+                untested,
             )
-        )
-    return verdicts
+            tested = [(frames, part != "forgetting") for _, frames in cell_list]
+            if n_power and v.verdict != "not testable":
+                v.detectable = _power(tested, level, n_power, rng)
+                power_cells[dataset, part] = tested
+            family.append(v)
+        verdicts += gate(family) if role == "primary" else family
+    return verdicts + [_both(verdicts, power_cells, level, n_power, seed)]
 
 
-# ---- finding 3 -------------------------------------------------------------------------------
-
-
-def _position_cubes(t: pd.DataFrame, regimes: dict, fewest: int) -> dict:
-    """(dataset, method) -> (regimes, x, f): arrays (orders, regimes, positions) of log
-    update (``x``) and forgetting (``f``) over the complete orders (at least 2), for the
-    cells with at least ``fewest`` regimes."""
-    wide = t.pivot_table(
-        index=["dataset", *REPLICATE], columns=["method", "regime", "position"], values=["x", "f"]
+def _both(verdicts, power_cells, level, n_power, seed) -> Verdict:
+    """Finding 2's primary verdict: both pooled parts (u per parameter, forgetting) must
+    hold; p is the larger of theirs (intersection-union); detectable: the rho found in
+    every method and both parts with 80% power."""
+    parts = [
+        next(v for v in verdicts if v.part == p and v.dataset == POOLED)
+        for p in BOTH.split(" and ")
+    ]
+    testable = all(v.verdict != "not testable" for v in parts)
+    p = max(v.p_value for v in parts) if testable else np.nan
+    both = Verdict(
+        finding=2,
+        part=BOTH,
+        dataset=POOLED,
+        role=parts[0].role,
+        claim="deeper regimes give larger updates per trainable parameter and more "
+        "forgetting, in every method",
+        null=" or ".join(v.null for v in parts),
+        statistic="the larger p of the two parts",
+        observed=p,
+        p_value=p,
+        level=level,
+        verdict="not testable" if not testable else ("supported" if p < level else "not supported"),
+        n_orders=min(v.n_orders for v in parts),
+        effects={f"{v.part}: rho_min": v.effects.get("rho_min", np.nan) for v in parts},
+        excluded={k: r for v in parts for k, r in v.excluded.items()},
+        note="; ".join(
+            f"{v.part}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in parts
+        ),
     )
-    out = {}
-    for (d, m), names in regimes.items():
-        positions = sorted(set(t.position[(t.dataset == d) & (t.method == m)]))
-        if len(names) < fewest:
-            continue
-        cols = pd.MultiIndex.from_product([["x", "f"], [m], names, positions])
-        table = wide.loc[d].reindex(columns=cols).dropna()
-        if len(table) >= 2:
-            cube = table.to_numpy(float).reshape(len(table), 2, len(names), len(positions))
-            out[d, m] = (names, cube[:, 0], cube[:, 1])
-    return out
-
-
-def _coupling(x: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sums over orders and positions of the position-centred cross products: x [..., O, R,
-    P] and f alike -> (sxf, sxx, sff), each [..., R]."""
-    x = x - x.mean(-3, keepdims=True)
-    f = f - f.mean(-3, keepdims=True)
-    return tuple((a * b).sum((-3, -1)) for a, b in ((x, f), (x, x), (f, f)))
-
-
-def _trend_of_strength(sums, depths) -> np.ndarray:
-    """Pearson r of depth with |coupling| over regimes, from summed cross products [..., R]."""
-    sxf, sxx, sff = sums
-    with np.errstate(invalid="ignore", divide="ignore"):
-        strength = np.abs(sxf / np.sqrt(sxx * sff))
-    d = depths - depths.mean()
-    s = strength - strength.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (s * d).sum(-1) / np.sqrt((s**2).sum(-1) * (d**2).sum())
-
-
-def coupling_table(
-    tasks: pd.DataFrame,
-    update: str = "u",
-    *,
-    methods=PAPER_METHODS,
-    depth=DEPTH,
-    variant: str = "",
-    bn_stats: str | None = None,
-) -> pd.DataFrame:
-    """Per dataset, method and regime: the correlation of log ``update`` with forgetting
-    over the runs' tasks (last dropped), after centring both within (regime, position)
-    across orders, which removes what the task's position does to both.
-
-    Columns: dataset, method, regime, coupling, n_orders."""
-    t = _prepared(tasks, update, variant, bn_stats, methods, depth, {})
-    rows = []
-    for (dataset, m), (regimes, x, f) in _position_cubes(
-        t, _cells(t, set(), methods, depth), 1
-    ).items():
-        sxf, sxx, sff = _coupling(x, f)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rows += [(dataset, m, r, c, len(x)) for r, c in zip(regimes, sxf / np.sqrt(sxx * sff))]
-    return pd.DataFrame(rows, columns=["dataset", "method", "regime", "coupling", "n_orders"])
-
-
-def _prepared(tasks, update, variant, bn_stats, methods, depth, excluded) -> pd.DataFrame:
-    t = scope(tasks, variant, bn_stats, level="task")
-    t = t[t.method.isin(methods) & t.regime.isin(list(depth))]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x = np.log(pd.to_numeric(t[update], errors="coerce").where(lambda v: v > 0))
-    t = t.assign(x=x, f=t.forgetting)
-    last = t.position == t.groupby(RUN_KEYS).position.transform("max")
-    return drop_missing(t[~last], ["x", "f"], excluded)
-
-
-def finding_coupling(
-    tasks: pd.DataFrame,
-    *,
-    update: str = "u",
-    methods=PAPER_METHODS,
-    depth=DEPTH,
-    min_excess: float | None = MIN_EXCESS,
-    variant: str = "",
-    bn_stats: str | None = None,
-    level: float = LEVEL,
-    n_permutations: int = 2000,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> list[Verdict]:
-    """Finding 3 per dataset (secondary, gated) and pooled (primary, last).
-
-    Per method and regime, the coupling is the correlation of log ``update`` with
-    forgetting after removing the task position's effect (``coupling_table``); its strength
-    is |coupling|, either sign. Within each method: Pearson r of depth with the strength
-    over its regimes (pooled: sums over datasets), one-sided (strength grows with depth),
-    permutation p with the runs' regime labels permuted within each order (a run's u and
-    forgetting move together). Combined over methods as finding 2. Detail: per method r,
-    its bootstrap interval over orders, p and Holm p."""
-    nested = tasks[tasks.regime.isin(list(depth))]
-    cells, excluded = chance_excluded(nested, min_excess, methods, variant, bn_stats)
-    t = _prepared(tasks, update, variant, bn_stats, methods, depth, excluded)
-    cubes_of = _position_cubes(t, _cells(t, cells, methods, depth), 3)
-    role = "primary" if min_excess is not None else "exploratory"
-    texts = _texts(3, "", "")
-    verdicts = []
-    for k, (dataset, sub) in enumerate(_families(t)):
-        this_role = role_in(role, dataset)
-        rng = np.random.default_rng([seed, k])
-        rows, n_orders = [], 0
-        for m in methods:
-            cubes = {d: cubes_of[d, m] for d in pd.unique(sub.dataset) if (d, m) in cubes_of}
-            if not cubes:
-                continue
-            union = sorted({r for names, _, _ in cubes.values() for r in names}, key=depth.get)
-            depths = np.array([depth[r] for r in union], float)
-            observed = float(_trend_of_strength(_summed(cubes, union, None, None), depths)[0])
-            perm = np.concatenate(
-                [
-                    _trend_of_strength(
-                        _summed(cubes, union, rng, min(_CHUNK, n_permutations - i)), depths
-                    )
-                    for i in range(0, n_permutations, _CHUNK)
-                ]
-            )
-            boot = _trend_of_strength(_summed(cubes, union, rng, n_boot, bootstrap=True), depths)
-            n_orders = max(n_orders, sum(len(x) for _, x, _ in cubes.values()))
-            rows.append((m, observed, _p_value(observed, perm), *interval(boot), boot))
-        mine = excluded_in(excluded, dataset)
-        verdicts.append(
-            _methods_verdict(
-                3, "coupling", dataset, this_role, texts, rows, n_orders, level, mine, len(methods)
-            )
-        )
-    return gate(verdicts) if role == "primary" else verdicts
-
-
-def _summed(cubes, union, rng, draws, bootstrap=False):
-    """Cross-product sums [draws, regimes of ``union``] over datasets: as observed (rng None),
-    with the regimes permuted within each order, or with orders resampled."""
-    total = None
-    for names, x, f in cubes.values():
-        o, r, _ = x.shape
-        if rng is None:
-            xs, fs = x[None], f[None]
-        elif bootstrap:
-            idx = rng.integers(0, o, (draws, o))
-            xs, fs = x[idx], f[idx]
-        else:
-            perm = rng.random((draws, o, r)).argsort(-1)
-            rows = np.arange(o)[None, :, None]
-            xs, fs = x[rows, perm], f[rows, perm]
-        sums = _coupling(xs, fs)
-        place = [union.index(n) for n in names]
-        full = [np.zeros((len(s), len(union))) for s in sums]
-        for a, s in zip(full, sums):
-            a[:, place] = s
-        total = full if total is None else [a + b for a, b in zip(total, full)]
-    return tuple(total)
+    if testable and n_power:
+        cells = [c for p in BOTH.split(" and ") for c in power_cells[POOLED, p]]
+        both.detectable = _power(cells, level, n_power, np.random.default_rng([seed, 99]))
+    return both
