@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import platform
 import socket
 from functools import cache
@@ -22,7 +23,24 @@ from cl_regimes import __version__, data, methods, results
 # the packages whose versions can change a run's numbers (sklearn: the digits split)
 PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scikit-learn")
 # the facts that, when they differ, explain a rerun that differs
-FACTS = ("packages", "cpu", "cpu_capability", "device", "threads", "precision", "images")
+FACTS = (
+    "packages",
+    "cpu",
+    "cpu_capability",
+    "onednn_max_isa",
+    "device",
+    "threads",
+    "precision",
+    "images",
+)
+# The instruction set of torch's CPU kernels (ATen's, and oneDNN's convolutions) sets
+# their roundings: the same code gives other numbers on an AVX-512 CPU than on an AVX2
+# one. These variables, set before torch loads, make a CPU use a lower one (``verify``).
+ISA_VARIABLES = {  # ATen's capability -> the environment that selects it
+    "AVX512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+    "AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "DEFAULT": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
 
 
 @cache
@@ -85,6 +103,7 @@ def environment(device: torch.device, precision: str, group_size: int) -> dict:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cpu": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "precision": precision,
         "threads": torch.get_num_threads(),
         "group_size": group_size,
