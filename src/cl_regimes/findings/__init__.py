@@ -51,6 +51,7 @@ from cl_regimes.findings.original import (
     original_update_forgetting,
 )
 from cl_regimes.findings.ranking import MARGIN, MIN_ORDERS, crossings, finding_ranking, gap_table
+from cl_regimes.findings.robustness import robustness
 from cl_regimes.findings.trends import finding_depth, run_updates
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "original_kendall",
     "original_update_forgetting",
     "primary",
+    "robustness",
     "run_updates",
     "survival",
     "verdict_table",
