@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -37,6 +40,7 @@ from cl_regimes.config import ConfigError, RunConfig, check_choice
 
 ENGINES = ("local", "ray")
 MAX_RETRIES = 3  # a Ray task whose worker dies runs again, at most this many times
+TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
 PROBE_TIMEOUT_S = 60.0  # joining a Ray cluster takes seconds; a port that is not one, forever
 
 
@@ -129,7 +133,15 @@ def local(
             yield train_unit(unit, profile, device, data_dir)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+    # workers stopped by an interrupt leave the pool's semaphores to multiprocessing's
+    # resource tracker, which cleans them up with a warning: the interrupt's message is
+    # the one line to show (the tracker takes its warning options from this process's)
+    if TRACKER_QUIET not in sys.warnoptions:
+        sys.warnoptions.append(TRACKER_QUIET)
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=get_context("spawn"), initializer=_worker, initargs=(os.getpid(),)
+    )
+    try:
         futures = {
             pool.submit(train_unit, unit, profile, device, data_dir, threads): unit
             for unit in units
@@ -139,6 +151,25 @@ def local(
                 yield future.result()
             except BrokenProcessPool as err:  # a worker process died
                 yield Outcome(futures[future], error=f"BrokenProcessPool: {err}")
+    except BaseException:  # interrupted (or closed early): stop the workers now, not after
+        for process in list(pool._processes.values()):  # their units (no public API in 3.11)
+            process.terminate()
+        pool.shutdown(cancel_futures=True)  # returns at once: its workers are gone
+        raise
+    pool.shutdown()
+
+
+def _worker(parent: int) -> None:
+    """A pool worker leaves interrupts to its parent (which stops it), and exits when its
+    parent is gone, so that no orphan trains on and writes records."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def check_address(address: str | None) -> None:
@@ -249,6 +280,10 @@ def _as_finished(pending: dict, disconnect: bool) -> Iterator[Outcome]:
                 yield ray.get(ref)
             except ray.exceptions.RayError as err:  # e.g. its worker died MAX_RETRIES + 1 times
                 yield Outcome(unit, error=f"{type(err).__name__}: {str(err).splitlines()[0]}")
+    except BaseException:  # interrupted: the tasks still running stop too
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if disconnect:
             ray.shutdown()

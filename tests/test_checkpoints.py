@@ -1,0 +1,60 @@
+"""Task-boundary checkpoints: a grouped cell stopped after a task resumes from it and gives
+the same numbers as a cell trained without a stop; a checkpoint of another group is never
+used; a finished cell leaves none behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from cl_regimes import checkpoints, train
+
+pytestmark = pytest.mark.slow
+
+
+def interrupt_at_evaluation(monkeypatch, count: int) -> None:
+    """Stop training (as Ctrl-C would) at the ``count``-th evaluation, i.e. in task
+    ``count``, after ``count - 1`` tasks finished and were checkpointed."""
+    evaluate, calls = train.Trainer.evaluate, []
+
+    def stop(self):
+        calls.append(1)
+        if len(calls) == count:
+            raise KeyboardInterrupt
+        return evaluate(self)
+
+    monkeypatch.setattr(train.Trainer, "evaluate", stop)
+
+
+@pytest.mark.parametrize("method", ["ewc", "lwf", "si", "gem", "joint"])
+def test_a_resumed_cell_gives_the_numbers_of_an_uninterrupted_one(
+    method, smoke_config, tmp_path, monkeypatch
+):
+    configs = [smoke_config("from_layer3", method, order=o) for o in (0, 1)]
+    uninterrupted = train.run_group(configs, "cpu")
+    with monkeypatch.context() as patch:
+        interrupt_at_evaluation(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            train.run_group(configs, "cpu", checkpoint_dir=tmp_path)
+    [saved] = tmp_path.glob(".checkpoint-*.pt")
+    assert saved == checkpoints.path_for(tmp_path, configs)
+    resumed = train.run_group(configs, "cpu", checkpoint_dir=tmp_path)
+    for a, b in zip(uninterrupted, resumed):
+        assert a["R"] == b["R"]
+        assert a["tasks"] == b["tasks"]
+    assert not list(tmp_path.glob(".checkpoint-*"))  # removed once the records are made
+
+
+def test_a_checkpoint_of_another_group_is_not_used(smoke_config, tmp_path, monkeypatch):
+    configs = [smoke_config("head", "finetune", order=o) for o in (0, 1)]
+    with monkeypatch.context() as patch:
+        interrupt_at_evaluation(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            train.run_group(configs, "cpu", checkpoint_dir=tmp_path)
+    [saved] = tmp_path.glob(".checkpoint-*.pt")
+    swapped = configs[::-1]  # the same runs in other slots: another group
+    assert checkpoints.path_for(tmp_path, swapped) != saved
+    assert checkpoints.load(saved, swapped, train.resolve_device("cpu")) is None
+    saved.write_bytes(saved.read_bytes()[:100])  # a write cut short counts as none
+    assert checkpoints.load(saved, configs, train.resolve_device("cpu")) is None
+    fresh = train.run_group(configs, "cpu")
+    assert train.run_group(configs, "cpu", checkpoint_dir=tmp_path)[0]["R"] == fresh[0]["R"]
