@@ -30,18 +30,18 @@ def rate(draw, draws, seed=0):
     rng = np.random.default_rng(seed)
     hits, method_hits, method_tests = 0, 0, 0
     for _ in range(draws):
-        v = draw(rng)
+        *parts, v = draw(rng)
         hits += v.verdict == "supported"
-        if "p_value" in v.detail and v.finding != 1:
-            method_hits += int((v.detail.p_value < 0.05).sum())
-            method_tests += len(v.detail)
+        for part in parts:  # the pooled primary parts: each method's own test
+            method_hits += int((part.detail.p_value < 0.05).sum())
+            method_tests += len(part.detail)
     return hits / draws, (method_hits / method_tests if method_tests else np.nan)
 
 
 def main(draws: int) -> None:
     print("| finding | case | seeds | rate supported | rate per method |")
     print("|---|---|---|---|---|")
-    for seeds in (1, 2):
+    for seeds in (2, 1):
         for kind, opts in RANKING:
 
             def f1(rng, kind=kind, opts=opts, seeds=seeds):
@@ -49,7 +49,7 @@ def main(draws: int) -> None:
                     rng, kind, 11, seeds=seeds, shared=0.5 * (kind == "shared"), **opts
                 )
                 runs = runs_table(acc, seeds=seeds)
-                return findings.finding_ranking(runs, n_boot=50, n_power=0)[-1]
+                return findings.finding_ranking(runs, n_boot=50, n_power=0)[-1:]
 
             print(f"| 1 | {kind} {opts} | {seeds} | {rate(f1, draws)[0]:.3f} | |")
         for finding, cases in ((2, DEPTH), (3, COUPLING)):
@@ -59,7 +59,8 @@ def main(draws: int) -> None:
                     u, fo, learned = depth_draw(rng, kind, 11, seeds=seeds, **opts)
                     tasks = tasks_table(u, fo, acc_learned=learned, seeds=seeds)
                     test = findings.finding_depth if finding == 2 else findings.finding_coupling
-                    return test(tasks, **FAST)[-1]
+                    verdicts = test(tasks, **FAST)
+                    return [v for v in verdicts if v.dataset == "pooled" and v.role == "primary"]
 
                 both, per_method = rate(f, draws)
                 print(f"| {finding} | {kind} {opts} | {seeds} | {both:.3f} | {per_method:.3f} |")

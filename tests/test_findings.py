@@ -242,7 +242,7 @@ def test_coupling_removes_the_position_effect():
 
 
 def test_primary_verdicts_one_per_finding():
-    u, forgetting, learned = depth_draw(np.random.default_rng(8), "trend")
+    u, forgetting, learned = depth_draw(np.random.default_rng(8), "trend", slope=0.6)
     tasks = tasks_table(u, forgetting, acc_learned=learned)
     runs = runs_table(ranking_draw(np.random.default_rng(8), "swap"))
     verdicts = findings.primary(runs, tasks, n_permutations=199, n_power=50)
@@ -280,7 +280,7 @@ def test_non_finite_values_are_named_and_left_out():
     runs.loc[3, "acc"] = np.nan
     v = findings.finding_ranking(runs)[-1]
     name = "d0/head/gem/0/0"
-    assert v.excluded[name] == "non-finite acc" and v.verdict == "supported"
+    assert v.excluded[name] == "non-finite acc or R" and v.verdict == "supported"
     u, forgetting, learned = depth_draw(np.random.default_rng(10), "trend")
     tasks = tasks_table(u, forgetting, acc_learned=learned)
     tasks.loc[7, "u"] = np.nan
