@@ -80,10 +80,12 @@ def test_a_resumed_sweep_on_ray_redoes_only_the_missing_runs(on_ray, local_pool)
 
 
 def test_a_two_node_cluster_runs_work_on_both_nodes(tmp_path, local_pool):
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
     try:
         cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
+        cluster.wait_for_nodes(timeout=120)  # a busy machine starts nodes slowly
         nodes = {n.node_id for n in cluster.list_all_nodes()}
         summary = sweep.sweep(
             "smoke", results_dir=tmp_path, engine="ray", address=cluster.address, **GRID
@@ -220,12 +222,14 @@ def test_a_run_another_task_finished_meanwhile_counts_as_done(tmp_path, monkeypa
     [config] = sweep.plan("smoke", regimes=["head"], methods=["finetune"])
     real, other_task = train.run_group, {}
 
-    def finished_meanwhile(configs, *args, **kwargs):  # the other task saves first
-        records = real(configs, *args, **kwargs)
-        record = {**records[0], "created": "by the other task"}
-        record["config"] = {**record["config"], **other_task["changes"]}
-        results.save(record, other_task["path"])
-        return records
+    def finished_meanwhile(configs, *args, on_group, **kwargs):  # the other task saves first
+        def other_first(group, records):
+            record = {**records[0], "created": "by the other task"}
+            record["config"] = {**record["config"], **other_task["changes"]}
+            results.save(record, other_task["path"])
+            on_group(group, records)
+
+        return real(configs, *args, on_group=other_first, **kwargs)
 
     monkeypatch.setattr(train, "run_group", finished_meanwhile)
     for name, changes in (("same", {}), ("other", {"lr": 0.5})):

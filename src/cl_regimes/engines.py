@@ -42,6 +42,7 @@ ENGINES = ("local", "ray")
 MAX_RETRIES = 3  # a Ray task whose worker dies runs again, at most this many times
 TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
 PROBE_TIMEOUT_S = 60.0  # joining a Ray cluster takes seconds; a port that is not one, forever
+LOCAL_START_ATTEMPTS = 3  # a local Ray instance that times out starting (a busy machine)
 
 
 @dataclass
@@ -211,6 +212,21 @@ def probe(address: str) -> None:
         raise ConfigError(f"cannot join the Ray cluster at --address {address}: {last}")
 
 
+def start_local(ray, attempts: int = LOCAL_START_ATTEMPTS) -> None:
+    """Start a local Ray instance without its dashboard (processes this machine's sweep
+    does not need). Ray gives a node 30 s to start, which a machine busy with other
+    work can exceed: then it tries again, up to ``attempts`` times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(include_dashboard=False, logging_level="WARNING")
+            return
+        except Exception as err:  # Ray raises a bare Exception for this
+            ray.shutdown()
+            if "timed out during startup" not in str(err) or attempt == attempts:
+                raise
+            print(f"Ray: the local instance did not start in time (attempt {attempt}); again")
+
+
 def connect(address: str | None, cpus_per_task: int, gpus_per_task: float) -> bool:
     """Join the cluster at ``address`` (checked by ``check``), or start a local Ray
     instance when it is None, and check that some node can hold a task; True if this
@@ -221,10 +237,14 @@ def connect(address: str | None, cpus_per_task: int, gpus_per_task: float) -> bo
         return False
     if address is not None:
         probe(address)
-    try:
-        ray.init(address=address, logging_level="WARNING")
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ConfigError(f"cannot join the Ray cluster at --address {address}: {err}") from None
+        try:
+            ray.init(address=address, logging_level="WARNING")
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ConfigError(
+                f"cannot join the Ray cluster at --address {address}: {err}"
+            ) from None
+    else:
+        start_local(ray)
     nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
     cpus, gpus = (max(n.get(k, 0) for n in nodes) for k in ("CPU", "GPU"))
     print(
