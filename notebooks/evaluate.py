@@ -29,22 +29,24 @@
 # python -m cl_regimes card --method mypkg.module:MyMethod --scenario class_incremental
 # ```
 #
-# writes `cards/<method>.md`, `.html` and a PNG; `--set mymethod.param=value` sets its
-# settings. An installed package can declare its method in the entry-point group
-# `cl_regimes.methods` instead; the README shows how.
+# writes `cards/<method>-<profile>-<scenario>-<regimes>.md`, `.html` and a PNG;
+# `--set mymethod.param=value` sets its settings, `--dry-run` lists the runs it needs
+# and a projected time. An installed package can declare its method in the entry-point
+# group `cl_regimes.methods` instead; the README shows how.
 
 # %% tags=["parameters", "remove-cell"]
 profile = "quick"  # smoke | quick | paper
 results_dir = "../results"
 device = "auto"
 group_size = None
-regimes = ["from_layer4", "from_layer2", "full"]  # the card's regimes (None: every one)
+regimes = ["head", "from_layer4", "from_layer2", "full"]  # the card's (None: every one)
+orders = None  # the task orders (None: the profile's)
 
 # %%
 from typing import Annotated
 
 import torch
-from IPython.display import Markdown, display
+from IPython.display import Markdown
 
 from cl_regimes import card, report
 from cl_regimes.config import NON_NEGATIVE
@@ -85,39 +87,45 @@ class AnchorL2(Method):
 
 
 # %% [markdown]
-# ## Its runs, under each regime
+# ## Its card
 #
-# `card.evaluate` sweeps what is missing (the method under every chosen regime and order
-# of the profile, and the paper's four methods where their records are missing) and
-# returns the runs a card compares. The method's records go to a folder of their own,
-# so that the other chapters, which read the profile's records, never count it.
+# `card.write` checks every input first (the method's settings, the scenario it applies
+# to, the folders), sweeps what is missing (the method under every chosen regime and
+# order of the profile, and the paper's four methods where their records are missing)
+# and writes the card. The method's records go to a folder of their own, so that the
+# other chapters, which read the profile's records, never count it.
 
 # %%
-runs, variant = card.evaluate(
+made = card.write(
     "anchor_l2",
     profile,
     results_dir,
-    regimes,
+    output=f"{results_dir}/cards",
+    regimes_=regimes,
+    orders=orders,
     own_results=f"{results_dir}/yours",  # apart from the profile's own records
     device=device,
     group_size=group_size,
 )
-print(f"{len(runs)} runs: {runs.groupby('method').size().to_dict()}")
+print(f"{len(made.runs)} runs: {made.runs.groupby('method', observed=True).size().to_dict()}")
 
 # %% [markdown]
-# ## Its card
-#
 # Per regime: the method's mean ACC and forgetting over orders with 95% t-intervals, and
 # its rank by mean ACC among the paper's four methods and itself (1 = highest). Read
 # each row on its own: a regime is a different problem, so a number in one row is not
-# comparable with a number in another.
+# comparable with a number in another. A cell **at chance** learned too little for its
+# rank to mean anything (it forgets nothing because it learned nothing): it is flagged,
+# not ranked, and left out of the test below.
 
 # %%
-report.style(card.stratified(runs, "anchor_l2").drop(columns=["dataset"]))
+report.style(made.table.drop(columns=["dataset"]))
 
 # %%
-for dataset in runs.dataset.unique():
-    report.show(card.figure(runs, "anchor_l2", dataset))
+Markdown(card.chance_text(made.runs, "anchor_l2") or "No cell is at chance.")
+
+# %%
+for dataset in made.runs.dataset.unique():
+    report.show(card.figure(made.runs, "anchor_l2", dataset))
 
 # %% [markdown]
 # ## Does its rank change between regimes?
@@ -125,11 +133,9 @@ for dataset in runs.dataset.unique():
 # Finding 1's test over the paper's four methods and this one ({ref}`statistics`),
 # restricted here to the pairs that involve it: a pair crosses when the method is clearly
 # ahead of the other in one regime and clearly behind in another. The test pairs the
-# orders, so with the `quick` profile's three no p-value can fall below $1/8$: this page
-# shows how to read a card, not a verdict on the method. A card of the 11 orders of
-# `medium` or `paper` (`--profile`) can reject.
+# orders, so with the `quick` profile's three it has little power: the card says which
+# crossing it would have detected, and why a pair could not be tested. A card of the 11
+# orders of `medium` or `paper` (`--profile`) detects smaller ones.
 
 # %%
-verdict, pairs = card.rank_changes(runs, "anchor_l2")
-display(Markdown(f"- {verdict.headline()}"))
-report.style(pairs) if len(pairs) else Markdown("No pair involving it could be tested.")
+Markdown(card.rank_text("anchor_l2", made.verdict, made.pairs))

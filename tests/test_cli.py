@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cl_regimes import cli, methods, profiles, regimes, results, sweep
 from cl_regimes.config import Choice, Range, RunConfig
@@ -116,6 +119,8 @@ BAD = {
         ("> 0",),
     ),
     "lambda": (["--method", "ewc", "--set", "ewc.lam=-5"], "ewc.lam=-5.0", (">= 0",)),
+    # a setting of a method the command does not run was ignored without a word (issue 31)
+    "unused": (["--method", "ewc", "--set", "si.c=1"], "setting si.c is method si's", ("ewc",)),
 }
 
 
@@ -281,3 +286,88 @@ def test_records_load_without_torch(tmp_path):
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_a_sweep_refuses_a_setting_none_of_its_methods_takes(tmp_path, capsys):
+    args = ["sweep", "--profile", "smoke", "--results", str(tmp_path), "--methods", "ewc", "gem"]
+    assert cli.main([*args, "--set", "si.c=1"]) == 2
+    assert "(it runs ewc, gem); drop the setting or run si" in capsys.readouterr().err
+
+
+def test_a_sweep_ends_with_a_table_of_what_it_trained(tmp_path, capsys):
+    args = ["sweep", "--profile", "smoke", "--device", "cpu", "--results", str(tmp_path)]
+    assert cli.main([*args, "--regimes", "head", "--methods", "finetune"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "acc" in line.split())
+    assert header.split()[:4] == ["dataset", "regime", "method", "variant"]
+    assert "forgetting" in header and "finetune" in out
+
+
+def test_the_estimate_times_each_regimes_own_step(monkeypatch):
+    """Shallow regimes skip most of the backward pass; the calibration trained every
+    parameter, as under full, whatever the regime."""
+    counted = []
+    adam = torch.optim.Adam
+
+    def counting(params, **kwargs):
+        params = list(params)
+        counted.append(sum(p.numel() for p in params))
+        return adam(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", counting)
+    for regime in ("head", "full"):
+        config = profiles.resolve("smoke", dataset="digits", regime=regime, method="finetune")
+        sweep.step_seconds(config, 1, torch.device("cpu"))
+    assert counted[0] < counted[1] / 100
+
+
+def record(regime: str, method: str) -> dict:
+    config = {"dataset": "digits", "regime": regime, "method": method}
+    config |= {"bn_stats": "always_update", "order": 0, "seed": 0}
+    return {
+        "schema": results.SCHEMA_VERSION,
+        "profile": "smoke",
+        "config": config,
+        "variant": {},
+        "order": [0, 1],
+        "R": [[0.9, 0.5], [0.8, 0.9]],
+        "tasks": [{"task": 0}, {"task": 1}],
+        "classes_per_task": 2,
+        "metrics": {"acc": 0.85},
+        "environment": {"device": "cpu"},
+    }
+
+
+def test_load_orders_regimes_by_depth_and_methods_as_the_book(tmp_path):
+    for regime, method in [("full", "si"), ("head", "si"), ("bn_affine", "finetune")]:
+        results.save(record(regime, method), tmp_path / f"{regime}-{method}.json")
+    runs = results.load(tmp_path)
+    assert list(runs.sort_values("regime").regime) == ["head", "bn_affine", "full"]
+    assert list(runs.groupby("method").size().index) == ["finetune", "si"]
+    assert results.METHOD_ORDER == methods.names(plugins=False)
+
+
+def test_load_of_a_missing_or_empty_folder(tmp_path):
+    with pytest.raises(results.ConfigError, match="no such folder or file: .*nonexistent"):
+        results.load(tmp_path / "nonexistent")
+    empty = results.load(tmp_path)
+    assert empty.empty and empty.acc.mean() != empty.acc.mean()  # NaN, not AttributeError
+    assert {"acc", "forgetting", "R", "path", "wall_time_s"} <= set(empty.columns)
+
+
+def test_the_accuracy_matrix_survives_a_round_trip_through_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    results.save(record("head", "ewc"), tmp_path / "run.json")
+    runs = results.load(tmp_path)
+    runs.assign(R=runs.R.map(np.ndarray.tolist)).to_parquet(tmp_path / "runs.parquet")
+    back = results.load(tmp_path / "runs.parquet")
+    assert back.R[0].shape == (2, 2) and (back.R[0] == runs.R[0]).all()
+    assert back.regime.cat.ordered and list(back.method) == ["ewc"]
+
+
+def test_the_readme_quotes_the_measured_cost_of_medium():
+    """The README said about 7 core-hours; book/reproduce.md measured 10.7 (issue 31)."""
+    root = Path(__file__).resolve().parents[1]
+    measured = re.search(r"462 runs, ([\d.]+) core-hours", (root / "book/reproduce.md").read_text())
+    quoted = re.findall(r"([\d.]+) core-hours", (root / "README.md").read_text())
+    assert measured and quoted and set(quoted) == {measured.group(1)}

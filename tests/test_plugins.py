@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import EntryPoint
 
 import pytest
 
-from cl_regimes import cli, methods, results
+from cl_regimes import cli, methods, profiles, results
 from cl_regimes.methods.base import REGISTRY
 
 pytestmark = pytest.mark.slow
@@ -52,14 +53,24 @@ def by_path(tmp_path, monkeypatch):
     (tmp_path / "my_damped.py").write_text(SOURCE.format(cls="Damped", name="damped"))
     (tmp_path / "not_a_method.py").write_text("class Plain:\n    name = 'plain'\n")
     (tmp_path / "clash.py").write_text(SOURCE.format(cls="MyEWC", name="ewc"))
+    (tmp_path / "no_range.py").write_text(  # a setting without its valid values
+        "from cl_regimes.methods import Method\n\n\nclass NoRange(Method):\n"
+        "    name = 'no_range'\n\n    def __init__(self, runs, k: int = 3):\n"
+        "        super().__init__(runs)\n"
+    )
+    (tmp_path / "two_methods.py").write_text(  # a second, test-only method beside it
+        SOURCE.format(cls="Damped", name="damped2")
+        + SOURCE.format(cls="TestOnly", name="test_only").split("\n\n\n", 1)[1]
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # for the sweep's spawned workers
     # set (to none) rather than deleted, so that monkeypatch restores its absence afterwards
     monkeypatch.setenv(methods.PATHS_ENV, "")
     yield tmp_path
-    REGISTRY.pop("damped", None)
-    for module in ("my_damped", "not_a_method", "clash"):  # so the next test imports its own
-        sys.modules.pop(module, None)
+    for name in ("damped", "no_range", "damped2", "test_only"):
+        REGISTRY.pop(name, None)
+    for module in ("my_damped", "not_a_method", "clash", "no_range", "two_methods"):
+        sys.modules.pop(module, None)  # so that the next test imports its own
 
 
 def test_a_method_given_by_path_sweeps_and_gets_a_card(by_path, shared_results, tmp_path):
@@ -73,11 +84,14 @@ def test_a_method_given_by_path_sweeps_and_gets_a_card(by_path, shared_results, 
         == 0
     )
     # the card: stratified by regime, the method among the paper's four in each
-    text = (out / "damped-damped.scale=0.25.md").read_text()
+    stem = "damped-damped.scale=0.25-smoke-task_incremental-head+from_layer4"
+    text = (out / f"{stem}.md").read_text()
     assert "| digits | head | 1 |" in text and "| digits | from_layer4 | 1 |" in text
-    assert "of 5 |" in text and "never pool" in text
-    assert (out / "damped-damped.scale=0.25.html").read_text().count("<tr>") == 3
-    assert (out / "damped-damped.scale=0.25-digits.png").stat().st_size > 10_000
+    assert "never pool" in text and "The 10 run records of this card" in text
+    # head learns nothing on two-class digits tasks at smoke: flagged, not ranked
+    assert "at chance: not ranked" in text and "- digits / head: " in text
+    assert (out / f"{stem}.html").read_text().count("<tr>") == 3
+    assert (out / f"{stem}-digits.png").stat().st_size > 10_000
     # a sweep in two worker processes, which import the method from the path it was given
     assert cli.main(["sweep", *base, *REGIMES, "--methods", "my_damped:Damped", "--jobs", "2"]) == 0
     runs = results.load(shared_results)
@@ -96,7 +110,7 @@ def test_a_card_in_another_scenario_compares_within_that_scenario(by_path, tmp_p
     results_dir, out = tmp_path / "results", tmp_path / "cards"
     args = ["card", *SMOKE, "--results", str(results_dir), "--output", str(out), *REGIMES]
     assert cli.main([*args, "--method", "my_damped:Damped", "--scenario", "class_incremental"]) == 0
-    text = (out / "damped-scenario=class_incremental.md").read_text()
+    text = (out / "damped-smoke-class_incremental-head+from_layer4.md").read_text()
     assert "scenario `class_incremental`" in text and "| digits | from_layer4 | 1 |" in text
     runs = results.load(results_dir)
     assert set(runs.scenario) == {"class_incremental"} and len(runs) == 2 * 5
@@ -106,9 +120,12 @@ def test_a_card_in_another_scenario_compares_within_that_scenario(by_path, tmp_p
     "method, expected",
     [
         ("no_such_module:Damped", "cannot import 'no_such_module'"),
-        ("my_damped:Nothing", "'Nothing' is not a subclass of cl_regimes.methods.Method"),
         ("not_a_method:Plain", "'Plain' is not a subclass of cl_regimes.methods.Method"),
         ("clash:MyEWC", "is named 'ewc', which cl_regimes.methods.ewc.EWC already has"),
+        # issue 31: each of these was a traceback, or a line that misled
+        ("my_damped:Nothing", "'my_damped' has no 'Nothing'; its methods: my_damped:Damped"),
+        ("my_damped", "or a method of your own as module:Class (did you mean my_damped:Damped?)"),
+        ("no_range:NoRange", "setting 'k' has no valid values; annotate it"),
     ],
 )
 def test_a_method_that_cannot_load_is_one_line_and_exit_2(by_path, capsys, method, expected):
@@ -116,6 +133,28 @@ def test_a_method_that_cannot_load_is_one_line_and_exit_2(by_path, capsys, metho
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1
+
+
+def test_only_the_named_class_of_a_module_is_registered(by_path):
+    assert methods.load("two_methods:Damped") == "damped2"
+    assert "damped2" in methods.names() and "test_only" not in methods.names()
+
+
+def test_an_entry_points_key_names_its_method(by_path, monkeypatch):
+    """The key (``myreplay = mycl.replay:Replay``) is what users type; records keep the
+    class's name."""
+    point = EntryPoint("my_key", "my_damped:Damped", methods.ENTRY_POINTS)
+    monkeypatch.setattr(methods, "entry_points", lambda group: [point])
+    monkeypatch.setattr(methods, "_discovered", False)
+    monkeypatch.setattr(methods, "ALIASES", {})
+    assert methods.load("my_key") == "damped" and methods.load("damped") == "damped"
+
+
+def test_help_lists_a_plugins_settings_with_their_ranges(by_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--method", "my_damped:Damped", "--help"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if "damped.scale" in x)
+    assert line.split() == ["damped.scale", *["0.5"] * len(profiles.PROFILES), ">", "0"]
 
 
 def test_a_card_sets_only_the_methods_own_settings(by_path, capsys):
@@ -164,7 +203,8 @@ def test_a_method_from_an_installed_packages_entry_point(tmp_path, shared_result
             env=env,
         )
         assert done.returncode == 0, done.stderr
-        assert "| digits | from_layer4 | 1 |" in (tmp_path / "cards" / "damped_ep.md").read_text()
+        card = tmp_path / "cards" / "damped_ep-smoke-task_incremental-head+from_layer4.md"
+        assert "| digits | from_layer4 | 1 |" in card.read_text()
     finally:
         subprocess.run([*pip, "uninstall", "-y", "cl-regimes-test-plugin"], check=True)
     runs = results.load(shared_results)

@@ -257,7 +257,7 @@ def test_load_tasks(swept):
 def test_load_empty_and_bad_level(tmp_path, swept):
     empty = results.load(tmp_path)
     assert isinstance(empty, pd.DataFrame) and empty.empty
-    assert list(empty.columns) == [*results.RUN_COLUMNS, "classes_per_task"]
+    assert list(empty.columns) == list(results.LEVEL_COLUMNS["run"])  # as a full table's
     with pytest.raises(ConfigError, match="unknown level 'epoch'"):
         results.load(swept["root"], level="epoch")
     # a single file, or a list of them

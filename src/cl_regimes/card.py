@@ -4,13 +4,19 @@ The method (a built-in one, or a plug-in: ``methods.load``) is swept under every
 of a profile beside the paper's four methods, reusing the records that exist. The card
 gives, per dataset and regime, its mean ACC and forgetting over orders with 95%
 t-intervals, its rank among the paper's methods and itself, and the rank-change test of
-finding 1 over those five methods, restricted to the pairs that involve it.
+finding 1 over those five methods, restricted to the pairs that involve it. Cells at
+chance are flagged and left out of the ranks and the test; a pair that cannot be tested
+says why; the smallest crossing the test would have seen is given. ``plan`` checks every
+input before anything trains; a card is named by everything that makes it, so that none
+replaces another.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,10 +25,171 @@ import pandas as pd
 from scipy import stats
 
 from cl_regimes import findings, methods, profiles, regimes, results, sweep
-from cl_regimes.config import ConfigError
+from cl_regimes.config import ConfigError, RunConfig
 from cl_regimes.findings.common import PAPER_METHODS
 
 BOUNDS = {"acc": (0.0, 1.0), "forgetting": (-1.0, 1.0)}  # the values each metric can take
+
+
+@dataclass
+class Plan:
+    """A card's inputs, checked: its method's registered name, its two sweeps (the paper's
+    methods with the profile's settings; the method with its own) as ``sweep.sweep``'s
+    arguments and their runs' configurations, the record path of every run it compares,
+    and its file name."""
+
+    method: str
+    profile: str
+    scenario: str
+    variant: str  # the method's settings that differ from the profile's ("" if none)
+    sweeps: list[dict]
+    configs: list[list[RunConfig]]
+    records: list[Path]
+    stem: str
+
+
+@dataclass
+class Card:
+    """A written card: its files, the runs it compares, its table (``stratified``),
+    finding 1's verdict and the pairs that involve the method (``rank_changes``)."""
+
+    paths: dict[str, Path]
+    runs: pd.DataFrame
+    table: pd.DataFrame
+    verdict: findings.Verdict
+    pairs: pd.DataFrame
+
+
+def plan(
+    method: str,
+    profile: str = "quick",
+    results_dir="results",
+    regimes_: list[str] | None = None,
+    settings: list[str] | None = None,
+    own_results=None,
+    orders: list[int] | None = None,
+) -> Plan:
+    """Check everything a card needs before anything trains: the method, its ``settings``
+    ("key=value": its own, and ``scenario=...`` for all), every run's configuration
+    (ranges, the scenario each method applies to) and the results folders. ``method``'s
+    records go to ``own_results`` (default: ``results_dir``, beside the paper methods')."""
+    name = methods.load(method)
+    overrides = profiles.parse_overrides(settings)
+    foreign = [k for k in overrides if not k.startswith(f"{name}.") and k != "scenario"]
+    if foreign:
+        raise ConfigError(
+            f"card: --set takes {name}'s own settings ({name}.<setting>) and the scenario "
+            f"only, not {', '.join(foreign)}: the paper's methods it is compared with keep "
+            "the profile's"
+        )
+    shared = {k: v for k, v in overrides.items() if k == "scenario"}  # every method's
+    grid = dict(regimes=regimes_, orders=orders, variants=False)
+    sweeps = [
+        dict(methods=list(chosen), overrides=values, **grid)
+        for chosen, values in ((PAPER_METHODS, shared), ([name], overrides))
+    ]
+    configs = [sweep.plan(profile, **s) for s in sweeps]  # every value checked
+    for s, folder in zip(sweeps, (results_dir, own_results or results_dir)):
+        results.check_writable(folder)
+        s["results_dir"] = folder
+    records = [
+        results.record_path(s["results_dir"], profile, c, profiles.variant(profile, c))
+        for s, cs in zip(sweeps, configs)
+        for c in cs
+    ]
+    own = profiles.variant(profile, configs[1][0])
+    scenario = configs[1][0].scenario
+    chosen_regimes = [r for r in regimes.REGIMES if r in (regimes_ or ())]
+    label = [
+        name,
+        results.variant_name({k: v for k, v in own.items() if k != "scenario"}),
+        profile,
+        scenario,
+        "+".join(chosen_regimes) or "all-regimes",
+        f"orders{'-'.join(map(str, sorted(orders)))}" if orders else "",
+    ]
+    return Plan(
+        name,
+        profile,
+        scenario,
+        results.variant_name(own) if own else "",
+        sweeps,
+        configs,
+        records,
+        "-".join(filter(None, label)),
+    )
+
+
+def pending(card: Plan) -> list[RunConfig]:
+    """The runs the card still needs trained."""
+    return [
+        c
+        for s, configs in zip(card.sweeps, card.configs)
+        for c, _ in sweep.pending(card.profile, configs, s["results_dir"])[1]
+    ]
+
+
+def train(card: Plan, **execution) -> pd.DataFrame:
+    """Sweep what is missing; the runs the card compares (``results.load``'s table)."""
+    for s in card.sweeps:
+        sweep.sweep(card.profile, **s, **execution)
+    return results.load(card.records)
+
+
+def evaluate(
+    method: str,
+    profile: str = "quick",
+    results_dir="results",
+    regimes_: list[str] | None = None,
+    settings: list[str] | None = None,
+    own_results=None,
+    orders: list[int] | None = None,
+    **execution,
+) -> tuple[pd.DataFrame, str]:
+    """``plan`` and ``train``: the runs a card compares and ``method``'s variant name."""
+    card = plan(method, profile, results_dir, regimes_, settings, own_results, orders)
+    return train(card, **execution), card.variant
+
+
+def _chance(runs: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Per dataset, regime and method: whether the cell is at chance (finding's rule,
+    ``findings.chance_cells``), over the card's runs (each method's own variant). A table
+    without ``R`` and ``chance`` (``results.load`` gives both) is not checked."""
+    columns = ["dataset", "regime", "method", "diag_acc", "chance", "at_chance"]
+    if not {"R", "chance"} <= set(runs):
+        return pd.DataFrame(columns=columns).set_index(columns[:3])
+    chosen = tuple(dict.fromkeys((*PAPER_METHODS, method)))
+    cells = findings.chance_cells(runs.assign(variant=""), methods=chosen)
+    return cells[columns].set_index(columns[:3])
+
+
+def stratified(runs: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Per dataset and regime (in depth order): the method's mean ACC and forgetting over
+    orders with 95% t-intervals, the orders, whether it is at chance, and its ACC rank
+    among the paper's methods and itself that are above chance (1 = highest mean ACC;
+    none when it is at chance: it learned too little for a rank to mean anything)."""
+    chance = _chance(runs, method).at_chance
+    rows = []
+    for (dataset, regime), g in runs.groupby(["dataset", "regime"], sort=False):
+        mine = g[g.method == method]
+        if mine.empty:
+            continue
+        low = {m for m in g.method.unique() if chance.get((dataset, regime, m), False)}
+        means = g[~g.method.isin(low)].groupby("method").acc.mean()
+        row = {"dataset": dataset, "regime": regime, "orders": len(mine)}
+        for metric in ("acc", "forgetting"):
+            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(
+                mine[metric], BOUNDS[metric]
+            )
+        row["at_chance"] = method in low
+        row["rank"] = pd.NA if method in low else int(means.rank(ascending=False)[method])
+        row["of"] = len(means)
+        rows.append(row)
+    table = pd.DataFrame(rows).astype({"rank": "Int64"})
+    depth = {r: i for i, r in enumerate(regimes.REGIMES)}
+    return table.sort_values(
+        ["dataset", "regime"], key=lambda c: c.map(depth) if c.name == "regime" else c
+    ).reset_index(drop=True)
 
 
 def _mean_ci(values: pd.Series, bounds: tuple[float, float]) -> tuple[float, float, float]:
@@ -35,90 +202,95 @@ def _mean_ci(values: pd.Series, bounds: tuple[float, float]) -> tuple[float, flo
     return float(v.mean()), float(max(low, v.mean() - half)), float(min(high, v.mean() + half))
 
 
-def stratified(runs: pd.DataFrame, method: str) -> pd.DataFrame:
-    """Per dataset and regime (in depth order): the method's mean ACC and forgetting over
-    orders with 95% t-intervals, the orders, and its ACC rank among the paper's methods and
-    itself (1 = highest mean ACC)."""
-    rows = []
-    depth = {r: i for i, r in enumerate(regimes.REGIMES)}
-    for (dataset, regime), g in runs.groupby(["dataset", "regime"], sort=False):
-        mine = g[g.method == method]
-        if mine.empty:
-            continue
-        means = g.groupby("method").acc.mean()
-        row = {"dataset": dataset, "regime": regime, "orders": len(mine)}
-        for metric in ("acc", "forgetting"):
-            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _mean_ci(
-                mine[metric], BOUNDS[metric]
-            )
-        row["rank"] = int(means.rank(ascending=False, method="min")[method])
-        row["of"] = len(means)
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    return table.sort_values(
-        ["dataset", "regime"], key=lambda c: c.map(depth) if c.name == "regime" else c
-    ).reset_index(drop=True)
-
-
 def rank_changes(runs: pd.DataFrame, method: str) -> tuple[findings.Verdict, pd.DataFrame]:
     """Finding 1's test over the paper's methods and ``method`` (pooled verdict), and one
-    row per pair that involves it: its Holm p and whether, where, it crosses."""
-    verdict = findings.finding_ranking(runs, methods=(*PAPER_METHODS, method))[-1]
-    detail = verdict.detail
-    if detail is None or detail.empty:
-        return verdict, pd.DataFrame()
-    mine = detail[(detail.method_1 == method) | (detail.method_2 == method)]
-    pairs = mine.groupby(["dataset", "method_1", "method_2"], sort=False).agg(
-        p_holm=("p_holm", "first"), crosses=("crosses", "first")
+    row per pair that involves it: its Holm p and whether, where, it crosses; or, for a
+    pair that could not be tested, why (``untested``)."""
+    runs = runs.assign(variant="")  # the card chose each method's variant
+    chosen = tuple(dict.fromkeys((*PAPER_METHODS, method)))
+    verdict = findings.finding_ranking(runs, methods=chosen)[-1]
+    columns = ["dataset", "method_1", "method_2", "p_holm", "crosses", "ahead_in", "behind_in"]
+    tested = pd.DataFrame(columns=columns)
+    if not verdict.detail.empty:
+        detail = verdict.detail
+        mine = detail[(detail.method_1 == method) | (detail.method_2 == method)]
+        tested = mine.groupby(["dataset", "method_1", "method_2"], sort=False).agg(
+            p_holm=("p_holm", "first"), crosses=("crosses", "first")
+        )
+        cross = findings.crossings(verdict).set_index(["dataset", "method_1", "method_2"])
+        tested = tested.join(cross[["ahead_in", "behind_in"]]).fillna(
+            {"ahead_in": "", "behind_in": ""}
+        )
+        tested = tested.reset_index()
+    chance = _chance(runs, method).at_chance
+    done = set(zip(tested.dataset, tested.method_1)) | set(zip(tested.dataset, tested.method_2))
+    untested = [
+        {"dataset": d, "method_1": other, "method_2": method, "untested": reason}
+        for d in pd.unique(runs.dataset)
+        for other in chosen
+        if other != method and (d, other) not in done
+        for reason in [_why_untested(runs[runs.dataset == d], chance, d, other, method)]
+    ]
+    pairs = pd.concat([tested.assign(untested=""), pd.DataFrame(untested)], ignore_index=True)
+    return verdict, pairs.reindex(columns=[*columns, "untested"])
+
+
+def _why_untested(runs, chance, dataset, other, method) -> str:
+    """Why the pair (``other``, ``method``) has no test in ``dataset``: finding 1 needs it
+    above chance, with ``MIN_ORDERS`` paired orders, in two regimes."""
+    testable, reasons = [], []
+    for regime in regimes.REGIMES:
+        both = runs[(runs.regime == regime) & runs.method.isin([other, method])]
+        if both.method.nunique() < 2:
+            continue
+        low = [m for m in (other, method) if chance.get((dataset, regime, m), False)]
+        paired = both.groupby(["order", "seed"]).method.nunique().eq(2).sum()
+        if low:
+            reasons.append(f"{' and '.join(low)} at chance in {regime}")
+        elif paired < findings.MIN_ORDERS:
+            reasons.append(f"{paired} paired orders in {regime}")
+        else:
+            testable.append(regime)
+    if len(testable) >= 2:
+        return ""
+    return (
+        f"testable in {len(testable)} regime{'s' * (len(testable) != 1)}"
+        f"{f' ({testable[0]})' if testable else ''}, needs 2 with both above chance and "
+        f"{findings.MIN_ORDERS} orders: " + "; ".join(reasons)
     )
-    cross = findings.crossings(verdict)
-    if not cross.empty:
-        cross = cross.set_index(["dataset", "method_1", "method_2"])[["ahead_in", "behind_in"]]
-        pairs = pairs.join(cross)
-    return verdict, pairs.reset_index()
 
 
 def figure(runs: pd.DataFrame, method: str, dataset: str):
-    """ACC and forgetting by regime: the method with its 95% intervals, the paper's methods'
-    means as thin lines."""
+    """ACC and forgetting by regime: the method with its 95% intervals (hollow where it is
+    at chance), the paper's methods' means as thin lines."""
     sub = runs[runs.dataset == dataset]
     order = [r for r in regimes.REGIMES if r in set(sub.regime)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+    mine = stratified(sub, method).set_index("regime").reindex(order)
     for ax, metric in zip(axes, ("acc", "forgetting")):
         for other in [m for m in PAPER_METHODS if m in set(sub.method) and m != method]:
             means = sub[sub.method == other].groupby("regime")[metric].mean().reindex(order)
-            ax.plot(order, means, lw=1, alpha=0.6, label=other)
-        mine = stratified(sub, method).set_index("regime").reindex(order)
+            ax.plot(order, means.to_numpy(), lw=1, alpha=0.6, label=other)
         err = np.abs(mine[[f"{metric}_lo", f"{metric}_hi"]].to_numpy().T - mine[metric].to_numpy())
         ax.errorbar(
             order, mine[metric], yerr=np.nan_to_num(err), color="k", lw=2.5, capsize=3, label=method
         )
+        low = mine[mine.at_chance.astype(bool)]
+        ax.plot(low.index, low[metric], "o", mfc="white", mec="k", label="at chance")
         ax.set_title(f"{dataset}: {'ACC' if metric == 'acc' else 'forgetting'}")
         ax.tick_params(axis="x", rotation=45)
     fig.legend(*axes[1].get_legend_handles_labels(), loc="outside right", frameon=False)
     return fig
 
 
-def _variant(profile: str, method: str, overrides: dict) -> str:
-    """The variant name of ``method``'s runs with ``overrides`` ("" for the profile's)."""
-    prof = profiles.get_profile(profile)
-    example = profiles.resolve(
-        profile,
-        dataset=prof.datasets[0],
-        regime=prof.regimes[0],
-        method=method,
-        overrides=overrides,
-    )
-    return results.variant_name(profiles.variant(profile, example))
-
-
-def _markdown(method, profile, scenario, table, verdict, pairs, png_names) -> str:
+def _markdown(card: Plan, runs, table, verdict, pairs, png_names) -> str:
+    label = card.method + (f" ({card.variant})" if card.variant else "")
     lines = [
-        f"# Regime card: `{method}`",
+        f"# Regime card: `{label}`",
         "",
-        f"Profile `{profile}`, scenario `{scenario}`. Results are stratified by fine-tuning "
-        "regime: compare methods within a regime, never across regimes, and never pool them "
-        "into one number.",
+        f"Profile `{card.profile}`, scenario `{card.scenario}`. Results are stratified by "
+        "fine-tuning regime: compare methods within a regime, never across regimes, and "
+        "never pool them into one number.",
         "",
         "| dataset | regime | orders | ACC [95% CI] | forgetting [95% CI] | rank (ACC) |",
         "|---|---|---:|---:|---:|---:|",
@@ -129,85 +301,90 @@ def _markdown(method, profile, scenario, table, verdict, pairs, png_names) -> st
         return f"{mean:.3f}" + ("" if np.isnan(lo) else f" [{lo:.3f}, {hi:.3f}]")
 
     for r in table.itertuples():
+        rank = "at chance: not ranked" if r.at_chance else f"{r.rank} of {r.of}"
         lines.append(
             f"| {r.dataset} | {r.regime} | {r.orders} | {cell(r, 'acc')} | "
-            f"{cell(r, 'forgetting')} | {r.rank} of {r.of} |"
+            f"{cell(r, 'forgetting')} | {rank} |"
         )
+    lines += ["", chance_text(runs, card.method), "## Rank changes", ""]
+    lines += [rank_text(card.method, verdict, pairs)]
+    lines += ["", *(f"![{name}]({name})" for name in png_names)]
     lines += [
         "",
-        "## Rank changes",
+        f"<details><summary>The {len(runs)} run records of this card</summary>",
         "",
+        *(f"- `{p}`" for p in runs.path),
+        "",
+        "</details>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def chance_text(runs: pd.DataFrame, method: str) -> str:
+    """The cells at chance, per dataset and regime, in Markdown ("" if none)."""
+    low = _chance(runs, method).query("at_chance").reset_index()
+    if low.empty:
+        return ""
+    lines = [
+        f"**At chance** (accuracy on each task right after training it less than "
+        f"{findings.MIN_EXCESS:.0%} of the way from chance to 1; left out of the ranks and "
+        "of the rank-change test):",
+        "",
+    ]
+    for (dataset, regime), g in low.groupby(["dataset", "regime"], sort=False, observed=True):
+        cells = (
+            f"{m} ({a:.2f}, chance {c:.2f})" for m, a, c in zip(g.method, g.diag_acc, g.chance)
+        )
+        lines.append(f"- {dataset} / {regime}: {', '.join(cells)}")
+    return "\n".join(lines) + "\n"
+
+
+def rank_text(method: str, verdict: findings.Verdict, pairs: pd.DataFrame) -> str:
+    """Finding 1's verdict, the effect it would have detected, and the pairs that involve
+    ``method`` (tested, or why not), in Markdown."""
+    lines = [
         f"Finding 1's test over the paper's methods and `{method}`: {verdict.verdict}"
         + ("" if np.isnan(verdict.p_value) else f" (p = {verdict.p_value:.3g})")
         + f". Null: {verdict.null}.",
         "",
+        f"Detectable effect, at the noise and orders of these runs: {verdict.seen()}."
+        if verdict.seen()
+        else f"Detectable effect: none, the test could not run ({verdict.note}).",
+        "",
     ]
-    if pairs.empty:
-        lines.append("No pair involving it could be tested (too few orders or regimes).")
-    else:
+    tested, untested = pairs[pairs.untested == ""], pairs[pairs.untested != ""]
+    if len(tested):
         lines += [
             "| dataset | pair | Holm p (over pairs) | crosses | ahead in | behind in |",
             "|---|---|---:|---|---|---|",
         ]
-        for r in pairs.itertuples():
+        for r in tested.itertuples():
             lines.append(
                 f"| {r.dataset} | {r.method_1} vs {r.method_2} | {r.p_holm:.3g} | "
-                f"{'yes' if r.crosses else 'no'} | {getattr(r, 'ahead_in', '') or ''} | "
-                f"{getattr(r, 'behind_in', '') or ''} |"
+                f"{'yes' if r.crosses else 'no'} | {r.ahead_in} | {r.behind_in} |"
             )
-    lines += ["", *(f"![{name}]({name})" for name in png_names)]
+        lines.append("")
+    lines += [
+        f"- not tested, {r.dataset} {r.method_1} vs {r.method_2}: {r.untested}"
+        for r in untested.itertuples()
+    ]
     return "\n".join(lines) + "\n"
 
 
-def evaluate(
-    method: str,
-    profile: str = "quick",
-    results_dir="results",
-    regimes_: list[str] | None = None,
-    settings: list[str] | None = None,
-    own_results=None,
-    **execution,
-) -> tuple[pd.DataFrame, str]:
-    """Sweep what is missing (the paper's methods with the profile's settings, ``method``
-    with its own ``settings``, "key=value"; ``scenario=...`` applies to all); return the
-    runs a card compares (the paper's methods' and ``method``'s) and ``method``'s variant
-    name ("" with the profile's settings). ``method``'s records go to ``own_results``
-    (default: ``results_dir``, beside the paper methods')."""
-    own_results = own_results or results_dir
-    name = methods.load(method)
-    overrides = profiles.parse_overrides(settings)
-    foreign = [k for k in overrides if not k.startswith(f"{name}.") and k != "scenario"]
-    if foreign:
+def check_output(output) -> Path:
+    """The card's folder, created; ConfigError, naming it, unless cards can be written there."""
+    folder = Path(output)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
         raise ConfigError(
-            f"card: --set takes {name}'s own settings ({name}.<setting>) and the scenario "
-            f"only, not {', '.join(foreign)}: the paper's methods it is compared with keep "
-            "the profile's"
-        )
-    shared = {k: v for k, v in overrides.items() if k == "scenario"}  # every method's
-    variants = {}
-    for chosen, values, folder in (
-        (PAPER_METHODS, shared, results_dir),
-        ([name], overrides, own_results),
-    ):
-        sweep.sweep(
-            profile,
-            results_dir=folder,
-            regimes=regimes_,
-            methods=chosen,
-            overrides=values,
-            variants=False,
-            **execution,
-        )
-        variants[chosen[0]] = _variant(profile, chosen[0], values)
-    folders = dict.fromkeys(map(str, (results_dir, own_results)))
-    runs = results.load([Path(f) / profile for f in folders])
-    runs = runs[
-        (runs.method.isin(PAPER_METHODS) & (runs.variant == variants[PAPER_METHODS[0]]))
-        | ((runs.method == name) & (runs.variant == variants[name]))
-    ]
-    if regimes_:
-        runs = runs[runs.regime.isin(regimes_)]
-    return runs, variants[name]
+            f"card folder {str(folder)!r} cannot be created or written "
+            f"({err.strerror or err}); choose another with --output"
+        ) from None
+    return folder
 
 
 def write(
@@ -217,35 +394,34 @@ def write(
     output="cards",
     regimes_: list[str] | None = None,
     settings: list[str] | None = None,
+    orders: list[int] | None = None,
+    own_results=None,
     **execution,
-) -> dict[str, Path]:
-    """``evaluate``, then write ``<output>/<method>[-<variant>].md``, ``.html`` and one
-    PNG per dataset; returns their paths."""
-    runs, variant = evaluate(method, profile, results_dir, regimes_, settings, **execution)
-    name = methods.load(method)
-    table = stratified(runs, name)
-    verdict, pairs = rank_changes(runs, name)
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = name + (f"-{variant}" if variant else "")
+) -> Card:
+    """``plan`` (and check ``output``) before anything trains, ``train``, then write
+    ``<output>/<stem>.md``, ``.html`` and one PNG per dataset, the stem naming the method,
+    its settings, the profile, scenario, regimes and orders (``Plan.stem``)."""
+    card = plan(method, profile, results_dir, regimes_, settings, own_results, orders)
+    out = check_output(output)
+    runs = train(card, **execution)
+    table = stratified(runs, card.method)
+    verdict, pairs = rank_changes(runs, card.method)
     paths, pngs = {}, []
     for dataset in pd.unique(table.dataset):
-        fig = figure(runs, name, dataset)
-        png = out / f"{stem}-{dataset}.png"
+        fig = figure(runs, card.method, dataset)
+        png = out / f"{card.stem}-{dataset}.png"
         fig.savefig(png, dpi=120)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=120)
         plt.close(fig)
         pngs.append((png, base64.b64encode(buffer.getvalue()).decode()))
-    label = name + (f" ({variant})" if variant else "")
-    scenario = runs.scenario.iloc[0]
-    text = _markdown(label, profile, scenario, table, verdict, pairs, [p.name for p, _ in pngs])
-    paths["markdown"] = out / f"{stem}.md"
+    text = _markdown(card, runs, table, verdict, pairs, [p.name for p, _ in pngs])
+    paths["markdown"] = out / f"{card.stem}.md"
     paths["markdown"].write_text(text)
-    paths["html"] = out / f"{stem}.html"
+    paths["html"] = out / f"{card.stem}.html"
     paths["html"].write_text(_html(text, pngs))
     paths |= {f"figure ({p.stem})": p for p, _ in pngs}
-    return paths
+    return Card(paths, runs, table, verdict, pairs)
 
 
 def _html(markdown: str, pngs) -> str:

@@ -38,7 +38,7 @@ def _run(args) -> None:
         method=method,
         order=args.order,
         seed=args.seed,
-        overrides=profiles.parse_overrides(args.set),
+        overrides=profiles.parse_overrides(args.set, methods_=[method]),
     )
     variant = profiles.variant(args.profile, config)
     results.check_writable(args.results)
@@ -61,13 +61,14 @@ def _run(args) -> None:
 
 def _grid(args) -> dict:
     chosen = [methods.load(m) for m in args.methods] if args.methods else None  # before --set
+    used = chosen or profiles.get_profile(args.profile).grid_methods()
     return dict(
         datasets=args.datasets,
         regimes=args.regimes,
         methods=chosen,
         orders=args.orders,
         seeds=args.seeds,
-        overrides=profiles.parse_overrides(args.set),
+        overrides=profiles.parse_overrides(args.set, methods_=used),
         variants=not args.no_variants,
     )
 
@@ -85,19 +86,32 @@ def _sweep(args) -> int | None:
 
 
 def _dry_run(args) -> None:
+    from cl_regimes import sweep
+
+    configs = sweep.plan(args.profile, **_grid(args))
+    _projection(
+        args, len(configs), [c for c, _ in sweep.pending(args.profile, configs, args.results)[1]]
+    )
+
+
+def _projection(args, total: int, todo: list) -> None:
+    """What a dry run prints: the runs still to train, per method and regime, and their
+    projected time on this machine."""
+    import pandas as pd
+
     from cl_regimes import engines, sweep, train
 
     engines.check(device=args.device, results_dir=args.results, jobs=args.jobs, **_engine(args))
-    configs = sweep.plan(args.profile, **_grid(args))
-    todo = [c for c, _ in sweep.pending(args.profile, configs, args.results)[1]]
     device = train.resolve_device(args.device)
     size = args.group_size or args.runs_per_gpu
+    if todo:
+        cells = pd.DataFrame([(c.method, c.regime) for c in todo], columns=["method", "regime"])
+        print("runs to train:\n" + cells.value_counts(sort=False).unstack(fill_value=0).to_string())
     hours = sweep.estimate(todo, device, size) / 3600
     units = sweep.groups(todo, size, device)
     print(
-        f"{len(configs)} runs in the grid, {len(configs) - len(todo)} already done; "
-        f"the rest in {len(units)} groups, projected on {device}: {hours:.2f} h "
-        "(an upper bound: every regime timed as full)"
+        f"{total} runs, {total - len(todo)} already done; the rest in {len(units)} groups, "
+        f"projected on {device}: {hours:.2f} h ({sweep.ESTIMATE})"
     )
 
 
@@ -138,20 +152,29 @@ def _card(args) -> int | None:
 
     execution = _execution(args)
     del execution["results_dir"]
+    if args.dry_run:
+        plan = card.plan(
+            args.method, args.profile, args.results, args.regimes, args.set, orders=args.orders
+        )
+        return _projection(args, len(plan.records), card.pending(plan))
     try:
-        paths = card.write(
+        made = card.write(
             args.method,
             args.profile,
             args.results,
             args.output,
             args.regimes,
             args.set,
+            args.orders,
             data_dir=args.data_dir,
             **execution,
         )
     except sweep.SweepFailed as err:
         return _failed(err)
-    for kind, path in paths.items():
+    columns = ["dataset", "regime", "orders", "acc", "forgetting", "at_chance", "rank", "of"]
+    print(made.table[columns].to_string(index=False, float_format="{:.3f}".format))
+    print(made.verdict.headline())
+    for kind, path in made.paths.items():
         print(f"{kind}: {path}")
 
 
@@ -180,6 +203,8 @@ def settings_table() -> str:
                 str(valid.get(key, "")),
             ]
         )
+    for key, default in profiles.plugin_settings().items():  # every profile: the default
+        rows.append([key, *[str(default)] * len(names), str(valid[key])])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     per_dataset = "; ".join(
@@ -267,7 +292,11 @@ def parser() -> argparse.ArgumentParser:
     p = command("card", "a method's results stratified by regime (Markdown, HTML, PNG)", False)
     p.add_argument("--method", required=True, help=method_help())
     p.add_argument("--regimes", nargs="+", help="a subset of the regimes (default: every one)")
+    p.add_argument("--orders", nargs="+", type=int, help="the task orders (default: the profile's)")
     p.add_argument("--output", default="cards", help="folder of the card (default cards/)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs it needs and a projected wall time"
+    )
     p.add_argument("--jobs", type=int, default=1, help="groups trained at once")
     p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
     engine_options(p)
@@ -326,8 +355,25 @@ GROUP_HELP = (
 )
 
 
+def _load_named_methods(argv: list[str]) -> None:
+    """Load the methods given by path (``--method(s) module:Class``) before the parser is
+    built, so that ``--help`` lists their settings and a bad one is one line."""
+    flag, given = None, []
+    for arg in argv:
+        if arg.startswith("-"):
+            flag, _, value = arg.partition("=")
+            given += [(flag, value)] if value else []
+        elif flag:
+            given.append((flag, arg))
+            flag = flag if flag == "--methods" else None  # --method takes one value
+    for flag, value in given:
+        if flag in ("--method", "--methods") and ":" in value:
+            methods.load(value)
+
+
 def main(argv=None) -> int:
     try:
+        _load_named_methods(sys.argv[1:] if argv is None else argv)
         args = parser().parse_args(argv)
         for name in ("jobs", "group_size", "cpus_per_task", "runs_per_gpu"):
             value = getattr(args, name, None)

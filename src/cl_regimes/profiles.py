@@ -174,9 +174,12 @@ def plugin_settings() -> dict:
     return out
 
 
-def parse_overrides(pairs: list[str] | None, settings: dict | None = None) -> dict:
+def parse_overrides(
+    pairs: list[str] | None, settings: dict | None = None, methods_: list[str] | None = None
+) -> dict:
     """Turn ``["epochs=2", "ewc.lam=100"]`` into typed values, checking each key exists
-    (in ``settings``; by default the paper's and the plug-in methods')."""
+    (in ``settings``; by default the paper's and the plug-in methods') and, given the
+    command's ``methods_``, that one of them takes it (else it would be ignored)."""
     settings = settings or {**PAPER_SETTINGS, **plugin_settings()}
     overrides = {}
     for pair in pairs or []:
@@ -184,6 +187,12 @@ def parse_overrides(pairs: list[str] | None, settings: dict | None = None) -> di
         if not sep:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
         check_choice("setting", key, tuple(settings))
+        owner = key.split(".")[0] if "." in key else None
+        if owner and methods_ is not None and owner not in methods_:
+            raise ConfigError(
+                f"setting {key} is method {owner}'s, which this command does not run "
+                f"(it runs {', '.join(methods_)}); drop the setting or run {owner}"
+            )
         default = settings[key]
         if isinstance(default, bool):  # as users type them: true/false in any case, or 1/0
             value = {"true": True, "1": True, "false": False, "0": False}.get(text.lower())

@@ -197,15 +197,33 @@ def records(source) -> list[tuple[Path, dict]]:
     return [(p, read(p)) for p in paths]
 
 
+METHOD_ORDER = ("finetune", "joint", "ewc", "gem", "lwf", "si")  # the book's: methods.names()
+KEY_COLUMNS = (*RUN_COLUMNS, "seeding", "scenario", "classes_per_task", "n_trainable")
+LEVEL_COLUMNS = {  # the columns of an empty table (a task's update statistics vary by method)
+    "run": (*KEY_COLUMNS, *metrics.summary(np.eye(2)), "chance", "wall_time_s", "R", "path")
+    + ENVIRONMENT_COLUMNS,
+    "task": (*KEY_COLUMNS, "position", "chance", "acc_learned", "acc_final", "forgetting"),
+}
+
+
 def load(source, level: str = "run") -> pd.DataFrame:
     """Records as a tidy table: one row per run (``level="run"``) with its metrics and R,
     or one row per task of each run (``level="task"``) with update statistics and
-    forgetting. ``variant`` names the settings that differ from the profile ("" for
-    the profile's own runs)."""
+    forgetting. ``source``: a folder (searched recursively), record files, or a Parquet
+    file of a runs table saved as ``runs.assign(R=runs.R.map(np.ndarray.tolist))``. ``variant``
+    names the settings that differ from the profile ("" for the profile's own runs);
+    ``regime`` and ``method`` are ordered categoricals (regimes by depth, methods in the
+    book's order, others after), so that tables sort and group in that order."""
     if level not in ("run", "task"):
         raise ConfigError(f"unknown level {level!r}; valid: run, task")
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
+    for missing in (Path(s) for s in sources if not Path(s).exists()):
+        raise ConfigError(f"no such folder or file: {missing}")
+    if len(sources) == 1 and str(sources[0]).endswith(".parquet"):
+        table = pd.read_parquet(sources[0])
+        return _ordered(table.assign(R=table.R.map(np.stack)) if "R" in table else table)
     rows = []
-    for path, rec in records(source):
+    for path, rec in records(sources):
         cfg = rec["config"]
         key = {
             "profile": rec.get("profile"),
@@ -248,4 +266,17 @@ def load(source, level: str = "run") -> pd.DataFrame:
                     "forgetting": forget[pos],
                 }
             )
-    return pd.DataFrame(rows, columns=None if rows else [*RUN_COLUMNS, "classes_per_task"])
+    return _ordered(pd.DataFrame(rows, columns=None if rows else LEVEL_COLUMNS[level]))
+
+
+def _ordered(table: pd.DataFrame) -> pd.DataFrame:
+    """``regime`` by depth and ``method`` in the book's order, as ordered categoricals of
+    the values present (unknown ones last, by name)."""
+    from cl_regimes.regimes import REGIMES
+
+    for column, order in (("regime", tuple(REGIMES)), ("method", METHOD_ORDER)):
+        present = set(table[column].dropna())
+        known = [v for v in order if v in present]
+        categories = known + sorted(present - set(known))
+        table[column] = pd.Categorical(table[column], categories=categories, ordered=True)
+    return table

@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from cl_regimes import data, engines, profiles, provenance, results, train
 from cl_regimes.config import RunConfig
-from cl_regimes.models import ResNet18, cross_entropy
+from cl_regimes.models import ResNet18, apply_regime, cross_entropy
 
 ACTIVATION_FLOATS = 25  # floats kept for the backward pass per sample, per width x pixel
 
@@ -135,7 +136,22 @@ class Summary:
             f"already done {len(self.skipped)}, failed {len(self.failed)}"
         ]
         lines += [f"  failed: {path}: {reason}" for path, reason in self.failed]
+        if self.trained:
+            table = self.trained_table().to_string(index=False, float_format="{:.3f}".format)
+            lines += ["trained:", table]
         return "\n".join(lines)
+
+    def trained_table(self) -> pd.DataFrame:
+        """Per cell of the runs it trained: how many, their mean ACC and forgetting, and the
+        wall seconds per run."""
+        runs = results.load(self.trained).assign(variant=lambda t: t.variant.replace("", "-"))
+        cell = runs.groupby(["dataset", "regime", "method", "variant"], observed=True)
+        return cell.agg(
+            runs=("acc", "size"),
+            acc=("acc", "mean"),
+            forgetting=("forgetting", "mean"),
+            wall_s=("wall_time_s", "mean"),
+        ).reset_index()
 
 
 class SweepFailed(RuntimeError):
@@ -236,19 +252,25 @@ def task_sizes(config: RunConfig) -> tuple[int, int, int]:
     return spec.num_tasks, config.train_per_task or n_train, config.test_per_task or n_test
 
 
+ESTIMATE = (  # measured against a real sweep: README.md, "Time"
+    "a lower bound at this machine's present load: each regime's training and evaluation "
+    "steps timed now; data loading, warm-up and methods' extra passes are not in it"
+)
+CALIBRATION_S = 0.5  # seconds of timed steps per calibration (at least 3 steps)
+
+
 def step_seconds(config: RunConfig, runs: int, device: torch.device) -> float:
-    """Median seconds of a full-network training step of ``runs`` grouped runs on
-    synthetic data of the run's shape."""
-    steps = 10 if device.type == "cuda" else 3
+    """Median seconds of a training step of ``runs`` grouped runs under the run's regime
+    (its trainable parameters only), on synthetic data of the run's shape."""
     classes = data.spec(config.dataset).num_classes
     model = ResNet18.stack([ResNet18(classes, config.width) for _ in range(runs)]).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = torch.optim.Adam(apply_regime(model, config.regime), lr=config.lr)
     x = torch.randn(
         config.batch_size, 3 * runs, config.image_size, config.image_size, device=device
     )
     y = torch.randint(0, classes, (config.batch_size, runs), device=device)
     times = []
-    for _ in range(steps + 2):
+    while len(times) < 5 or (len(times) < 100 and sum(times[2:]) < CALIBRATION_S):
         start = time.perf_counter()
         with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16"):
             loss = cross_entropy(model(x), y).sum()
@@ -258,21 +280,20 @@ def step_seconds(config: RunConfig, runs: int, device: torch.device) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return sorted(times[2:])[steps // 2]
+    timed = sorted(times[2:])  # the first two warm up
+    return timed[len(timed) // 2]
 
 
 def estimate(configs: list[RunConfig], device="auto", group_size: int | None = None) -> float:
     """Projected seconds for ``configs``, grouped as a sweep groups them, from a short
-    calibration of grouped steps on ``device`` and each run's ``steps``. Every regime
-    is timed as ``full``: shallow regimes skip part of the backward pass, so this is
-    an upper bound.
-    """
+    calibration of grouped steps of each regime on ``device`` and each run's ``steps``
+    (what it leaves out: ``ESTIMATE``)."""
     device = train.resolve_device(device)
     calibrated: dict[tuple, float] = {}
     total = 0.0
     for unit in groups(configs, group_size, device):
         c = unit[0]
-        key = (c.dataset, c.width, c.image_size, c.batch_size, c.precision, len(unit))
+        key = (c.dataset, c.regime, c.width, c.image_size, c.batch_size, c.precision, len(unit))
         if key not in calibrated:
             calibrated[key] = step_seconds(c, len(unit), device)
         total += sum(steps(c)) * calibrated[key]

@@ -4,47 +4,83 @@ Every module of this package is imported, and every ``Method`` subclass with a
 ``name`` registers itself, so adding a method to the library is adding a file (and its
 values in profiles.py). A method of one's own needs no edit here (a plug-in): given by
 path, ``--method mypkg.module:MyMethod`` (``load``), or declared by an installed
-package in the entry-point group ``cl_regimes.methods``. Its settings' values are its
-constructor's defaults, overridden with ``--set <name>.<setting>=value``.
+package in the entry-point group ``cl_regimes.methods``, whose key is another name for
+it (records and cards use the class's ``name``). Only the class named is registered,
+not the module's other methods. Its settings' values are its constructor's defaults,
+overridden with ``--set <name>.<setting>=value``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
+import sys
 from importlib.metadata import entry_points
 
 from cl_regimes.config import ConfigError, check, check_choice
-from cl_regimes.methods.base import REGISTRY, Method, Runs
+from cl_regimes.methods.base import REGISTRY, Method, Runs, register
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 ENTRY_POINTS = "cl_regimes.methods"
 PATHS_ENV = "CL_REGIMES_METHODS"  # methods given by path, for the sweep's worker processes
+ALIASES: dict[str, str] = {}  # entry-point key -> the name of the method it declares
+_named: set[type[Method]] = set()  # the plug-in classes asked for by path or entry point
 _discovered = False
 
 
+def builtin_class(cls: type[Method]) -> bool:
+    return cls.__module__.startswith(f"{__name__}.")
+
+
 def builtin(name: str) -> bool:
-    return REGISTRY[name].__module__.startswith(f"{__name__}.")
+    return builtin_class(REGISTRY[name])
+
+
+def _module_methods(module_name: str, spec: str, origin: str) -> dict[str, type[Method]]:
+    """Import a plug-in's module; its Method classes with a name, by attribute. Those not
+    asked for by name are unregistered (a module's test-only or helper methods)."""
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # a broken plug-in is one line, whatever it raises
+        raise ConfigError(
+            f"method {spec!r} ({origin}): cannot import {module_name!r}: "
+            f"{type(err).__name__}: {err}"
+        ) from None
+    found = {
+        attr: cls
+        for attr, cls in vars(module).items()
+        if inspect.isclass(cls)
+        and issubclass(cls, Method)
+        and "name" in cls.__dict__
+        and cls.__module__ == module.__name__
+    }
+    for cls in found.values():
+        if cls not in _named and not builtin_class(cls) and REGISTRY.get(cls.name) is cls:
+            del REGISTRY[cls.name]
+    return found
 
 
 def _import(spec: str, origin: str) -> type[Method]:
+    """The class ``spec`` ("module:Class") names, checked and registered."""
     module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(
-            f"method {spec!r} ({origin}): cannot import {module_name!r}: {err}"
-        ) from None
-    cls = getattr(module, attr, None)
-    if not (inspect.isclass(cls) and issubclass(cls, Method) and "name" in cls.__dict__):
-        raise ConfigError(
-            f"method {spec!r} ({origin}): {attr!r} is not a subclass of "
-            "cl_regimes.methods.Method with a name"
+    found = _module_methods(module_name, spec, origin)
+    listed = f"its methods: {', '.join(f'{module_name}:{a}' for a in found) or 'none'}"
+    cls = found.get(attr)
+    if cls is None:
+        what = (
+            f"{attr!r} is not a subclass of cl_regimes.methods.Method with a name"
+            if attr and hasattr(sys.modules[module_name], attr)
+            else f"{module_name!r} has no {attr!r}"
         )
+        raise ConfigError(f"method {spec!r} ({origin}): {what}; {listed}")
+    _named.add(cls)
+    register(cls)
+    cls.parameters()  # every setting annotated with its valid values
     return cls
 
 
@@ -60,17 +96,43 @@ def _discover() -> None:
         return
     _discovered = True
     for point in entry_points(group=ENTRY_POINTS):
-        _import(point.value, f"entry point {point.name!r}")
+        ALIASES[point.name] = _import(point.value, f"entry point {point.name!r}").name
     for spec in _paths():
         _import(spec, f"${PATHS_ENV}")
 
 
+def _unknown(method: str) -> ConfigError:
+    """Unknown method ``method``: the valid names, and the module:Class form, with the
+    classes of ``method`` when it is a module (``--method mypkg.module`` without ``:Class``)."""
+    text = (
+        f"unknown method {method!r}; valid: {', '.join(names())}, "
+        "or a method of your own as module:Class"
+    )
+    try:
+        is_module = importlib.util.find_spec(method) is not None
+    except (ImportError, ValueError):
+        is_module = False
+    if is_module:
+        found = _module_methods(method, method, "a module")
+        text += (
+            f" (did you mean {' or '.join(f'{method}:{a}' for a in found)}?)"
+            if found
+            else f" ({method!r} is a module with no Method subclass with a name)"
+        )
+    return ConfigError(text)
+
+
 def load(method: str) -> str:
-    """A method's name: a registered name as it is; ``module:Class`` imported (which
-    registers it) and remembered in $CL_REGIMES_METHODS for worker processes."""
+    """A method's name: a registered name as it is, an entry point's key as the name of
+    the method it declares; ``module:Class`` imported, registered and remembered in
+    $CL_REGIMES_METHODS for worker processes. Raises ConfigError for anything else."""
     _discover()
     if ":" not in method:
-        return method
+        if method in REGISTRY:
+            return method
+        if method in ALIASES:
+            return ALIASES[method]
+        raise _unknown(method)
     name = _import(method, "given by path").name
     os.environ[PATHS_ENV] = ",".join(dict.fromkeys([*_paths(), method]))
     return name

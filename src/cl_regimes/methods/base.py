@@ -35,6 +35,18 @@ from cl_regimes.models import flatten
 REGISTRY: dict[str, type[Method]] = {}
 
 
+def register(cls: type[Method]) -> None:
+    """Register a method under its ``name``; refuse a name another class has."""
+    known = REGISTRY.get(cls.name)
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    if known and f"{known.__module__}.{known.__qualname__}" != where:
+        raise ConfigError(
+            f"method {where} is named {cls.name!r}, which "
+            f"{known.__module__}.{known.__qualname__} already has; give it another name"
+        )
+    REGISTRY[cls.name] = cls
+
+
 @dataclass(frozen=True)
 class Runs:
     """What a method may see of the K runs it trains."""
@@ -87,14 +99,7 @@ class Method:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
-            known = REGISTRY.get(cls.name)
-            where = f"{cls.__module__}.{cls.__qualname__}"
-            if known and f"{known.__module__}.{known.__qualname__}" != where:
-                raise ConfigError(
-                    f"method {where} is named {cls.name!r}, which "
-                    f"{known.__module__}.{known.__qualname__} already has; give it another name"
-                )
-            REGISTRY[cls.name] = cls
+            register(cls)
 
     def __init__(self, runs: Runs):
         self.runs = runs
@@ -103,8 +108,16 @@ class Method:
     def parameters(cls) -> dict[str, Range | Choice]:
         """The method's hyperparameters and their valid values, from its constructor."""
         hints = get_type_hints(cls.__init__, include_extras=True)
-        names = list(inspect.signature(cls.__init__).parameters)[2:]
-        return {n: hints[n].__metadata__[0] for n in names}
+        out = {}
+        for n in list(inspect.signature(cls.__init__).parameters)[2:]:
+            valid = getattr(hints.get(n), "__metadata__", (None,))[0]
+            if not isinstance(valid, (Range, Choice)):
+                raise ConfigError(
+                    f"method {cls.name!r}: setting {n!r} has no valid values; annotate it "
+                    f"with them, e.g. {n}: Annotated[float, Range(0)] (cl_regimes.config)"
+                )
+            out[n] = valid
+        return out
 
     @classmethod
     def defaults(cls) -> dict:

@@ -1,0 +1,154 @@
+"""A regime card as an outside researcher meets it (issue 31): every input checked before a
+run trains, cells at chance flagged and left out of the ranks, the reason a pair cannot be
+tested, the test's detectable crossing, and card files that never replace another card."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cl_regimes import card, cli, methods
+from cl_regimes.methods.base import REGISTRY
+from simulate import runs_table
+
+SMOKE = ["--profile", "smoke", "--device", "cpu"]
+TASK_ONLY = '''
+from typing import Annotated
+
+from cl_regimes.config import POSITIVE
+from cl_regimes.methods import Method
+
+
+class TaskOnly(Method):
+    """Fine-tuning, for task-incremental runs only."""
+
+    name = "task_only"
+    scenarios = ("task_incremental",)
+
+    def __init__(self, runs, scale: Annotated[float, POSITIVE] = 0.5):
+        super().__init__(runs)
+        self.scale = scale
+'''
+
+
+@pytest.fixture
+def task_only(tmp_path, monkeypatch):
+    """A plug-in outside the project that applies to the task-incremental scenario only."""
+    (tmp_path / "task_only_mod.py").write_text(TASK_ONLY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(methods.PATHS_ENV, "")
+    yield "task_only_mod:TaskOnly"
+    REGISTRY.pop("task_only", None)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        # each of these trained the paper's methods first, then failed
+        (["--set", "task_only.scale=0"], "task_only.scale=0.0 is out of range; valid: > 0"),
+        (["--scenario", "domain_incremental"], "does not apply to the domain_incremental"),
+        (["--output", "FILE"], "card folder"),
+        (["--output", "/proc/nope"], "card folder '/proc/nope' cannot be created"),
+    ],
+)
+def test_a_card_checks_every_input_before_anything_trains(
+    task_only, tmp_path, capsys, extra, message
+):
+    (tmp_path / "FILE").write_text("not a folder")
+    extra = [str(tmp_path / "FILE") if e == "FILE" else e for e in extra]
+    results_dir = tmp_path / "results"
+    code = cli.main(
+        ["card", *SMOKE, "--method", task_only, "--results", str(results_dir), *extra]
+        + ["--regimes", "head", "--output", str(tmp_path / "cards")] * ("--output" not in extra)
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert message in err
+    assert not list(tmp_path.rglob("*.json"))  # nothing trained
+
+
+def test_a_card_dry_run_lists_the_runs_it_needs_and_their_time(task_only, tmp_path, capsys):
+    args = ["card", *SMOKE, "--method", task_only, "--results", str(tmp_path / "r")]
+    assert cli.main([*args, "--regimes", "head", "full", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "runs to train" in out and "task_only" in out and "ewc" in out
+    assert "10 runs, 0 already done" in out and " h (" in out
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_card_files_are_named_by_what_makes_the_card(task_only, tmp_path):
+    """A card of another profile, scenario, regime set or setting never replaces one."""
+
+    def stem(profile="smoke", regimes=None, settings=None):
+        return card.plan(task_only, profile, tmp_path, regimes, settings).stem
+
+    assert stem() == "task_only-smoke-task_incremental-all-regimes"
+    stems = {
+        stem(),
+        stem("quick"),
+        stem(regimes=["full", "head"]),
+        stem(settings=["task_only.scale=0.25"]),
+    }
+    assert len(stems) == 4
+    assert stem(regimes=["full", "head"]) == "task_only-smoke-task_incremental-head+full"
+
+
+def chance_runs(orders=3):
+    """Five methods ("mine" among them), one dataset: every cell at chance under head
+    (diagonal accuracy 0.5 on two-class tasks), learning under from_layer4 and full."""
+    acc = np.random.default_rng(0).uniform(0.6, 0.9, (1, orders, 3, 5))
+    diag = np.broadcast_to([0.5, 0.95, 0.95], (1, orders, 5, 3)).transpose(0, 1, 3, 2)
+    runs = runs_table(
+        acc,
+        regimes=("head", "from_layer4", "full"),
+        methods=("ewc", "lwf", "si", "gem", "mine"),
+        diag=diag,
+    )
+    runs.loc[runs.regime == "head", "acc"] = 0.5
+    return runs.assign(forgetting=0.0, path=[f"r/{i}.json" for i in range(len(runs))])
+
+
+def markdown(runs) -> str:
+    table = card.stratified(runs, "mine")
+    verdict, pairs = card.rank_changes(runs, "mine")
+    plan = card.Plan("mine", "sim", "task_incremental", "", [], [], [], "mine")
+    return card._markdown(plan, runs, table, verdict, pairs, [])
+
+
+def test_cells_at_chance_are_flagged_and_not_ranked():
+    table = card.stratified(chance_runs(), "mine").set_index("regime")
+    assert table.at_chance.to_dict() == {"head": True, "from_layer4": False, "full": False}
+    assert table.loc["head", "rank"] is np.nan or str(table.loc["head", "rank"]) == "<NA>"
+    assert table.loc["full", "of"] == 5
+    text = markdown(chance_runs())
+    assert "| digits" not in text and "| head | 3 |" in text
+    assert "at chance: not ranked" in text
+    assert "- d0 / head: ewc (0.50, chance 0.50)" in text and "\n## Rank changes" in text
+
+
+def test_an_untestable_pair_says_why():
+    """Three orders and two regimes above chance: testable. With head at chance and one
+    order fewer, the card names both reasons instead of "too few orders or regimes"."""
+    runs = chance_runs(orders=3)
+    _, pairs = card.rank_changes(runs[runs.regime != "full"], "mine")
+    assert (pairs.untested != "").all() and len(pairs) == 4
+    reason = pairs.untested.iloc[0]
+    assert "testable in 1 regime (from_layer4)" in reason
+    assert "ewc and mine at chance in head" in reason
+    _, pairs = card.rank_changes(chance_runs(orders=2), "mine")
+    assert "2 paired orders in from_layer4" in pairs.untested.iloc[0]
+
+
+def test_a_card_gives_the_detectable_crossing_of_its_test():
+    runs = chance_runs(orders=3)
+    text = markdown(runs)
+    seen = card.rank_changes(runs, "mine")[0].seen()
+    assert seen.startswith(("crossings larger than", "no crossings")), seen
+    assert f"Detectable effect, at the noise and orders of these runs: {seen}." in text
+    assert "not tested" not in text
+    assert "Detectable effect: none, the test could not run" in markdown(chance_runs(orders=2))
+
+
+def test_a_card_lists_its_records():
+    text = markdown(chance_runs())
+    assert "The 45 run records of this card" in text and "- `r/44.json`" in text
