@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,21 +133,6 @@ def train(card: Plan, **execution) -> pd.DataFrame:
     for s in card.sweeps:
         sweep.sweep(card.profile, **s, **execution)
     return results.load(card.records)
-
-
-def evaluate(
-    method: str,
-    profile: str = "quick",
-    results_dir="results",
-    regimes_: list[str] | None = None,
-    settings: list[str] | None = None,
-    own_results=None,
-    orders: list[int] | None = None,
-    **execution,
-) -> tuple[pd.DataFrame, str]:
-    """``plan`` and ``train``: the runs a card compares and ``method``'s variant name."""
-    card = plan(method, profile, results_dir, regimes_, settings, own_results, orders)
-    return train(card, **execution), card.variant
 
 
 def _chance(runs: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -371,22 +355,6 @@ def rank_text(method: str, verdict: findings.Verdict, pairs: pd.DataFrame) -> st
     return "\n".join(lines) + "\n"
 
 
-def check_output(output) -> Path:
-    """The card's folder, created; ConfigError, naming it, unless cards can be written there."""
-    folder = Path(output)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-check.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(
-            f"card folder {str(folder)!r} cannot be created or written "
-            f"({err.strerror or err}); choose another with --output"
-        ) from None
-    return folder
-
-
 def write(
     method: str,
     profile: str = "quick",
@@ -402,7 +370,8 @@ def write(
     ``<output>/<stem>.md``, ``.html`` and one PNG per dataset, the stem naming the method,
     its settings, the profile, scenario, regimes and orders (``Plan.stem``)."""
     card = plan(method, profile, results_dir, regimes_, settings, own_results, orders)
-    out = check_output(output)
+    results.check_writable(output, "card folder", "--output")
+    out = Path(output)
     runs = train(card, **execution)
     table = stratified(runs, card.method)
     verdict, pairs = rank_changes(runs, card.method)

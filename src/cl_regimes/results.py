@@ -105,8 +105,9 @@ def assemble(
     }
 
 
-def check_writable(results_dir) -> None:
-    """Raise ConfigError, naming the folder, unless records can be written under it."""
+def check_writable(results_dir, what: str = "results folder", option: str = "--results") -> None:
+    """Raise ConfigError, naming the folder (``what``) and the ``option`` that chooses
+    another, unless files can be written under it."""
     folder = Path(results_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,8 +116,8 @@ def check_writable(results_dir) -> None:
         probe.unlink()
     except OSError as err:
         raise ConfigError(
-            f"results folder {str(folder)!r} cannot be created or written "
-            f"({err.strerror or err}); choose another with --results"
+            f"{what} {str(folder)!r} cannot be created or written "
+            f"({err.strerror or err}); choose another with {option}"
         ) from None
 
 
