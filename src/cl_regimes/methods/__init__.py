@@ -108,8 +108,10 @@ def _unknown(method: str) -> ConfigError:
         f"unknown method {method!r}; valid: {', '.join(names())}, "
         "or a method of your own as module:Class"
     )
-    try:
-        is_module = importlib.util.find_spec(method) is not None
+    try:  # the standard library's modules hold no methods ("this" would print a poem)
+        is_module = method.split(".")[0] not in sys.stdlib_module_names and bool(
+            importlib.util.find_spec(method)
+        )
     except (ImportError, ValueError):
         is_module = False
     if is_module:
