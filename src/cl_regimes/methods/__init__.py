@@ -38,7 +38,7 @@ def builtin_class(cls: type[Method]) -> bool:
 
 
 def builtin(name: str) -> bool:
-    return builtin_class(REGISTRY[name])
+    return builtin_class(get(name))
 
 
 def _module_methods(module_name: str, spec: str, origin: str) -> dict[str, type[Method]]:
@@ -144,7 +144,7 @@ def names(plugins: bool = True) -> tuple[str, ...]:
     """Registered methods, the reference points first, then the others by name (the
     library's own only with ``plugins=False``: what a profile's grid holds)."""
     _discover()
-    chosen = [n for n in REGISTRY if plugins or builtin(n)]
+    chosen = [n for n in REGISTRY if plugins or builtin_class(REGISTRY[n])]
     return tuple(sorted(chosen, key=lambda n: (not REGISTRY[n].reference, n)))
 
 
