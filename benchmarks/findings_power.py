@@ -32,7 +32,7 @@ def rate(draw, draws, seed=0):
     for _ in range(draws):
         *parts, v = draw(rng)
         hits += v.verdict == "supported"
-        for part in parts:  # the pooled primary parts: each method's own test
+        for part in parts or ([v] if v.finding == 3 else []):  # each method's own test
             method_hits += int((part.detail.p_value < 0.05).sum())
             method_tests += len(part.detail)
     return hits / draws, (method_hits / method_tests if method_tests else np.nan)
