@@ -7,7 +7,11 @@ stderr naming what was wrong and what is valid, and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,7 +32,7 @@ def _regimes(args) -> None:
 
 
 def _run(args) -> None:
-    from cl_regimes import results, train
+    from cl_regimes import provenance, results, train
 
     method = methods.load(args.method)  # a plug-in first: --set may name its settings
     config = profiles.resolve(
@@ -43,12 +47,11 @@ def _run(args) -> None:
     variant = profiles.variant(args.profile, config)
     results.check_writable(args.results)
     path = results.record_path(args.results, args.profile, config, variant)
-    if results.is_done(path, config):
-        print(f"already done (same configuration): {path}")
+    if not args.force and results.is_done(path, config, provenance.method_source(method)):
+        print(f"already done (same configuration; --force recomputes it): {path}")
     else:
-        results.save(
-            train.run(config, args.device, args.data_dir, progress=True, profile=args.profile), path
-        )
+        record = train.run(config, args.device, args.data_dir, progress=True, profile=args.profile)
+        results.save(record, path, replace=path.exists())
         print(f"record written: {path}")
     record = results.read(path)
     print(f"order {record['order']}; R[i, j] = accuracy on task j after training task i:")
@@ -79,7 +82,13 @@ def _sweep(args) -> int | None:
     if args.dry_run:
         return _dry_run(args)
     try:
-        sweep.sweep(args.profile, data_dir=args.data_dir, **_execution(args), **_grid(args))
+        sweep.sweep(
+            args.profile,
+            data_dir=args.data_dir,
+            force=args.force,
+            **_execution(args),
+            **_grid(args),
+        )
     except sweep.SweepFailed as err:
         return _failed(err)
     print(f"records under {Path(args.results).resolve() / args.profile}")
@@ -145,6 +154,32 @@ def _book(args) -> int | None:
     except book.NotebookError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+
+def _verify(args) -> int:
+    import pandas as pd
+    import torch
+
+    from cl_regimes import verify
+
+    missing = [r for r in args.records if not Path(r).exists()]
+    if missing:
+        raise ConfigError(f"no such record or folder: {', '.join(missing)}")
+    isa = args.isa or verify.recorded_isa(args.records)
+    if isa and isa.upper() != torch.backends.cpu.get_cpu_capability():
+        wanted = verify.isa_environment(isa)
+        if any(os.environ.get(k) != v for k, v in wanted.items()):  # torch is loaded: anew
+            print(f"rerunning with the {isa.upper()} instruction set ({wanted})")
+            argv = [*args.records, "--device", args.device, "--isa", isa]
+            argv += ["--data-dir", args.data_dir] if args.data_dir else []
+            command = [sys.executable, "-m", "cl_regimes", "verify", *argv]
+            return subprocess.run(command, env={**os.environ, **wanted}).returncode
+    checks = verify.verify(args.records, args.device, args.data_dir)
+    with pd.option_context("display.max_colwidth", 120, "display.width", 200):
+        print(verify.table(checks).to_string(index=False))
+    same = sum(c.identical for c in checks)
+    print(f"{same} of {len(checks)} records identical")
+    return 0 if same == len(checks) else 1
 
 
 def _card(args) -> int | None:
@@ -284,9 +319,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help=method_help())
     p.add_argument("--order", type=int, default=0, help="0 (canonical) to 10")
     p.add_argument("--seed", type=int, default=0)
+    force_option(p)
     p.set_defaults(func=_run)
 
     p = command("sweep", "every run of a profile's grid, grouped, resuming", grid=True)
+    force_option(p)
     p.set_defaults(func=_sweep)
 
     p = command("card", "a method's results stratified by regime (Markdown, HTML, PNG)", False)
@@ -301,6 +338,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
     engine_options(p)
     p.set_defaults(func=_card)
+
+    p = sub.add_parser(
+        "verify",
+        help="rerun records as they were trained and compare every number",
+        description="Rerun each record's group (same runs in the same slots, same threads and "
+        "precision) and report, per record, whether every number (R, metrics, per-task "
+        "statistics) is identical; where not, the largest difference and the facts of this "
+        "machine that differ from the record's. Exit code 1 if any record differs.",
+    )
+    p.add_argument("records", nargs="+", help="record files or folders of records")
+    p.add_argument(
+        "--isa",
+        help="the CPU instruction set to rerun with: AVX512, AVX2, DEFAULT (default: the "
+        "records', where they name it; else this CPU's)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
+    p.add_argument("--data-dir", default=None, help="datasets folder (default data/)")
+    p.set_defaults(func=_verify)
 
     p = sub.add_parser("book", help="execute the notebooks (papermill) and build the book")
     p.add_argument("--profile", default="quick", help=", ".join(profiles.PROFILES))
@@ -317,6 +372,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-html", action="store_true", help="execute notebooks only")
     p.set_defaults(func=_book)
     return top
+
+
+def force_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute the runs asked for and replace their records (default: reuse them)",
+    )
 
 
 def engine_options(p: argparse.ArgumentParser) -> None:
@@ -383,7 +446,28 @@ def main(argv=None) -> int:
                 )
         if getattr(args, "scenario", None):
             args.set = [*(args.set or []), f"scenario={args.scenario}"]
-        return args.func(args) or 0
+        with _terminate_as_interrupt():
+            return args.func(args) or 0
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # a sweep's says what it kept
+        print(str(err) or INTERRUPTED, file=sys.stderr)
+        return 130
+
+
+INTERRUPTED = "interrupted: finished records are kept; rerun the same command to resume"
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a job scheduler, `kill`) stops a command as Ctrl-C does."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

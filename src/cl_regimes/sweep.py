@@ -162,6 +162,16 @@ class SweepFailed(RuntimeError):
         self.summary = summary
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by an interrupt; its finished records and checkpoints are kept."""
+
+    def __init__(self, trained: int, unfinished: int):
+        super().__init__(
+            f"interrupted: {trained} run(s) trained and saved, {unfinished} not finished (their "
+            "cells' finished tasks are kept in checkpoints); rerun the same command to resume"
+        )
+
+
 def sweep(
     profile: str,
     *,
@@ -229,15 +239,21 @@ def sweep(
         desc=f"{profile} sweep ({engine})",
         disable=not progress,
     )
-    with bar:
-        for outcome in outcomes:
-            summary.trained += outcome.written
-            summary.skipped += outcome.skipped
-            if outcome.error:
-                done = set(outcome.written) | set(outcome.skipped)
-                summary.failed += [(p, outcome.error) for p in outcome.unit.paths if p not in done]
-                bar.set_postfix_str(f"{len(summary.failed)} failed")
-            bar.update(len(outcome.unit.configs))
+    try:
+        with bar:
+            for outcome in outcomes:
+                summary.trained += outcome.written
+                summary.skipped += outcome.skipped
+                if outcome.error:
+                    done = set(outcome.written) | set(outcome.skipped)
+                    failed = [(p, outcome.error) for p in outcome.unit.paths if p not in done]
+                    summary.failed += failed
+                    bar.set_postfix_str(f"{len(summary.failed)} failed")
+                bar.update(len(outcome.unit.configs))
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (cli): workers stopped by the engine
+        outcomes.close()
+        unfinished = len(todo) - len(summary.trained) - len(summary.failed)
+        raise SweepInterrupted(len(summary.trained), unfinished) from None
     if progress:
         print(summary)
     if summary.failed:

@@ -1,0 +1,81 @@
+"""A sweep stops cleanly: Ctrl-C (SIGINT to its process group) or SIGTERM stops it and its
+workers within seconds, with one line and exit code 130, leaving only whole records; the
+same command then resumes it. Workers whose parent is killed outright exit too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from cl_regimes import results
+
+pytestmark = pytest.mark.slow
+
+GRID = ["--profile", "smoke", "--device", "cpu", "--no-variants", "--orders", "0"]
+GRID += ["--regimes", "head", "full", "--methods", "finetune", "si"]
+
+
+def start_sweep(folder, jobs: int = 2) -> subprocess.Popen:
+    command = [sys.executable, "-m", "cl_regimes", "sweep", *GRID, "--results", str(folder)]
+    return subprocess.Popen(
+        [*command, "--jobs", str(jobs)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a command
+    )
+
+
+def wait_for_a_record(folder, sweep: subprocess.Popen, timeout: float = 300) -> None:
+    start = time.monotonic()
+    while not list(folder.rglob("*.json")):
+        assert sweep.poll() is None, "the sweep ended before any record was written"
+        assert time.monotonic() - start < timeout
+        time.sleep(0.2)
+
+
+def workers_of(sweep: subprocess.Popen) -> list[psutil.Process]:
+    return psutil.Process(sweep.pid).children(recursive=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_sweep_stops_at_once_and_resumes(tmp_path, signum):
+    sweep = start_sweep(tmp_path)
+    wait_for_a_record(tmp_path, sweep)
+    workers = workers_of(sweep)
+    assert len(workers) >= 2
+    stopped = time.monotonic()
+    os.killpg(sweep.pid, signum)  # what Ctrl-C does: the signal to the whole group
+    stderr = sweep.communicate(timeout=30)[1]
+    assert time.monotonic() - stopped < 10
+    assert sweep.returncode == 130
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and "rerun the same command to resume" in last
+    assert "Traceback" not in stderr and "Warning" not in stderr
+    psutil.wait_procs(workers, timeout=5)
+    assert not [w for w in workers if w.is_running()]
+    kept = sorted(tmp_path.rglob("*.json"))
+    assert len(results.records(tmp_path)) == len(kept)  # whole records only
+    assert len(kept) < 4
+    time.sleep(2)
+    assert sorted(tmp_path.rglob("*.json")) == kept  # nothing trains on behind it
+    if signum == signal.SIGINT:
+        again = start_sweep(tmp_path)
+        assert again.wait(timeout=600) == 0
+        assert len(results.records(tmp_path)) == 4
+
+
+def test_workers_exit_when_their_sweep_is_killed(tmp_path):
+    sweep = start_sweep(tmp_path)
+    wait_for_a_record(tmp_path, sweep)
+    workers = workers_of(sweep)
+    sweep.kill()  # SIGKILL to the sweep alone: it cannot stop its workers
+    sweep.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
