@@ -275,7 +275,9 @@ report.style(definitions[["part", "verdict", "p_value", "note"]])
 # verdicts: a conclusion that moves here rests on `head` or on the threshold.
 
 # %%
-report.style(findings.robustness(main, main_tasks))
+panel = findings.robustness(main, main_tasks)
+display(Markdown(findings.what_moves(panel)))
+report.style(panel)
 
 # %%
 variants = sorted(set(runs.variant) - {""})

@@ -103,3 +103,22 @@ def test_seeds_of_an_order_are_averaged():
     tasks = trend_tasks()
     two = tasks.assign(seed=tasks.order % 2, order=tasks.order // 2)
     assert findings.finding_depth(two, **FAST)[-1].n_orders == 6
+
+
+def test_the_robustness_panel_says_which_verdicts_move():
+    panel = pd.DataFrame(
+        [
+            ("as declared", 1, "", "not supported"),
+            ("without head", 1, "", "supported"),
+            ("as declared", 2, "u per parameter", "not supported"),
+            ("without head", 2, "u per parameter", "supported"),
+            ("chance threshold 0.6", 2, "u per parameter", "not supported"),
+        ],
+        columns=["setting", "finding", "part", "verdict"],
+    )
+    text = findings.what_moves(panel)
+    assert "without head, finding 2 (u per parameter) is supported" in text
+    assert "without head, finding 1 is supported (not supported as declared)" in text
+    assert "0.6" not in text
+    same = panel[panel.setting != "without head"]
+    assert findings.what_moves(same).startswith("No verdict moves")

@@ -51,7 +51,7 @@ from cl_regimes.findings.original import (
     original_update_forgetting,
 )
 from cl_regimes.findings.ranking import MARGIN, MIN_ORDERS, crossings, finding_ranking, gap_table
-from cl_regimes.findings.robustness import robustness
+from cl_regimes.findings.robustness import robustness, what_moves
 from cl_regimes.findings.trends import finding_depth, run_updates
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "original_update_forgetting",
     "primary",
     "robustness",
+    "what_moves",
     "run_updates",
     "survival",
     "verdict_table",

@@ -55,3 +55,20 @@ def robustness(runs: pd.DataFrame, tasks: pd.DataFrame, **options) -> pd.DataFra
             {"setting": name, "finding": 2, "part": COMMON_U, "verdict": "not in the records"}
         )
     return pd.DataFrame(rows)
+
+
+def what_moves(table: pd.DataFrame) -> str:
+    """In words, the verdicts of ``robustness``'s table that differ from the declared
+    analysis's, setting by setting (the exploratory panel's conclusion)."""
+    declared = table[table.setting == "as declared"].set_index(["finding", "part"]).verdict
+    moved = []
+    for (setting, finding, part), verdict in (
+        table[table.setting != "as declared"].set_index(["setting", "finding", "part"]).verdict
+    ).items():
+        before = declared.get((finding, part))
+        if before is not None and verdict != before:
+            what = f"finding {finding}" + (f" ({part})" if part else "")
+            moved.append(f"{setting}, {what} is {verdict} ({before} as declared)")
+    if not moved:
+        return "No verdict moves: each holds without `head` and at both other chance thresholds."
+    return "What moves: " + "; ".join(moved) + ". Every other verdict holds."
