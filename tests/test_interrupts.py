@@ -53,7 +53,7 @@ def test_an_interrupted_sweep_stops_at_once_and_resumes(tmp_path, signum):
     stopped = time.monotonic()
     os.killpg(sweep.pid, signum)  # what Ctrl-C does: the signal to the whole group
     stderr = sweep.communicate(timeout=30)[1]
-    assert time.monotonic() - stopped < 10
+    assert time.monotonic() - stopped < 20  # 2 s on a 2-core machine with a sweep beside it
     assert sweep.returncode == 130
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("interrupted: ") and "rerun the same command to resume" in last

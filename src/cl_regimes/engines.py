@@ -19,6 +19,7 @@ never overwritten (``results.save``), so each is written by exactly one task.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import signal
@@ -28,8 +29,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -52,6 +53,7 @@ class Unit:
     configs: list[RunConfig]
     paths: list[Path]
     force: bool = False  # recompute (and replace) runs whose records exist
+    index: int = 0  # its place in the sweep's list of units (for progress reports)
 
 
 @dataclass
@@ -75,9 +77,16 @@ def node_name() -> str:
 
 
 def train_unit(
-    unit: Unit, profile: str, device: str, data_dir, threads: int | None = None
+    unit: Unit,
+    profile: str,
+    device: str,
+    data_dir,
+    threads: int | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> Outcome:
-    """Train the unit's unfinished runs as one group and save each run's record."""
+    """Train the unit's unfinished runs as one group and save each run's record;
+    ``on_epoch(runs)`` after every epoch of its training (in a pool worker: reported to
+    the parent through the pool's progress queue)."""
     from cl_regimes import provenance, train
 
     if threads:
@@ -116,6 +125,7 @@ def train_unit(
                 profile=profile,
                 checkpoint_dir=todo[0][1].parent,
                 on_group=save,
+                on_epoch=on_epoch or _worker_progress(unit),
             )
     except Exception as err:  # reported with the unit's runs; the other units go on
         where = traceback.extract_tb(err.__traceback__)[-1]
@@ -125,13 +135,20 @@ def train_unit(
 
 
 def local(
-    units: list[Unit], profile: str, device: str, data_dir, jobs: int = 1
+    units: list[Unit],
+    profile: str,
+    device: str,
+    data_dir,
+    jobs: int = 1,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> Iterator[Outcome]:
     """Units in this process (``jobs`` = 1) or in ``jobs`` worker processes, each with its
-    share of the CPU threads; outcomes as units finish."""
+    share of the CPU threads; outcomes as units finish, and ``on_epoch(index, runs)`` (the
+    unit's ``index``) after every epoch a unit trains."""
     if jobs <= 1:
         for unit in units:
-            yield train_unit(unit, profile, device, data_dir)
+            report = on_epoch and functools.partial(on_epoch, unit.index)
+            yield train_unit(unit, profile, device, data_dir, on_epoch=report)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # workers stopped by an interrupt leave the pool's semaphores to multiprocessing's
@@ -139,19 +156,28 @@ def local(
     # the one line to show (the tracker takes its warning options from this process's)
     if TRACKER_QUIET not in sys.warnoptions:
         sys.warnoptions.append(TRACKER_QUIET)
+    context = get_context("spawn")
+    progress = context.Queue()
     pool = ProcessPoolExecutor(
-        jobs, mp_context=get_context("spawn"), initializer=_worker, initargs=(os.getpid(),)
+        jobs, mp_context=context, initializer=_worker, initargs=(os.getpid(), progress)
     )
     try:
-        futures = {
+        pending = {
             pool.submit(train_unit, unit, profile, device, data_dir, threads): unit
             for unit in units
         }
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except BrokenProcessPool as err:  # a worker process died
-                yield Outcome(futures[future], error=f"BrokenProcessPool: {err}")
+        while pending:
+            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            while not progress.empty():
+                index, runs = progress.get()
+                if on_epoch:
+                    on_epoch(index, runs)
+            for future in done:
+                unit = pending.pop(future)
+                try:
+                    yield future.result()
+                except BrokenProcessPool as err:  # a worker process died
+                    yield Outcome(unit, error=f"BrokenProcessPool: {err}")
     except BaseException:  # interrupted (or closed early): stop the workers now, not after
         for process in list(pool._processes.values()):  # their units (no public API in 3.11)
             process.terminate()
@@ -160,9 +186,15 @@ def local(
     pool.shutdown()
 
 
-def _worker(parent: int) -> None:
-    """A pool worker leaves interrupts to its parent (which stops it), and exits when its
-    parent is gone, so that no orphan trains on and writes records."""
+_PROGRESS = None  # in a pool worker: the queue its units report their epochs to
+
+
+def _worker(parent: int, progress) -> None:
+    """A pool worker leaves interrupts to its parent (which stops it), exits when its
+    parent is gone, so that no orphan trains on and writes records, and reports its
+    units' epochs to ``progress``."""
+    global _PROGRESS
+    _PROGRESS = progress
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
@@ -171,6 +203,13 @@ def _worker(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker_progress(unit: Unit) -> Callable[[int], None] | None:
+    """In a pool worker, ``on_epoch`` putting (the unit's index, runs) on its queue."""
+    if _PROGRESS is None:
+        return None
+    return lambda runs: _PROGRESS.put((unit.index, runs))
 
 
 def check_address(address: str | None) -> None:

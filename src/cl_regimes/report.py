@@ -190,7 +190,7 @@ def best_method(runs: pd.DataFrame, dataset: str, regime: str) -> tuple[str | No
     sentence that names it, with the references (finetune, joint) apart."""
     sub = runs[runs.dataset == dataset]
     acc = sub.groupby("method").acc.mean()
-    is_reference = acc.index.map(lambda m: methods.get(m).reference)
+    is_reference = np.array([methods.get(m).reference for m in acc.index], dtype=bool)
     paper, references = acc[~is_reference], acc[is_reference]
     refs = ", ".join(f"{m} {references[m]:.3f}" for m in method_order(references.index))
     diagonal = np.mean([np.diag(R).mean() for R in sub.R])

@@ -221,7 +221,24 @@ def sweep(
     units = groups(
         [c for c, _ in todo], group_size or runs_per_gpu, "cpu" if engine == "ray" else device
     )
-    work = [engines.Unit(u, [where[repr(c)] for c in u], force) for u in units]
+    work = [engines.Unit(u, [where[repr(c)] for c in u], force, i) for i, u in enumerate(units)]
+    # progress in run-epochs (tasks x epochs of each run; fewer when runs stop early, so a
+    # unit that ends tops its share up)
+    planned = [run_epochs(u.configs) for u in work]
+    reported: list[int | None] = [0] * len(work)
+    bar = tqdm(
+        total=run_epochs(configs),
+        initial=run_epochs([c for c in configs if repr(c) not in where]),
+        desc=f"{profile} sweep ({engine})",
+        unit="run-epoch",
+        disable=not progress,
+    )
+
+    def on_epoch(index: int, runs: int) -> None:
+        if reported[index] is not None:  # None: its unit ended (a report that came late)
+            reported[index] += runs
+            bar.update(runs)
+
     if engine == "ray":
         outcomes = engines.on_ray(
             work,
@@ -232,13 +249,7 @@ def sweep(
             runs_per_gpu=runs_per_gpu,
         )
     else:
-        outcomes = engines.local(work, profile, device, data_dir, jobs)
-    bar = tqdm(
-        total=len(configs),
-        initial=len(summary.skipped),
-        desc=f"{profile} sweep ({engine})",
-        disable=not progress,
-    )
+        outcomes = engines.local(work, profile, device, data_dir, jobs, on_epoch)
     try:
         with bar:
             for outcome in outcomes:
@@ -249,7 +260,9 @@ def sweep(
                     failed = [(p, outcome.error) for p in outcome.unit.paths if p not in done]
                     summary.failed += failed
                     bar.set_postfix_str(f"{len(summary.failed)} failed")
-                bar.update(len(outcome.unit.configs))
+                index = outcome.unit.index
+                bar.update(max(0, planned[index] - reported[index]))
+                reported[index] = None
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (cli): workers stopped by the engine
         outcomes.close()
         unfinished = len(todo) - len(summary.trained) - len(summary.failed)
@@ -259,6 +272,11 @@ def sweep(
     if summary.failed:
         raise SweepFailed(summary)
     return summary
+
+
+def run_epochs(configs: list[RunConfig]) -> int:
+    """Tasks x epochs of every run of ``configs``: the most epochs they can train."""
+    return sum(task_sizes(c)[0] * c.epochs for c in configs)
 
 
 def task_sizes(config: RunConfig) -> tuple[int, int, int]:

@@ -168,10 +168,12 @@ class Trainer:
         data_dir=None,
         progress: bool = False,
         initial: list[dict[str, torch.Tensor]] | None = None,
+        on_epoch: Callable[[int], None] | None = None,
     ):
         """``initial``: per run, the state dict of a single-run network to start from
         (pretrained weights, or another code's initialisation); by default each run's
-        own seeded initialisation."""
+        own seeded initialisation. ``on_epoch(runs)`` is called after every epoch of a
+        task's training with the number of runs that trained in it (a sweep's progress)."""
         cfg = configs[0]
         if initial is not None and len(initial) != len(configs):
             raise ConfigError(
@@ -181,7 +183,7 @@ class Trainer:
             raise ConfigError("runs trained as one group may differ in order and seed only")
         self.configs, self.cfg, self.runs = configs, cfg, len(configs)
         self.device = resolve_device(device)
-        self.progress = progress
+        self.progress, self.on_epoch = progress, on_epoch
         ds = data.load(cfg.dataset, data_dir, cfg.image_size)
         self.spec = ds.spec
         self.scenario = scenarios.get(cfg.scenario, ds.spec)
@@ -283,14 +285,15 @@ class Trainer:
         method=None,
         schedule: bool = True,
         early_stopping: bool = True,
-        bar=None,
+        on_epoch: Callable[[int, float], None] | None = None,
     ) -> list[dict]:
         """Train ``params`` on each run's (x[k], y[k]) ([K, n, C, S, S], [K, n]) for up to
         ``epochs``: Adam, a cosine schedule to lr_min over the epochs (or a constant
         rate), early stopping per run on the epoch's mean over batches of the training
         loss: the task loss plus the penalty for methods with ``stop_on_total_loss``
         (EWC, LwF), the task loss alone otherwise (SI and GEM act on the gradient, as in
-        the original); ``method``'s hooks apply when given."""
+        the original); ``method``'s hooks apply when given. ``on_epoch(runs, loss)``
+        follows each epoch: the runs that trained in it and their mean loss."""
         cfg, runs = self.cfg, self.runs
         opt = torch.optim.Adam(params, lr=cfg.lr, foreach=True)
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=cfg.lr_min)
@@ -322,9 +325,8 @@ class Trainer:
                     waited[k] += 1
                     if early_stopping and waited[k] >= cfg.patience:
                         hold.stop(k)
-            if bar is not None:
-                bar.set_postfix(loss=f"{np.mean([v[-1] for v in losses]):.3f}")
-                bar.update()
+            if on_epoch is not None:
+                on_epoch(len(live), float(np.mean([losses[k][-1] for k in live])))
             if bool(hold.stopped.all()):
                 break
         summaries = stats.summary() if stats else [{}] * runs
@@ -421,6 +423,13 @@ class Trainer:
             disable=not self.progress,
             leave=False,
         ) as bar:
+
+            def epoch_done(runs: int, loss: float) -> None:
+                bar.set_postfix(loss=f"{loss:.3f}")
+                bar.update()
+                if self.on_epoch:
+                    self.on_epoch(runs)
+
             for position in range(start, positions):
                 current = [tasks[position] for tasks in self.tasks]
                 self.seen = torch.tensor(
@@ -433,7 +442,7 @@ class Trainer:
                 start = flatten(self.params, runs).detach().clone()
                 self.method.before_task(current)
                 x, y = self.method.train_data([tasks[: position + 1] for tasks in self.tasks])
-                stats = self.fit(x, y, self.params, cfg.epochs, self.method, bar=bar)
+                stats = self.fit(x, y, self.params, cfg.epochs, self.method, on_epoch=epoch_done)
                 self.method.after_task(current)
                 rows.append(self.evaluate())
                 drift = (flatten(self.params, runs).detach() - start).norm(dim=1).tolist()
@@ -498,16 +507,18 @@ def run_group(
     profile: str | None = None,
     checkpoint_dir=None,
     on_group: Callable[[list[RunConfig], list[dict]], None] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> list[dict]:
     """Seeded continual-learning runs of one cell, trained in groups -> their records, in
     the order of ``configs``. ``on_group(group, records)`` runs as each group finishes
-    (to save its records). With ``checkpoint_dir``, each group checkpoints there after
-    every task and resumes from its checkpoint, removed after ``on_group``."""
+    (to save its records); ``on_epoch`` is ``Trainer``'s. With ``checkpoint_dir``, each
+    group checkpoints there after every task and resumes from its checkpoint, removed
+    after ``on_group``."""
     records = {}
     source = provenance.method_source(configs[0].method)
     for group in groups_of_equal_task_sizes(configs, data_dir):
         started = time.perf_counter()
-        trainer = Trainer(group, device, data_dir, progress)
+        trainer = Trainer(group, device, data_dir, progress, on_epoch=on_epoch)
         checkpoint = checkpoint_dir and checkpoints.path_for(checkpoint_dir, group, source)
         outcomes = trainer.run(checkpoint)
         seconds = (time.perf_counter() - started) / len(group)
