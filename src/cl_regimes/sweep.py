@@ -226,13 +226,6 @@ def sweep(
     # unit that ends tops its share up)
     planned = [run_epochs(u.configs) for u in work]
     reported: list[int | None] = [0] * len(work)
-    bar = tqdm(
-        total=run_epochs(configs),
-        initial=run_epochs([c for c in configs if repr(c) not in where]),
-        desc=f"{profile} sweep ({engine})",
-        unit="run-epoch",
-        disable=not progress,
-    )
 
     def on_epoch(index: int, runs: int) -> None:
         if reported[index] is not None:  # None: its unit ended (a report that came late)
@@ -250,6 +243,13 @@ def sweep(
         )
     else:
         outcomes = engines.local(work, profile, device, data_dir, jobs, on_epoch)
+    bar = tqdm(  # once Ray is joined: a refusal to join is then the only line printed
+        total=run_epochs(configs),
+        initial=run_epochs([c for c in configs if repr(c) not in where]),
+        desc=f"{profile} sweep ({engine})",
+        unit="run-epoch",
+        disable=not progress,
+    )
     try:
         with bar:
             for outcome in outcomes:
