@@ -166,11 +166,16 @@ def test_crossing_summary_sets_the_largest_crossing_against_the_detectable_one()
     )
 
 
-def test_coverage_counts_the_grid():
-    assert "of the 462 runs of its grid. The grid is not complete" in report.coverage(
-        "medium", 50, 44
-    )
-    assert report.coverage("smoke", 7 * 6, 7 * 6).endswith("of the 42 runs of its grid.")
+def test_coverage_counts_the_grid_and_the_extra_seeds():
+    def runs(seeds: list[int]) -> pd.DataFrame:
+        return pd.DataFrame({"seed": seeds, "regime": "full", "method": "ewc"})
+
+    text = report.coverage("medium", 50, runs([0] * 44))
+    assert "44 of the 462 runs of its grid. The grid is not complete" in text
+    assert report.coverage("smoke", 42, runs([0] * 42)).endswith("42 of the 42 runs of its grid.")
+    extra = report.coverage("smoke", 53, runs([0] * 42 + [1] * 11))
+    assert "42 of the 42 runs of its grid, and 11 runs of seed(s) 1 in 1 (regime" in extra
+    assert "not complete" not in extra
 
 
 def test_trend_figure_draws_a_bound_that_misses_its_estimate_by_rounding():

@@ -445,16 +445,28 @@ def scale_table(loaded: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def coverage(profile: str, n_records: int, n_main: int) -> str:
-    """A sentence on how much of the profile's grid the records hold."""
-    from cl_regimes import sweep
+def coverage(profile: str, n_records: int, main: pd.DataFrame) -> str:
+    """A sentence on how much of the profile's grid the records ``main`` (its own settings)
+    hold, and on the replicates of other seeds they add."""
+    from cl_regimes import profiles, sweep
 
+    seeds = profiles.get_profile(profile).seeds
     grid = len(sweep.plan(profile, variants=False))
+    in_grid = int(main.seed.isin(seeds).sum())
     text = (
-        f"{n_records} run records of profile `{profile}`; the findings use the {n_main} made "
-        f"with the profile's own settings, of the {grid} runs of its grid."
+        f"{n_records} run records of profile `{profile}`; the findings use the {len(main)} "
+        f"made with the profile's own settings: {in_grid} of the {grid} runs of its grid"
     )
-    if n_main < grid:
+    extra = main[~main.seed.isin(seeds)]
+    if len(extra):
+        cells = extra.groupby(["regime", "method"], observed=True).ngroups
+        text += (
+            f", and {len(extra)} runs of seed(s) {', '.join(map(str, sorted(set(extra.seed))))} "
+            f"in {cells} (regime, method) cells: more replicates of the same orders (the tests "
+            "average each order's seeds)"
+        )
+    text += "."
+    if in_grid < grid:
         text += (
             " The grid is not complete yet (its sweep resumes where it stopped): the verdicts "
             "below are provisional and test only the regimes and methods the records cover."
