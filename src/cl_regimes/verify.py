@@ -79,12 +79,12 @@ def facts(environment: dict) -> dict:
     return {key: environment.get(key) for key in provenance.FACTS}
 
 
-def group_of(path: Path, record: dict) -> tuple[list[list[int]], int, bool]:
+def group_of(record: dict, neighbours: list[dict]) -> tuple[list[list[int]], int, bool]:
     """(the record's group as (order, seed) pairs in slot order, its slot, inferred?).
     A record that does not name its group is inferred to have been trained with the
-    records of its folder that share its group size, wall time per run and creation
-    time (a group's records are made at once and share these), in plan order (order,
-    then seed)."""
+    records of its folder (``neighbours``) that share its group size, wall time per run
+    and creation time (a group's records are made at once and share these), in plan
+    order (order, then seed)."""
     env = record["environment"]
     if "group" in env:
         return env["group"], env["slot"], False
@@ -93,9 +93,7 @@ def group_of(path: Path, record: dict) -> tuple[list[list[int]], int, bool]:
         return r["environment"].get("group_size"), r.get("wall_time_s"), r.get("created")
 
     members = sorted(
-        (r["config"]["order"], r["config"]["seed"])
-        for _, r in results.records(sorted(path.parent.glob("*.json")))
-        if stamp(r) == stamp(record)
+        (r["config"]["order"], r["config"]["seed"]) for r in neighbours if stamp(r) == stamp(record)
     )
     me = members.index((record["config"]["order"], record["config"]["seed"]))
     return [list(m) for m in members], me, True
@@ -129,8 +127,11 @@ def verify(sources, device="cpu", data_dir=None, progress: bool = True) -> list[
     if not found:
         raise ConfigError(f"no run records under {', '.join(map(str, sources))}")
     groups: dict[str, list[tuple[Path, dict, Check]]] = {}
+    folders: dict[Path, list[dict]] = {}  # records beside older records, read once a folder
     for path, record in found:
-        group, slot, inferred = group_of(path, record)
+        if path.parent not in folders and "group" not in record["environment"]:
+            folders[path.parent] = [r for _, r in results.records(path.parent.glob("*.json"))]
+        group, slot, inferred = group_of(record, folders.get(path.parent, []))
         cell = {**record["config"], "order": None, "seed": None}
         key = repr((cell, group, record.get("profile")))
         groups.setdefault(key, []).append((path, record, Check(path, group, slot, inferred)))
