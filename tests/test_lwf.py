@@ -120,7 +120,7 @@ def test_warmup_trains_the_head_at_a_constant_rate_for_its_epochs(smoke_trainer,
     calls = []
     fit = trainer.fit
 
-    def spy(x, y, params, epochs, method=None, schedule=True, early_stopping=True, bar=None):
+    def spy(x, y, params, epochs, method=None, schedule=True, early_stopping=True, **kw):
         rates = []
         step = torch.optim.Adam.step
 
@@ -130,7 +130,7 @@ def test_warmup_trains_the_head_at_a_constant_rate_for_its_epochs(smoke_trainer,
 
         with monkeypatch.context() as m:
             m.setattr(torch.optim.Adam, "step", record)
-            out = fit(x, y, params, epochs, method, schedule, early_stopping, bar)
+            out = fit(x, y, params, epochs, method, schedule, early_stopping, **kw)
         calls.append(
             {
                 "params": params,
@@ -205,3 +205,44 @@ def test_momentum_restored_after_the_task(smoke_runs):
 
     assert all(m.momentum == 0.1 for m in batchnorms(run.trainer.model))
     assert isinstance(run.trainer, train.Trainer)
+
+
+OUTPUTS = ("new", "scored")  # the settings of lwf.warmup_outputs
+
+
+def warmed_up_head(smoke_trainer, scenario: str, outputs: str):
+    """The head before and after LwF's warm-up for the second task, and the two tasks."""
+    trainer = smoke_trainer(
+        "from_layer4", "lwf", scenario=scenario, **{"lwf.warmup_outputs": outputs}
+    )
+    (tasks,) = trainer.tasks
+    for position in range(2):
+        met = sorted({c for t in tasks[: position + 1] for c in t.classes})
+        trainer.seen = torch.tensor([met])
+        if position == 0:
+            trainer.method.before_task([tasks[0]])
+            trainer.method.after_task([tasks[0]])
+    head = trainer.model.fc
+    before = torch.cat([head.weight, head.bias[:, None]], 1).detach().clone()
+    trainer.method.before_task([tasks[1]])
+    return before, torch.cat([head.weight, head.bias[:, None]], 1).detach(), tasks
+
+
+@pytest.mark.parametrize("outputs", OUTPUTS)
+def test_class_incremental_warmup_trains_the_new_classes_outputs_alone(smoke_trainer, outputs):
+    before, after, tasks = warmed_up_head(smoke_trainer, "class_incremental", outputs)
+    moved = (before != after).any(1)
+    assert moved[tasks[1].classes].all()
+    assert moved[tasks[0].classes].any() == (outputs == "scored")  # the old classes' rows
+    assert not moved[[c for t in tasks[2:] for c in t.classes]].any()
+
+
+@pytest.mark.parametrize("outputs", OUTPUTS)
+def test_domain_incremental_has_no_warmup_of_its_shared_head(smoke_trainer, outputs):
+    before, after, _ = warmed_up_head(smoke_trainer, "domain_incremental", outputs)
+    assert torch.equal(before, after) == (outputs == "new")
+
+
+def test_task_incremental_warmup_is_the_same_either_way(smoke_trainer):
+    new, scored = (warmed_up_head(smoke_trainer, "task_incremental", o)[1] for o in OUTPUTS)
+    assert torch.equal(new, scored)

@@ -97,6 +97,12 @@ def test_parameter_names():
 
     assert names("ewc") == ("lam", "gamma", "fisher_samples")
     assert names("gem") == ("memories_per_task", "margin", "ridge", "memory_bn")
-    assert names("lwf") == ("lam", "temperature", "warmup_epochs", "student_forwards")
+    assert names("lwf") == (
+        "lam",
+        "temperature",
+        "warmup_epochs",
+        "warmup_outputs",
+        "student_forwards",
+    )
     assert names("finetune") == names("joint") == ()
     assert METHOD_NAMES == ("finetune", "joint", "ewc", "gem", "lwf", "si")

@@ -310,7 +310,13 @@ def test_paper_means_float32_and_the_original_settings():
     assert plain.precision == "fp32" and plain.bn_stats == "always_update"
     assert plain.method_params["memory_bn"] == "update"
     lwf = profiles.resolve("paper", **{**ids, "method": "lwf"}).method_params
-    assert lwf == {"lam": 1.0, "temperature": 2.0, "warmup_epochs": 3, "student_forwards": 2}
+    assert lwf == {
+        "lam": 1.0,
+        "temperature": 2.0,
+        "warmup_epochs": 3,
+        "warmup_outputs": "new",
+        "student_forwards": 2,
+    }
     bf16 = profiles.resolve("paper", **ids, overrides={"precision": "bf16"})
     assert profiles.variant("paper", bf16) == {"precision": "bf16"}
     cifar = profiles.resolve("paper", **{**ids, "dataset": "cifar100", "method": "lwf"})

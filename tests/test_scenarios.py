@@ -181,7 +181,7 @@ def test_split_cifar100_from_torchvisions_files(tmp_path, monkeypatch, scenario)
 def test_permuted_mnist_from_torchvisions_files(tmp_path):
     write_mnist_like(tmp_path, "MNIST", n_train=100, n_test=50)
     outcome = tiny_run(tmp_path, "mnist", "lwf", "domain_incremental")
-    assert np.asarray(outcome["R"]).shape == (5, 5)
+    assert np.asarray(outcome["R"]).shape == (5, 5)  # the smoke profile's task count
     assert all(t["classes"] == list(range(10)) for t in outcome["tasks"])
     assert {t["scored_classes"] for t in outcome["tasks"]} == {10}
 
@@ -244,3 +244,85 @@ def test_records_made_before_scenarios_are_task_incremental(tmp_path, smoke_conf
     assert results.is_done(path, cfg)
     table = results.load(path)
     assert (table.scenario[0], table.chance[0]) == ("task_incremental", 0.5)
+
+
+def test_permuted_images_are_zero_padded_to_32_not_resized():
+    images = np.random.default_rng(0).integers(1, 256, (3, 28, 28), dtype=np.uint8)
+    padded = data.resize(images, 32, pad=True)
+    assert padded.shape == (3, 1, 32, 32)
+    assert torch.equal(padded[:, 0, 2:30, 2:30], torch.from_numpy(images))
+    border = padded.clone()
+    border[..., 2:30, 2:30] = 0
+    assert not border.any()
+    assert not torch.equal(data.resize(images, 32)[:, 0, 2:30, 2:30], torch.from_numpy(images))
+    square = images[:, :16, :16]  # a power-of-two side: resized as it is
+    assert torch.equal(data.resize(square, 8, pad=True), data.resize(square, 8))
+
+
+@pytest.mark.parametrize("images", ["pad", "resize"])
+def test_permuted_mnist_has_its_task_count_and_padded_images(tmp_path, images):
+    written = write_mnist_like(tmp_path, "MNIST", n_train=100, n_test=50)
+    cfg = profiles.resolve(
+        "smoke",
+        dataset="mnist",
+        regime="head",
+        method="finetune",
+        overrides={
+            **TINY,
+            "image_size": 32,
+            "scenario": "domain_incremental",
+            "permuted_tasks": 7,
+            "permuted_images": images,
+        },
+    )
+    data.load.cache_clear()
+    try:
+        trainer = train.Trainer([cfg], device="cpu", data_dir=tmp_path)
+    finally:
+        data.load.cache_clear()
+    assert len(trainer.blocks) == 7 and sorted(trainer.orders[0]) == list(range(7))
+    expected = data.resize(written["t10k"][0], 32, pad=True).flatten(1).sort(1).values
+    for block in trainer.blocks:  # a permutation keeps each image's pixel values
+        pixels = block.test.x.flatten(1).sort(1).values
+        assert torch.equal(pixels, expected) == (images == "pad")
+
+
+def test_permuted_mnist_runs_as_the_field_does_by_default():
+    cfg = profiles.resolve(
+        "quick",
+        dataset="fashion_mnist",
+        regime="full",
+        method="ewc",
+        overrides={"scenario": "domain_incremental"},
+    )
+    assert (cfg.permuted_tasks, cfg.permuted_images) == (10, "pad")
+    assert scenarios.of(cfg).num_tasks == 10 and scenarios.of(cfg).pad
+
+
+@pytest.mark.parametrize("scenario", config.SCENARIOS)
+def test_records_made_before_the_scenario_settings_read_as_their_code_ran(
+    tmp_path, smoke_config, scenario
+):
+    cfg = smoke_config("head", "lwf", scenario=scenario)
+    stored = cfg.to_dict()
+    for key in ("permuted_tasks", "permuted_images"):
+        del stored[key]
+    del stored["method_params"]["warmup_outputs"]
+    record = {
+        "schema": results.SCHEMA_VERSION,
+        "config": stored,
+        "variant": {},
+        "order": [0],
+        "R": [[0.9]],
+        "tasks": [{"task": 0}],
+        "metrics": {"acc": 0.9},
+        "environment": {},
+    }
+    path = results.save(record, tmp_path / "run.json")
+    read = results.read(path)["config"]
+    old = scenario != "task_incremental"  # its warm-up trained every scored output
+    assert read["method_params"]["warmup_outputs"] == ("scored" if old else "new")
+    domain = scenario == "domain_incremental"
+    assert (read["permuted_tasks"], read["permuted_images"]) == (
+        (5, "resize") if domain else (10, "pad")
+    )

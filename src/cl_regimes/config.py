@@ -101,6 +101,8 @@ class RunConfig:
     seed: int = setting(SEEDS)
     seeding: str = setting(Choice(("independent", "shared")))
     scenario: str = setting(Choice(SCENARIOS))
+    permuted_tasks: int = setting(Range(2))  # the domain-incremental scenario's task count
+    permuted_images: str = setting(Choice(("pad", "resize")))  # its 28x28 images to 32x32
     bn_stats: str = setting(Choice(("always_update", "follow_regime")))
     width: int = setting(AT_LEAST_ONE)
     image_size: int = setting(Range(MIN_IMAGE_SIZE))

@@ -185,12 +185,19 @@ def _open_torchvision(cls, name: str, root: Path, train: bool):
         ) from None
 
 
-def resize(images: np.ndarray, size: int) -> torch.Tensor:
+def resize(images: np.ndarray, size: int, pad: bool = False) -> torch.Tensor:
     """uint8 [N, H, W] or [N, H, W, C] -> uint8 [N, C, size, size], each image resized by
     PIL's bilinear filter, as torchvision's ``Resize`` does on the PIL images the
-    original study's data loaders produced."""
+    original study's data loaders produced. With ``pad``, each image is first
+    zero-padded to the next power-of-two side (28 -> 32, as the field runs
+    Permuted-MNIST): at size 32 a 28x28 image is padded, not resized."""
     if images.ndim == 3:
         images = images[..., None]
+    side = images.shape[1]
+    if pad and side & (side - 1):
+        before = ((1 << side.bit_length()) - side) // 2
+        after = (1 << side.bit_length()) - side - before
+        images = np.pad(images, ((0, 0), (before, after), (before, after), (0, 0)))
     if images.shape[1] != size:
         grey = images.shape[-1] == 1
         images = np.stack(
@@ -206,14 +213,17 @@ def resize(images: np.ndarray, size: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=4)
-def load(name: str, data_dir: str | Path | None = None, image_size: int = 32) -> Dataset:
-    """Load a dataset once into uint8 tensors of image_size x image_size (cached per process)."""
+def load(
+    name: str, data_dir: str | Path | None = None, image_size: int = 32, pad: bool = False
+) -> Dataset:
+    """Load a dataset once into uint8 tensors of image_size x image_size (cached per
+    process); ``pad``: see ``resize``."""
     ds = spec(name)
     root = Path(data_dir) if data_dir else default_data_dir()
     splits = []
     for train in (True, False):
         x, y = ds.load(name, root, train)
-        splits.append(Split(resize(x, image_size), torch.as_tensor(y).long()))
+        splits.append(Split(resize(x, image_size, pad), torch.as_tensor(y).long()))
     return Dataset(ds, *splits)
 
 

@@ -21,6 +21,8 @@ IDENTITY = ("dataset", "regime", "method", "order", "seed")
 PAPER_SETTINGS = {
     "seeding": "independent",  # the original seeded nothing: every run its own weights and data
     "scenario": "task_incremental",  # the study's: task identity known at test
+    "permuted_tasks": 10,  # domain-incremental only: Permuted-MNIST as the field runs it,
+    "permuted_images": "pad",  # 10 tasks, 28x28 images zero-padded to 32x32
     "bn_stats": "always_update",  # the original put the whole network in training mode
     "width": 64,
     "image_size": 32,
@@ -41,6 +43,7 @@ PAPER_SETTINGS = {
     "lwf.lam": 1.0,
     "lwf.temperature": 2.0,
     "lwf.warmup_epochs": 3,
+    "lwf.warmup_outputs": "new",  # the new task's outputs alone (Li & Hoiem, the original)
     "lwf.student_forwards": 2,
     "si.c": 100.0,
     "si.xi": 0.1,
@@ -140,6 +143,7 @@ PROFILES = {
             "batch_size": 32,
             "train_per_task": 270,
             "lwf.warmup_epochs": 1,
+            "permuted_tasks": 5,
             "gem.memories_per_task": 32,
             "ewc.fisher_samples": 64,
             "eval_batch_size": 512,

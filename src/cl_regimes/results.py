@@ -158,11 +158,23 @@ def read(path) -> dict:
     missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
     if missing:
         raise RecordError(f"corrupt run record {path}: missing {missing}; delete it to recompute")
-    record["config"].setdefault("scenario", "task_incremental")  # made before scenarios
+    upgrade(record["config"])
     R = np.asarray(record["R"], dtype=float)
     if R.ndim != 2 or R.shape[0] != R.shape[1] or len(record["tasks"]) != len(R):
         raise RecordError(f"corrupt run record {path}: R is not a T x T matrix with T tasks")
     return record
+
+
+def upgrade(config: dict) -> dict:
+    """Fill the settings added since a record was made with the values its code ran."""
+    config.setdefault("scenario", "task_incremental")
+    domain = config["scenario"] == "domain_incremental"
+    config.setdefault("permuted_tasks", 5 if domain else 10)  # 5: the dataset's task count
+    config.setdefault("permuted_images", "resize" if domain else "pad")
+    if config["method"] == "lwf":  # every scored output, the new task's task-incrementally
+        scored = config["scenario"] != "task_incremental"
+        config["method_params"].setdefault("warmup_outputs", "scored" if scored else "new")
+    return config
 
 
 def is_done(path, config: RunConfig, source: dict | None = None) -> bool:

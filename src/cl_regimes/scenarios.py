@@ -6,7 +6,9 @@
   run has met so far, with no task identity at test: one head that grows task by task.
 - ``domain_incremental``: every task holds every class, its images under a pixel
   permutation fixed per task and seed (Permuted-MNIST, Permuted-Fashion-MNIST): one
-  head over every class. No crops or flips: they would move the permuted pixels.
+  head over every class. No crops or flips: they would move the permuted pixels. As
+  the field runs it: ``permuted_tasks`` tasks (10 by default), the 28x28 images
+  zero-padded to 32x32 (``permuted_images="pad"``), not resized.
 
 A scenario turns labels into ``(index, target)``: the outputs each sample is scored
 over ([B, K, n] indices into the head) and the position of its label among them
@@ -27,9 +29,16 @@ class Scenario:
     name: ClassVar[str]
     augment: ClassVar[bool] = True  # random crops (and flips) of training images
     seeded_tasks: ClassVar[bool] = False  # its tasks' images depend on the run's seed
+    pad: bool = False  # images zero-padded to a power-of-two side before resizing
 
     def __init__(self, spec: data.DatasetSpec):
         self.spec = spec
+        self.num_tasks = spec.num_tasks
+
+    @classmethod
+    def configured(cls, spec: data.DatasetSpec, config) -> Scenario:
+        """The scenario with a run's settings (``config``, a RunConfig)."""
+        return cls(spec)
 
     def blocks(self, ds: data.Dataset, train_per_task, test_per_task, device, seed: int):
         """Every task's images on ``device``, by task (block) number."""
@@ -82,8 +91,16 @@ class DomainIncremental(Scenario):
     augment = False
     seeded_tasks = True
 
+    def __init__(self, spec, tasks: int | None = None, pad: bool = False):
+        super().__init__(spec)
+        self.num_tasks, self.pad = tasks or spec.num_tasks, pad
+
+    @classmethod
+    def configured(cls, spec, config):
+        return cls(spec, config.permuted_tasks, config.permuted_images == "pad")
+
     def blocks(self, ds, train_per_task, test_per_task, device, seed):
-        every = [list(range(ds.spec.num_classes))] * ds.spec.num_tasks
+        every = [list(range(ds.spec.num_classes))] * self.num_tasks
         blocks = data.make_blocks(ds, train_per_task, test_per_task, device, every)
         shape = ds.train.x.shape[1:]
         permutations = pixel_permutations(len(blocks), shape[-1], seed).to(device)
@@ -120,3 +137,9 @@ KINDS = {s.name: s for s in (TaskIncremental, ClassIncremental, DomainIncrementa
 def get(name: str, spec: data.DatasetSpec) -> Scenario:
     check_choice("scenario", name, SCENARIOS)
     return KINDS[name](spec)
+
+
+def of(config, spec: data.DatasetSpec | None = None) -> Scenario:
+    """The scenario of a run (a RunConfig), with its settings."""
+    check_choice("scenario", config.scenario, SCENARIOS)
+    return KINDS[config.scenario].configured(spec or data.spec(config.dataset), config)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import data, engines, profiles, provenance, results, train
+from cl_regimes import data, engines, profiles, provenance, results, scenarios, train
 from cl_regimes.config import RunConfig
 from cl_regimes.models import ResNet18, apply_regime, cross_entropy
 
@@ -281,9 +281,10 @@ def run_epochs(configs: list[RunConfig]) -> int:
 
 def task_sizes(config: RunConfig) -> tuple[int, int, int]:
     """(tasks, training images per task, test images per task) of a run."""
-    spec = data.spec(config.dataset)
-    n_train, n_test = (n // spec.num_tasks for n in spec.sizes)
-    return spec.num_tasks, config.train_per_task or n_train, config.test_per_task or n_test
+    spec, scenario = data.spec(config.dataset), scenarios.of(config)
+    per = 1 if scenario.seeded_tasks else spec.num_tasks  # tasks of every class: every image
+    n_train, n_test = (n // per for n in spec.sizes)
+    return scenario.num_tasks, config.train_per_task or n_train, config.test_per_task or n_test
 
 
 ESTIMATE = (  # measured against a real sweep: README.md, "Time"

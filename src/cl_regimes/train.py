@@ -184,16 +184,16 @@ class Trainer:
         self.configs, self.cfg, self.runs = configs, cfg, len(configs)
         self.device = resolve_device(device)
         self.progress, self.on_epoch = progress, on_epoch
-        ds = data.load(cfg.dataset, data_dir, cfg.image_size)
+        self.scenario = scenarios.of(cfg)
+        ds = data.load(cfg.dataset, data_dir, cfg.image_size, self.scenario.pad)
         self.spec = ds.spec
-        self.scenario = scenarios.get(cfg.scenario, ds.spec)
         if self.scenario.seeded_tasks and len({c.seed for c in configs}) > 1:
             raise ConfigError(f"runs of one group share one seed under {cfg.scenario}")
         self.blocks = self.scenario.blocks(
             ds, cfg.train_per_task, cfg.test_per_task, self.device, cfg.seed
         )
         self.seen: torch.Tensor | None = None  # each run's classes met so far [K, m]
-        self.orders = [data.task_orders(ds.spec.num_tasks)[c.order] for c in configs]
+        self.orders = [data.task_orders(self.scenario.num_tasks)[c.order] for c in configs]
         self.tasks = [data.tasks_in_order(self.blocks, order) for order in self.orders]
         if len({tuple(len(t.train.y) for t in tasks) for tasks in self.tasks}) > 1:
             raise ConfigError(
@@ -286,6 +286,7 @@ class Trainer:
         schedule: bool = True,
         early_stopping: bool = True,
         on_epoch: Callable[[int, float], None] | None = None,
+        outputs: torch.Tensor | None = None,
     ) -> list[dict]:
         """Train ``params`` on each run's (x[k], y[k]) ([K, n, C, S, S], [K, n]) for up to
         ``epochs``: Adam, a cosine schedule to lr_min over the epochs (or a constant
@@ -293,7 +294,15 @@ class Trainer:
         loss: the task loss plus the penalty for methods with ``stop_on_total_loss``
         (EWC, LwF), the task loss alone otherwise (SI and GEM act on the gradient, as in
         the original); ``method``'s hooks apply when given. ``on_epoch(runs, loss)``
-        follows each epoch: the runs that trained in it and their mean loss."""
+        follows each epoch: the runs that trained in it and their mean loss. ``outputs``
+        [K, m]: each run's outputs to score over (sorted), as if they were the classes met
+        so far (LwF's warm-up of a new task's outputs)."""
+        if outputs is not None:
+            seen, self.seen = self.seen, outputs
+            try:
+                return self.fit(x, y, params, epochs, method, schedule, early_stopping, on_epoch)
+            finally:
+                self.seen = seen
         cfg, runs = self.cfg, self.runs
         opt = torch.optim.Adam(params, lr=cfg.lr, foreach=True)
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=cfg.lr_min)
@@ -483,19 +492,20 @@ class Trainer:
 def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[list[RunConfig]]:
     """Split runs of one cell into groups whose tasks have equal training-set sizes at every
     position (always one group when tasks are subsampled or classes are balanced), and
-    one seed where the scenario's tasks depend on it."""
-    cfg = configs[0]
+    one seed where the scenario's tasks depend on it (every task then holds every class)."""
+    cfg, groups = configs[0], {}
+    if scenarios.KINDS[cfg.scenario].seeded_tasks:
+        for c in configs:
+            groups.setdefault(c.seed, []).append(c)
+        return list(groups.values())
     ds = data.load(cfg.dataset, data_dir, cfg.image_size)
     counts = torch.bincount(ds.train.y, minlength=ds.spec.num_classes).tolist()
     per_class = cfg.train_per_task and cfg.train_per_task // ds.spec.classes_per_task
     blocks = data.class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
     size = [sum(min(counts[c], per_class or counts[c]) for c in block) for block in blocks]
     orders = data.task_orders(ds.spec.num_tasks)
-    groups: dict[tuple, list[RunConfig]] = {}
-    seeded = scenarios.KINDS[cfg.scenario].seeded_tasks
     for c in configs:
-        key = (tuple(size[b] for b in orders[c.order]), c.seed if seeded else None)
-        groups.setdefault(key, []).append(c)
+        groups.setdefault(tuple(size[b] for b in orders[c.order]), []).append(c)
     return list(groups.values())
 
 

@@ -59,7 +59,8 @@ class Runs:
     score: Callable
     inputs: Callable[[torch.Tensor], torch.Tensor]  # uint8 [N, K, C, S, S] -> network input
     generators: list[torch.Generator]  # run k's random stream
-    # fit(x [K, n, ...], y [K, n], params, epochs, schedule=..., early_stopping=...)
+    # fit(x [K, n, ...], y [K, n], params, epochs, schedule=..., early_stopping=...,
+    #     outputs=None: each run's outputs [K, m] to score over instead of the scenario's)
     fit: Callable
     # per-run flat gradient of the task loss on non-augmented images [N, K, ...] -> [K, N]
     # (x, y, update_bn, out=None: a [K, N] buffer to write it to)

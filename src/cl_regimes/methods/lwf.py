@@ -38,6 +38,11 @@ class LwF(Method):
 
     Before each new task (from the second on) the head alone is warmed up on it for
     ``warmup_epochs`` at the constant learning rate, without early stopping. With
+    ``warmup_outputs="new"`` (Li & Hoiem's and the original's) it trains the outputs of
+    the task's new classes alone, scored among themselves: the old classes' rows do not
+    move class-incrementally, and domain-incrementally, where every task shares every
+    output, there is no warm-up. ``"scored"`` warms up every output the scenario scores
+    (the same in the task-incremental scenario). With
     ``student_forwards=2`` BatchNorm running statistics take two updates per step, as
     in the original, whose distillation term ran its own forward pass of the student
     (on the same batch and parameters, so the same batch statistics: two updates with
@@ -53,11 +58,13 @@ class LwF(Method):
         lam: Annotated[float, NON_NEGATIVE],
         temperature: Annotated[float, POSITIVE],
         warmup_epochs: Annotated[int, Range(0)],
+        warmup_outputs: Annotated[str, Choice(("new", "scored"))],
         student_forwards: Annotated[int, Choice((1, 2))],
     ):
         super().__init__(runs)
         self.lam, self.temperature = lam, temperature
-        self.warmup_epochs, self.student_forwards = warmup_epochs, student_forwards
+        self.warmup_epochs, self.warmup_outputs = warmup_epochs, warmup_outputs
+        self.student_forwards = student_forwards
         self.teacher = None
         self.old_classes: list[list[list[int]]] = []  # per old task, each run's classes
         self.momenta: list[float] | None = None
@@ -65,23 +72,33 @@ class LwF(Method):
     def before_task(self, tasks):
         if self.teacher is None:
             return
-        r = self.runs
         if self.warmup_epochs > 0:
-            x = torch.stack([t.train.x for t in tasks])
-            y = torch.stack([t.train.y for t in tasks])
-            r.fit(
-                x,
-                y,
-                list(r.model.fc.parameters()),
-                self.warmup_epochs,
-                schedule=False,
-                early_stopping=False,
-            )
+            self.warm_up(tasks)
         if self.student_forwards == 2:
-            norms = batchnorms(r.model)
+            norms = batchnorms(self.runs.model)
             self.momenta = [m.momentum for m in norms]
             for m in norms:
                 m.momentum = 1 - (1 - m.momentum) ** 2
+
+    def warm_up(self, tasks):
+        r, outputs = self.runs, None
+        if self.warmup_outputs == "new":
+            new = [
+                sorted(set(t.classes).difference(*(old[k] for old in self.old_classes)))
+                for k, t in enumerate(tasks)
+            ]
+            if not new[0]:
+                return
+            outputs = torch.tensor(new, device=tasks[0].train.y.device)
+        r.fit(
+            torch.stack([t.train.x for t in tasks]),
+            torch.stack([t.train.y for t in tasks]),
+            list(r.model.fc.parameters()),
+            self.warmup_epochs,
+            schedule=False,
+            early_stopping=False,
+            outputs=outputs,
+        )
 
     def penalty(self, x, logits, y):
         if self.teacher is None:
