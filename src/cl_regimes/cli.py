@@ -94,6 +94,44 @@ def _sweep(args) -> int | None:
     print(f"records under {Path(args.results).resolve() / args.profile}")
 
 
+def _tune(args) -> int | None:
+    from cl_regimes import sweep, tuning
+
+    grid = _grid(args)
+    configs = tuning.plan(
+        args.profile,
+        datasets=grid["datasets"],
+        regimes=grid["regimes"],
+        methods=grid["methods"],
+        overrides=grid["overrides"],
+        factors=args.factors,
+    )
+    if args.dry_run:
+        todo = sweep.pending(args.profile, configs, args.tuning)[1]
+        return _projection(args, len(configs), [c for c, _ in todo])
+    execution = _execution(args)
+    try:
+        sweep.sweep(
+            args.profile,
+            configs=configs,
+            data_dir=args.data_dir,
+            force=args.force,
+            **{**execution, "results_dir": args.tuning},
+        )
+        cells = {tuple(getattr(c, k) for k in tuning.CELL) for c in configs}
+        chosen = tuning.choices(tuning.load(Path(args.tuning) / args.profile))
+        chosen = chosen[[tuple(r) in cells for r in chosen[tuning.CELL].itertuples(index=False)]]
+        print(chosen.to_string(index=False))
+        evaluation = tuning.evaluation_plan(
+            args.profile, chosen, orders=args.orders, seeds=args.seeds
+        )
+        if evaluation:
+            sweep.sweep(args.profile, configs=evaluation, data_dir=args.data_dir, **execution)
+    except sweep.SweepFailed as err:
+        return _failed(err)
+    print(f"tuning records under {Path(args.tuning).resolve() / args.profile}")
+
+
 def _dry_run(args) -> None:
     from cl_regimes import sweep
 
@@ -325,6 +363,25 @@ def parser() -> argparse.ArgumentParser:
     p = command("sweep", "every run of a profile's grid, grouped, resuming", grid=True)
     force_option(p)
     p.set_defaults(func=_sweep)
+
+    p = command(
+        "tune",
+        "choose each method's strength per regime and scenario on validation images, then "
+        "evaluate the chosen values that differ from the profile's (a variant)",
+        grid=True,
+    )
+    p.add_argument(
+        "--tuning", default="tuning", help="folder of the tuning records (default tuning/)"
+    )
+    p.add_argument(
+        "--factors",
+        nargs="+",
+        type=float,
+        default=None,
+        help="candidates: the profile's value times each factor (default 0.01 0.1 1 10)",
+    )
+    force_option(p)
+    p.set_defaults(func=_tune)
 
     p = command("card", "a method's results stratified by regime (Markdown, HTML, PNG)", False)
     p.add_argument("--method", required=True, help=method_help())

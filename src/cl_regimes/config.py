@@ -81,6 +81,7 @@ POSITIVE = Range(0, low_open=True)
 AT_LEAST_ONE = Range(1)
 NON_NEGATIVE = Range(0)
 SEEDS = Range(0, 2**32 - 1)  # numpy's seed range
+TUNING_SEEDS = 1000  # the first seed of the tuning replicates (``tuning``)
 SCENARIOS = ("task_incremental", "class_incremental", "domain_incremental")  # scenarios.py
 MIN_IMAGE_SIZE = 8  # three stride-2 stages leave 1 pixel; the crop pads by size // 8
 
@@ -114,6 +115,8 @@ class RunConfig:
     min_delta: float = setting(NON_NEGATIVE)
     train_per_task: int | None = setting(Range(1, optional=True))
     test_per_task: int | None = setting(Range(1, optional=True))
+    # tuning runs: training images per task held out and scored instead of the test images
+    validation_per_task: int | None = setting(Range(1, optional=True))
     eval_batch_size: int = setting(AT_LEAST_ONE)
     precision: str = setting(Choice(("fp32", "bf16")))
     track_updates: bool = setting(Choice((True, False)))
@@ -123,6 +126,13 @@ class RunConfig:
         for f in dataclasses.fields(self):
             if "valid" in f.metadata:
                 check(f.name, getattr(self, f.name), f.metadata["valid"])
+        tuning = self.validation_per_task is not None
+        if tuning != (self.seed >= TUNING_SEEDS):
+            raise ConfigError(
+                f"seed {self.seed} {'with' if tuning else 'without'} validation_per_task: "
+                f"tuning runs (validation images) take seeds >= {TUNING_SEEDS}, evaluation "
+                f"runs (test images) seeds < {TUNING_SEEDS}, so that they never share a replicate"
+            )
         if self.lr_min > self.lr:
             raise ConfigError(
                 f"setting lr_min={self.lr_min!r} is out of range; valid: <= lr ({self.lr!r})"

@@ -286,18 +286,29 @@ def block_indices(
     train_per_task: int | None,
     test_per_task: int | None,
     classes: list[list[int]] | None = None,
+    validation_per_task: int | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(train, test) indices into the dataset's splits of every task, subsampled with a
     fixed seed: the same images in every run (and for benchmarks/compare_original.py).
-    A task holds a class block, or the classes ``classes`` gives it."""
+    A task holds a class block, or the classes ``classes`` gives it. With
+    ``validation_per_task``, the second indices are a validation set held out of the
+    task's training images (into ``ds.train``; the test images are never read), and
+    the training images are drawn from the rest."""
     gen = torch.Generator().manual_seed(0)
-    return [
-        tuple(
-            subsample(split.y, task_classes, per_task, gen)
-            for split, per_task in ((ds.train, train_per_task), (ds.test, test_per_task))
-        )
-        for task_classes in classes or class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
-    ]
+    held_gen = torch.Generator().manual_seed(1)
+    out = []
+    for task_classes in classes or class_blocks(ds.spec.num_classes, ds.spec.num_tasks):
+        if validation_per_task is None:
+            held, train_y = None, ds.train.y
+        else:
+            held = subsample(ds.train.y, task_classes, validation_per_task, held_gen)
+            train_y = ds.train.y.clone()
+            train_y[held] = -1  # no class: never drawn for training
+        train = subsample(train_y, task_classes, train_per_task, gen)
+        if held is None:
+            held = subsample(ds.test.y, task_classes, test_per_task, gen)
+        out.append((train, held))
+    return out
 
 
 def make_blocks(
@@ -306,19 +317,23 @@ def make_blocks(
     test_per_task: int | None,
     device: torch.device,
     classes: list[list[int]] | None = None,
+    validation_per_task: int | None = None,
 ) -> list[Block]:
-    """Every task (``block_indices``), its images moved to ``device``."""
+    """Every task (``block_indices``), its images moved to ``device``; with
+    ``validation_per_task`` a block's ``test`` holds its validation images."""
     classes = classes or class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
+    scored = ds.test if validation_per_task is None else ds.train
+    pairs = block_indices(ds, train_per_task, test_per_task, classes, validation_per_task)
     return [
         Block(
             block,
             classes[block],
             *(
                 Split(split.x[idx].to(device), split.y[idx].to(device))
-                for split, idx in zip((ds.train, ds.test), pair)
+                for split, idx in zip((ds.train, scored), pair)
             ),
         )
-        for block, pair in enumerate(block_indices(ds, train_per_task, test_per_task, classes))
+        for block, pair in enumerate(pairs)
     ]
 
 

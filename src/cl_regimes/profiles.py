@@ -34,6 +34,7 @@ PAPER_SETTINGS = {
     "min_delta": 1e-4,
     "train_per_task": None,
     "test_per_task": None,
+    "validation_per_task": None,  # tuning runs only (tuning.py)
     "eval_batch_size": 1024,
     "precision": "fp32",
     "track_updates": True,
@@ -249,7 +250,7 @@ def resolve(
             f"profile {profile!r} misses settings "
             f"{sorted(set(FIELDS) - set(run) - set(IDENTITY) - {'method_params'})}"
         )
-    for key in ("train_per_task", "test_per_task"):  # at least one image of each class
+    for key in ("train_per_task", "test_per_task", "validation_per_task"):  # one of each class
         value = run[key]
         if isinstance(value, int) and value < spec.classes_per_task:
             raise ConfigError(
@@ -278,8 +279,8 @@ def resolve(
 def variant(profile: str, config: RunConfig) -> dict:
     """The settings of ``config`` that differ from its profile's ("<method>.<key>" for
     method hyperparameters): part of a run's identity, so that variants coexist."""
-    ids = {k: getattr(config, k) for k in IDENTITY}
-    default = resolve(profile, **ids).to_dict()
+    ids = {k: getattr(config, k) for k in IDENTITY if k != "seed"}  # a tuning seed needs
+    default = {**resolve(profile, **ids).to_dict(), "seed": config.seed}  # validation images
     wanted = config.to_dict()
     out = {k: v for k, v in wanted.items() if k != "method_params" and v != default[k]}
     for key, value in wanted["method_params"].items():

@@ -168,6 +168,7 @@ def read(path) -> dict:
 def upgrade(config: dict) -> dict:
     """Fill the settings added since a record was made with the values its code ran."""
     config.setdefault("scenario", "task_incremental")
+    config.setdefault("validation_per_task", None)
     domain = config["scenario"] == "domain_incremental"
     config.setdefault("permuted_tasks", 5 if domain else 10)  # 5: the dataset's task count
     config.setdefault("permuted_images", "resize" if domain else "pad")

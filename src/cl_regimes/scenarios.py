@@ -40,9 +40,12 @@ class Scenario:
         """The scenario with a run's settings (``config``, a RunConfig)."""
         return cls(spec)
 
-    def blocks(self, ds: data.Dataset, train_per_task, test_per_task, device, seed: int):
-        """Every task's images on ``device``, by task (block) number."""
-        return data.make_blocks(ds, train_per_task, test_per_task, device)
+    def blocks(
+        self, ds: data.Dataset, train_per_task, test_per_task, device, seed: int, validation=None
+    ):
+        """Every task's images on ``device``, by task (block) number; ``validation``:
+        validation images per task scored instead of the test images (``data.make_blocks``)."""
+        return data.make_blocks(ds, train_per_task, test_per_task, device, None, validation)
 
     def outputs(self, labels: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(index [B, K, n], target [B, K]) of labels [B, K], given each run's classes met
@@ -99,9 +102,9 @@ class DomainIncremental(Scenario):
     def configured(cls, spec, config):
         return cls(spec, config.permuted_tasks, config.permuted_images == "pad")
 
-    def blocks(self, ds, train_per_task, test_per_task, device, seed):
+    def blocks(self, ds, train_per_task, test_per_task, device, seed, validation=None):
         every = [list(range(ds.spec.num_classes))] * self.num_tasks
-        blocks = data.make_blocks(ds, train_per_task, test_per_task, device, every)
+        blocks = data.make_blocks(ds, train_per_task, test_per_task, device, every, validation)
         shape = ds.train.x.shape[1:]
         permutations = pixel_permutations(len(blocks), shape[-1], seed).to(device)
 

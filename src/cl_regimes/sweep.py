@@ -186,10 +186,11 @@ def sweep(
     runs_per_gpu: int | None = None,
     progress: bool = True,
     force: bool = False,
+    configs: list[RunConfig] | None = None,
     **grid,
 ) -> Summary:
-    """Run every unfinished run of the grid on ``engine``; raise SweepFailed, after every
-    other run finished, if any failed.
+    """Run every unfinished run of the grid (``plan``), or of ``configs``, on ``engine``;
+    raise SweepFailed, after every other run finished, if any failed.
 
     Finished runs (a record with the same configuration) are skipped, so an
     interrupted sweep resumes where it stopped (a cell from its last finished task:
@@ -209,7 +210,7 @@ def sweep(
         jobs=jobs,
         results_dir=results_dir if engine == "ray" else None,
     )
-    configs = plan(profile, **grid)
+    configs = plan(profile, **grid) if configs is None else configs
     results.check_writable(results_dir)
     results_dir = Path(results_dir).resolve()  # the same path on every worker and node
     data_dir = data_dir and Path(data_dir).resolve()

@@ -190,7 +190,12 @@ class Trainer:
         if self.scenario.seeded_tasks and len({c.seed for c in configs}) > 1:
             raise ConfigError(f"runs of one group share one seed under {cfg.scenario}")
         self.blocks = self.scenario.blocks(
-            ds, cfg.train_per_task, cfg.test_per_task, self.device, cfg.seed
+            ds,
+            cfg.train_per_task,
+            cfg.test_per_task,
+            self.device,
+            cfg.seed,
+            cfg.validation_per_task,
         )
         self.seen: torch.Tensor | None = None  # each run's classes met so far [K, m]
         self.orders = [data.task_orders(self.scenario.num_tasks)[c.order] for c in configs]
@@ -499,7 +504,8 @@ def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[
             groups.setdefault(c.seed, []).append(c)
         return list(groups.values())
     ds = data.load(cfg.dataset, data_dir, cfg.image_size)
-    counts = torch.bincount(ds.train.y, minlength=ds.spec.num_classes).tolist()
+    held = (cfg.validation_per_task or 0) // ds.spec.classes_per_task  # validation images
+    counts = [max(n - held, 0) for n in torch.bincount(ds.train.y, minlength=ds.spec.num_classes)]
     per_class = cfg.train_per_task and cfg.train_per_task // ds.spec.classes_per_task
     blocks = data.class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
     size = [sum(min(counts[c], per_class or counts[c]) for c in block) for block in blocks]

@@ -1,0 +1,153 @@
+"""Each method's strength chosen per regime and scenario, on validation images and
+replicates of its own.
+
+A tuning run is an ordinary run with ``validation_per_task`` of each task's training
+images held out and scored in place of its test images (``data.block_indices``), on
+the tuning replicates: the orders ``ORDERS`` with the seed ``TUNING_SEEDS``, which no
+evaluation run may use (``RunConfig``). A method's candidates are the profile's value
+of its strength (``STRENGTH``: EWC's lambda, SI's c, LwF's lambda; GEM's memory is its
+cost, kept fixed) times ``FACTORS``. In each (dataset, scenario, regime, method) the
+candidate with the highest mean validation ACC over the replicates is chosen, the
+profile's own on a tie. A chosen value that is not the profile's is then evaluated as a
+variant of the primary grid (its orders and seeds), so the paper's fixed values stay the
+replication and the tuned ones sit beside them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cl_regimes import data, profiles, results, sweep
+from cl_regimes.config import TUNING_SEEDS, ConfigError, RunConfig
+
+STRENGTH = {"ewc": "lam", "lwf": "lam", "si": "c"}
+FACTORS = (0.01, 0.1, 1.0, 10.0)  # log-spaced around the paper's value, mostly below it
+ORDERS = (0, 1, 2)
+CELL = ["dataset", "scenario", "regime", "method"]
+
+
+def check_methods(methods) -> tuple[str, ...]:
+    for m in methods:
+        if m not in STRENGTH:
+            raise ConfigError(f"method {m!r} has no strength to tune; valid: {', '.join(STRENGTH)}")
+    return tuple(methods)
+
+
+def validation_size(profile: str, dataset: str) -> int:
+    """Validation images per task: as many as a run is evaluated on (the profile's test
+    images per task, else a task's whole test set)."""
+    spec = data.spec(dataset)
+    return profiles.settings_of(profile, dataset)["test_per_task"] or (
+        spec.sizes[1] // spec.num_tasks
+    )
+
+
+def candidates(profile: str, dataset: str, method: str, factors=FACTORS) -> list[float]:
+    base = profiles.settings_of(profile, dataset)[f"{method}.{STRENGTH[method]}"]
+    return [float(f"{base * f:.6g}") for f in factors]
+
+
+def plan(
+    profile: str,
+    *,
+    datasets=None,
+    regimes=None,
+    methods=None,
+    overrides: dict | None = None,
+    factors=None,
+) -> list[RunConfig]:
+    """The tuning runs: every candidate of every cell, on the tuning replicates."""
+    configs, factors = [], factors or FACTORS
+    for dataset in datasets or profiles.get_profile(profile).datasets:
+        for method in check_methods(methods or STRENGTH):
+            for value in candidates(profile, dataset, method, factors):
+                configs += sweep.plan(
+                    profile,
+                    datasets=[dataset],
+                    regimes=regimes,
+                    methods=[method],
+                    orders=ORDERS,
+                    seeds=[TUNING_SEEDS],
+                    overrides={
+                        **(overrides or {}),
+                        f"{method}.{STRENGTH[method]}": value,
+                        "validation_per_task": validation_size(profile, dataset),
+                    },
+                    variants=False,
+                )
+    return configs
+
+
+def load(folder) -> pd.DataFrame:
+    """The tuning records under ``folder``: one row per run with its cell, its strength's
+    ``value`` and validation ``acc``."""
+    rows = []
+    for _, record in results.records(folder):
+        cfg = record["config"]
+        if cfg.get("validation_per_task") is None or cfg["method"] not in STRENGTH:
+            continue
+        rows.append(
+            {
+                **{k: cfg[k] for k in CELL},
+                "profile": record.get("profile"),
+                "value": cfg["method_params"][STRENGTH[cfg["method"]]],
+                "order": cfg["order"],
+                "seed": cfg["seed"],
+                "acc": record["metrics"]["acc"],
+            }
+        )
+    return pd.DataFrame(rows, columns=[*CELL, "profile", "value", "order", "seed", "acc"])
+
+
+def scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Every candidate's mean and standard deviation of validation ACC over replicates."""
+    return (
+        table.groupby([*CELL, "profile", "value"], observed=True)["acc"]
+        .agg(["mean", "std", "count"])
+        .reset_index()
+    )
+
+
+def choices(table: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: the profile's value, the chosen one (best mean validation ACC; the
+    profile's on a tie) and both scores."""
+    rows = []
+    for key, cell in scores(table).groupby([*CELL, "profile"], observed=True):
+        cell_d = dict(zip([*CELL, "profile"], key))
+        paper = profiles.settings_of(cell_d["profile"], cell_d["dataset"])[
+            f"{cell_d['method']}.{STRENGTH[cell_d['method']]}"
+        ]
+        best = cell["mean"].max()
+        tied = cell[cell["mean"] == best]["value"].tolist()
+        chosen = paper if paper in tied else tied[0]
+        at = cell.set_index("value")["mean"]
+        rows.append(
+            {
+                **cell_d,
+                "setting": STRENGTH[cell_d["method"]],
+                "paper": paper,
+                "chosen": chosen,
+                "paper_acc": at.get(paper, float("nan")),
+                "chosen_acc": best,
+                "candidates": len(cell),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def evaluation_plan(profile: str, chosen: pd.DataFrame, *, orders=None, seeds=None):
+    """The evaluation runs of every chosen value that is not the profile's, on the
+    profile's orders and seeds (or those given)."""
+    configs = []
+    for row in chosen[chosen.chosen != chosen.paper].itertuples():
+        configs += sweep.plan(
+            profile,
+            datasets=[row.dataset],
+            regimes=[row.regime],
+            methods=[row.method],
+            orders=orders,
+            seeds=seeds,
+            overrides={"scenario": row.scenario, f"{row.method}.{row.setting}": row.chosen},
+            variants=False,
+        )
+    return configs

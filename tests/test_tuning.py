@@ -1,0 +1,123 @@
+"""Tuning: validation images held out of the training images, replicates of its own, the
+choice of each cell's strength and the command that runs it all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from cl_regimes import data, profiles, sweep, tuning
+from cl_regimes.config import TUNING_SEEDS, ConfigError
+
+
+class Unreadable:
+    """A split that fails the test if anything reads it."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the test images were read ({name})")
+
+
+def test_validation_images_are_held_out_of_the_training_images_never_the_test_images():
+    ds = data.load("digits", image_size=16)
+    blind = data.Dataset(ds.spec, ds.train, Unreadable())
+    blocks = data.make_blocks(blind, 60, None, torch.device("cpu"), validation_per_task=40)
+    pairs = data.block_indices(blind, 60, None, validation_per_task=40)
+    for block, (train, held) in zip(blocks, pairs, strict=True):
+        assert not set(train.tolist()) & set(held.tolist())  # disjoint
+        assert torch.equal(block.test.x, ds.train.x[held])  # scored: training images
+        assert torch.bincount(block.test.y, minlength=10)[block.classes].tolist() == [20, 20]
+        assert torch.bincount(block.train.y, minlength=10)[block.classes].tolist() == [30, 30]
+    with pytest.raises(AssertionError, match="test images were read"):
+        data.make_blocks(blind, 60, None, torch.device("cpu"))
+
+
+def test_without_validation_the_tasks_are_the_same_images_as_before():
+    ds = data.load("digits", image_size=16)
+    plain = data.block_indices(ds, 60, 20)
+    gen = torch.Generator().manual_seed(0)  # the draws of the code before validation
+    for task_classes, (train, test) in zip(data.class_blocks(10, 5), plain, strict=True):
+        assert torch.equal(train, data.subsample(ds.train.y, task_classes, 60, gen))
+        assert torch.equal(test, data.subsample(ds.test.y, task_classes, 20, gen))
+
+
+def smoke(**overrides):
+    return profiles.resolve("smoke", dataset="digits", regime="head", method="ewc", **overrides)
+
+
+def test_tuning_replicates_never_overlap_evaluation_ones():
+    smoke(seed=TUNING_SEEDS, overrides={"validation_per_task": 40})
+    for seed, overrides in ((0, {"validation_per_task": 40}), (TUNING_SEEDS, None)):
+        with pytest.raises(ConfigError, match="never share a replicate"):
+            smoke(seed=seed, overrides=overrides)
+    tuned = tuning.plan("medium", methods=["ewc"], regimes=["full"])
+    evaluation = sweep.plan("medium", methods=["ewc"], regimes=["full"], seeds=[0, 1])
+    assert {(c.order, c.seed) for c in tuned} == {(o, TUNING_SEEDS) for o in tuning.ORDERS}
+    assert not {(c.order, c.seed) for c in tuned} & {(c.order, c.seed) for c in evaluation}
+    assert {c.validation_per_task for c in tuned} == {500}  # medium's test images per task
+    assert sorted({c.method_params["lam"] for c in tuned}) == [50.0, 500.0, 5000.0, 50000.0]
+
+
+def test_the_best_mean_validation_acc_is_chosen_and_the_papers_value_on_a_tie():
+    def table(accs: dict[float, list[float]], method="ewc") -> pd.DataFrame:
+        rows = [
+            {
+                "dataset": "fashion_mnist",
+                "scenario": "task_incremental",
+                "regime": "full",
+                "method": method,
+                "profile": "medium",
+                "value": value,
+                "order": order,
+                "seed": TUNING_SEEDS,
+                "acc": acc,
+            }
+            for value, values in accs.items()
+            for order, acc in enumerate(values)
+        ]
+        return pd.DataFrame(rows)
+
+    (row,) = tuning.choices(table({50.0: [0.8, 0.7, 0.9], 5000.0: [0.7, 0.7, 0.7]})).itertuples()
+    assert (row.paper, row.chosen, row.setting) == (5000.0, 50.0, "lam")
+    assert (row.chosen_acc, row.paper_acc) == pytest.approx((0.8, 0.7))
+    (row,) = tuning.choices(table({50.0: [0.7], 5000.0: [0.7], 0.5: [0.6]})).itertuples()
+    assert row.chosen == 5000.0  # a tie goes to the paper's value
+    chosen = tuning.choices(
+        pd.concat([table({1.0: [0.6], 10.0: [0.9]}, "si"), table({5000.0: [0.9]})])
+    )
+    evaluation = tuning.evaluation_plan("medium", chosen)
+    assert {(c.method, c.method_params["c"]) for c in evaluation} == {("si", 10.0)}
+    assert len(evaluation) == 11 and {c.seed for c in evaluation} == {0}
+    assert profiles.variant("medium", evaluation[0]) == {"si.c": 10.0}
+
+
+def test_only_methods_with_a_strength_are_tuned():
+    with pytest.raises(ConfigError, match="method 'gem' has no strength to tune"):
+        tuning.plan("smoke", methods=["gem"])
+
+
+def test_tune_runs_the_candidates_chooses_and_evaluates_a_changed_choice(tmp_path):
+    command = [sys.executable, "-m", "cl_regimes", "tune", "--profile", "smoke"]
+    command += ["--regimes", "from_layer4", "--methods", "ewc", "--factors", "1", "1e-6"]
+    command += ["--results", str(tmp_path / "results"), "--tuning", str(tmp_path / "tuning")]
+    out = subprocess.run(command, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    records = sorted((tmp_path / "tuning").rglob("*.json"))
+    assert len(records) == 2 * len(tuning.ORDERS)
+    configs = [json.loads(p.read_text())["config"] for p in records]
+    assert {c["seed"] for c in configs} == {TUNING_SEEDS}
+    assert {c["validation_per_task"] for c in configs} == {
+        tuning.validation_size("smoke", "digits")
+    }
+    (chosen,) = tuning.choices(tuning.load(tmp_path / "tuning")).itertuples()
+    assert f"{chosen.chosen:g}" in out.stdout
+    evaluated = list((tmp_path / "results").rglob("*.json"))
+    assert len(evaluated) == (chosen.chosen != chosen.paper)
+    for path in evaluated:
+        config = json.loads(path.read_text())["config"]
+        assert (config["seed"], config["validation_per_task"]) == (0, None)
+        assert config["method_params"]["lam"] == chosen.chosen
