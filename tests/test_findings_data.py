@@ -3,6 +3,8 @@ be tested (issue 29's silent cases), each on a small simulated table."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -122,3 +124,14 @@ def test_the_robustness_panel_says_which_verdicts_move():
     assert "0.6" not in text
     same = panel[panel.setting != "without head"]
     assert findings.what_moves(same).startswith("No verdict moves")
+
+
+def test_the_panel_tests_u_over_the_head_where_the_records_have_it():
+    robustness = importlib.import_module("cl_regimes.findings.robustness")  # not the function
+    tasks = trend_tasks()
+    assert robustness._common_u(tasks, 0.5, FAST)["verdict"] == "not in the records"
+    rising = robustness._common_u(tasks.assign(u_head=tasks.u), 0.5, FAST)
+    assert rising["verdict"] == "supported" and rising["p_value"] < 0.05
+    rng = np.random.default_rng(1)
+    flat = tasks.assign(u_head=rng.lognormal(size=len(tasks)))  # no trend with depth
+    assert robustness._common_u(flat, 0.5, FAST)["verdict"] != "supported"

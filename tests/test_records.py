@@ -4,6 +4,7 @@ number that differs; an outside method's edited source is retrained; ``--force``
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import pytest
@@ -49,6 +50,10 @@ def test_verify_names_the_facts_that_differ():
     assert verify.compare(
         {"R": [[1.0]], "metrics": {}, "tasks": []}, {"R": [[1.0]], "metrics": {}, "tasks": []}
     ) == ([], 0.0)
+    old = {"R": [[1.0]], "metrics": {"acc": 1.0}, "tasks": [{"u": 2.0}]}
+    new = {"R": [[1.0]], "metrics": {"acc": 1.0}, "tasks": [{"u": 2.0, "u_head": 1.0}]}
+    assert verify.compare(old, new) == ([], 0.0)  # a statistic added since: not compared
+    assert verify.compare(new, old) == (["tasks[0].u_head"], math.inf)
 
 
 def test_verify_refuses_a_missing_path(tmp_path, capsys):

@@ -30,6 +30,20 @@ def test_book_statistics_by_hand():
     assert out["u"] == pytest.approx(
         out["g2"] + out["r2"] + 2 * out["cos"] * math.sqrt(out["g2"] * out["r2"]), rel=1e-12
     )
+    assert out["u_head"] == out["u"]  # by default the head is every column
+    stats = UpdateStats(1, torch.device("cpu"), torch.tensor([2]))
+    stats.add(torch.tensor([[3.0, 0.0, 4.0]]), torch.tensor([[3.0, 2.0, 4.0]]), None, on)
+    stats.add(torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([[2.0, 2.0, 0.0]]), None, on)
+    assert stats.summary()[0]["u_head"] == pytest.approx(8.0)  # (4^2 + 0^2) / 2
+
+
+@pytest.mark.parametrize("regime", ["head", "from_layer4", "full"])
+def test_the_head_columns_are_the_heads_parameters_in_every_regime(smoke_trainer, regime):
+    trainer = smoke_trainer(regime, "ewc")
+    columns = trainer.head_columns(trainer.params)
+    flat = models.flatten(trainer.params, 1)
+    fc = models.flatten(list(trainer.model.fc.parameters()), 1)
+    assert torch.equal(flat[:, columns], fc)
 
 
 def test_original_statistics_by_hand_per_run():
@@ -131,11 +145,13 @@ def test_original_statistics_of_one_step_on_a_small_network(smoke_trainer, metho
     )
     xb, yb = trainer._batch(x1, y1, perm, 1)
     g, update, q = hand_statistics(trainer, method_name, xb, yb)
-    stats = UpdateStats(1, torch.device("cpu"))
+    stats = UpdateStats(1, torch.device("cpu"), trainer.head_columns(trainer.params))
     trainer._step(
         xb, yb, trainer.params, opt, trainer.method, stats, active, Hold(trainer.params, 1)
     )
     (out,) = stats.summary()
+    head = sum(p.numel() for p in trainer.model.fc.parameters())  # the last parameters
+    assert out["u_head"] == pytest.approx(update[-head:].norm().item() ** 2, rel=1e-3)
     norm_g, norm_q = g.norm().item(), q.norm().item()
     cos = (g @ q).item() / (norm_g * norm_q) if norm_q > 0 else 0.0
     assert out["steps"] == 1

@@ -60,6 +60,8 @@ class UpdateStats:
     The original study's definitions (``orig_*``), with its "retention" vector q
     (``Method.retention``): norm_g = E||g||, norm_r = E||q||, cos = E cos(g, q)
     (0 where either is 0), u = E(||g||^2 + ||q||^2 + 2 cos ||g|| ||q||).
+    ``u_head``: u over the ``head`` columns alone (the head's parameters, which every
+    regime trains: u on a footing common to the regimes; by default every column).
     """
 
     KEYS = (
@@ -71,12 +73,14 @@ class UpdateStats:
         "orig_norm_r",
         "orig_cos",
         "orig_u",
+        "u_head",
         "steps",
     )
 
-    def __init__(self, runs: int, device: torch.device):
+    def __init__(self, runs: int, device: torch.device, head: torch.Tensor | None = None):
         self.sums = torch.zeros(runs, len(self.KEYS), dtype=torch.float64, device=device)
         self.r: torch.Tensor | None = None  # update - g, in a buffer reused every step
+        self.head = head
 
     def add(
         self,
@@ -108,6 +112,9 @@ class UpdateStats:
                 norm_q,
                 cos_q,
                 g2 + norm_q**2 + 2 * cos_q * norm_g * norm_q,
+                row_dot(update, update)
+                if self.head is None
+                else row_dot(*[update[:, self.head]] * 2),
                 torch.ones_like(g2),
             ],
             1,
@@ -128,7 +135,7 @@ class UpdateStats:
                     "cos": cos,
                     "u": m["g2"] + m["r2"] + 2 * m["dot"],
                     "cos_step": m["cos_step"],
-                    **{k: m[k] for k in self.KEYS[4:8]},
+                    **{k: m[k] for k in self.KEYS[4:9]},
                     "steps": steps,
                 }
             )
@@ -311,7 +318,9 @@ class Trainer:
         cfg, runs = self.cfg, self.runs
         opt = torch.optim.Adam(params, lr=cfg.lr, foreach=True)
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=cfg.lr_min)
-        stats = UpdateStats(runs, self.device) if method and cfg.track_updates else None
+        stats = None
+        if method and cfg.track_updates:
+            stats = UpdateStats(runs, self.device, self.head_columns(params))
         norms = [t for m in models.batchnorms(self.model) for t in (m.running_mean, m.running_var)]
         hold = Hold(list(params) + norms, runs)
         steps = math.ceil(y.shape[1] / cfg.batch_size)
@@ -387,6 +396,16 @@ class Trainer:
         if penalty is not None and method.stop_on_total_loss:
             loss = loss + penalty
         return loss.detach()
+
+    def head_columns(self, params) -> torch.Tensor:
+        """The columns of the head's parameters in each run's flat vector of ``params``."""
+        head, columns, start = {id(p) for p in self.model.fc.parameters()}, [], 0
+        for p in params:
+            size = p.numel() // self.runs
+            if id(p) in head:
+                columns.append(torch.arange(start, start + size, device=self.device))
+            start += size
+        return torch.cat(columns)
 
     def buffers(self, params) -> tuple[torch.Tensor, torch.Tensor]:
         """Two [K, N] buffers for ``params`` (task gradient, total), kept while the

@@ -59,13 +59,14 @@ def numbers(record: dict) -> dict[str, float]:
 
 
 def compare(recorded: dict, rerun: dict) -> tuple[list[str], float]:
-    """(names of the numbers that differ, the largest absolute difference); NaN equals NaN,
-    and a number only one side has counts as differing by infinity."""
+    """(names of the record's numbers that differ, the largest absolute difference); NaN
+    equals NaN, and a number the rerun lacks differs by infinity. Numbers the rerun adds
+    (statistics added to the library since the record was made) are not compared."""
     a, b = numbers(recorded), numbers(rerun)
     differing, largest = [], 0.0
-    for name in dict.fromkeys([*a, *b]):
-        x, y = a.get(name), b.get(name)
-        if x is None or y is None:
+    for name in a:
+        x, y = a[name], b.get(name)
+        if y is None:
             differing.append(name)
             largest = math.inf
         elif x != y and not (math.isnan(x) and math.isnan(y)):

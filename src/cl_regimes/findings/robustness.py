@@ -23,9 +23,9 @@ COMMON_U = "u over the parameters every regime trains"
 def robustness(runs: pd.DataFrame, tasks: pd.DataFrame, **options) -> pd.DataFrame:
     """Per setting (``SETTINGS``), the pooled verdicts of finding 1, of each part of finding
     2 (u in total, per trainable parameter, forgetting, and both) and of finding 3, with
-    their p-value, note and detectable effect; u over the parameters every regime trains is
-    not in the records, and says so. ``options`` go to the tests (n_permutations,
-    n_power...; not min_excess).
+    their p-value, note and detectable effect, and of u over the parameters every regime
+    trains (the head's: ``u_head``; records made before it say so). ``options`` go to the
+    tests (n_permutations, n_power...; not min_excess).
 
     Columns: setting, finding, part, verdict, p_value, detectable, note."""
     rows = []
@@ -52,9 +52,23 @@ def robustness(runs: pd.DataFrame, tasks: pd.DataFrame, **options) -> pd.DataFra
             if v.dataset == POOLED
         ]
         rows.append(
-            {"setting": name, "finding": 2, "part": COMMON_U, "verdict": "not in the records"}
+            {"setting": name, "finding": 2, "part": COMMON_U, **_common_u(t, min_excess, options)}
         )
     return pd.DataFrame(rows)
+
+
+def _common_u(tasks: pd.DataFrame, min_excess: float, options: dict) -> dict:
+    """Finding 2's u part with u over the head's parameters (the same in every regime)."""
+    if "u_head" not in tasks or tasks.u_head.isna().all():
+        return {"verdict": "not in the records", "note": "records made before u_head"}
+    missing = tasks.u_head.isna().mean()
+    v = next(
+        v
+        for v in finding_depth(tasks, update="u_head", min_excess=min_excess, **options)
+        if v.part == "u" and v.dataset == POOLED
+    )
+    note = v.note + (f"; u_head missing in {missing:.0%} of tasks" if missing else "")
+    return {"verdict": v.verdict, "p_value": v.p_value, "detectable": v.detectable, "note": note}
 
 
 def what_moves(table: pd.DataFrame) -> str:
