@@ -121,3 +121,39 @@ def test_tune_runs_the_candidates_chooses_and_evaluates_a_changed_choice(tmp_pat
         config = json.loads(path.read_text())["config"]
         assert (config["seed"], config["validation_per_task"]) == (0, None)
         assert config["method_params"]["lam"] == chosen.chosen
+
+
+def test_tuned_runs_take_the_chosen_values_runs_and_label_them_primary():
+    def run(method, variant, order, acc, scenario="task_incremental"):
+        return dict(
+            dataset="fashion_mnist",
+            scenario=scenario,
+            regime="full",
+            method=method,
+            variant=variant,
+            order=order,
+            acc=acc,
+        )
+
+    runs = pd.DataFrame(
+        [run("ewc", "", o, 0.5) for o in range(3)]
+        + [run("ewc", "ewc.lam=50.0", o, 0.7) for o in range(3)]
+        + [run("si", "", o, 0.6) for o in range(3)]
+        + [run("si", "si.c=10.0", o, 0.1) for o in range(3)]
+        + [run("lwf", "scenario=class_incremental", 0, 0.3, "class_incremental")]
+        + [run("lwf", "lwf.lam=0.1,scenario=class_incremental", 0, 0.4, "class_incremental")]
+    )
+    chosen = pd.DataFrame(
+        [
+            ("fashion_mnist", "task_incremental", "full", "ewc", "lam", 5000.0, 50.0),
+            ("fashion_mnist", "task_incremental", "full", "si", "c", 100.0, 100.0),
+            ("fashion_mnist", "class_incremental", "full", "lwf", "lam", 1.0, 0.1),
+        ],
+        columns=["dataset", "scenario", "regime", "method", "setting", "paper", "chosen"],
+    )
+    tuned = tuning.tuned_runs(runs, chosen)
+    assert tuned.groupby("method").acc.mean().to_dict() == pytest.approx(
+        {"ewc": 0.7, "si": 0.6, "lwf": 0.4}
+    )
+    assert set(tuned.variant) == {"", "scenario=class_incremental"}
+    assert len(tuned) == 7

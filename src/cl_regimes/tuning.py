@@ -151,3 +151,35 @@ def evaluation_plan(profile: str, chosen: pd.DataFrame, *, orders=None, seeds=No
             variants=False,
         )
     return configs
+
+
+def tuned_runs(runs: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """The runs of ``runs`` (a ``results.load`` table) under the chosen values: per tuned
+    cell, the primary runs where the choice is the profile's value, else the runs of the
+    variant with the chosen value, labelled as primary (``variant`` as the primary's) so
+    that the findings read them as the grid's. Cells without a choice, or whose chosen
+    runs are missing, are left out."""
+    parts = []
+    for row in chosen.itertuples():
+        cell = runs[
+            (runs.dataset == row.dataset)
+            & (runs.scenario == row.scenario)
+            & (runs.regime == row.regime)
+            & (runs.method == row.method)
+        ]
+        primary = _variant(row, {})
+        wanted = primary if row.chosen == row.paper else _variant(row, {_key(row): row.chosen})
+        parts.append(cell[cell.variant == wanted].assign(variant=primary))
+    return pd.concat(parts, ignore_index=True) if parts else runs.iloc[:0]
+
+
+def _key(row) -> str:
+    return f"{row.method}.{row.setting}"
+
+
+def _variant(row, settings: dict) -> str:
+    """The variant name of a cell's runs with ``settings`` (a scenario other than the
+    task-incremental one is part of it)."""
+    if row.scenario != "task_incremental":
+        settings = {**settings, "scenario": row.scenario}
+    return results.variant_name(settings)
