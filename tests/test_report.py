@@ -210,3 +210,23 @@ def test_card_intervals_stay_within_what_a_metric_can_take():
     assert 0.0 < row.acc_lo < row.acc < row.acc_hi == 1.0
     assert row.forgetting_lo == -1.0 < row.forgetting < row.forgetting_hi < 1.0
     assert (row.rank, row.of) == (1, 2)
+
+
+def test_a_scenarios_runs_leave_out_the_variants_within_it():
+    runs = pd.DataFrame(
+        {
+            "scenario": ["task_incremental", "class_incremental", "class_incremental"],
+            "variant": [
+                "",
+                "scenario=class_incremental",
+                "ewc.lam=50.0,scenario=class_incremental",
+            ],
+            "acc": [0.9, 0.3, 0.4],
+        }
+    )
+    parts = report.by_scenario(runs)
+    assert {s: p.acc.tolist() for s, p in parts.items()} == {
+        "task_incremental": [0.9],
+        "class_incremental": [0.3],
+    }
+    assert set(pd.concat(parts.values()).variant) == {""}

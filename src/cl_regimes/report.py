@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 
-from cl_regimes import findings, methods, models, profiles, regimes
+from cl_regimes import findings, methods, models, profiles, regimes, results
 from cl_regimes.config import SCENARIOS
 
 METRICS = {
@@ -359,10 +359,13 @@ def across_regimes_figure(runs: pd.DataFrame, dataset: str, metric: str = "acc",
 
 
 def by_scenario(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Each scenario's runs, as a profile's own runs (variant "") for the findings: the
-    variant of a scenario's runs names nothing but their scenario."""
+    """Each scenario's own runs, as a profile's own runs (variant "") for the findings:
+    those whose variant names nothing but their scenario (not a variant within it)."""
     return {
-        s: runs[runs.scenario == s].assign(variant="") for s in ordered(runs.scenario, SCENARIOS)
+        s: runs[
+            (runs.scenario == s) & runs.variant.isin(["", results.variant_name({"scenario": s})])
+        ].assign(variant="")
+        for s in ordered(runs.scenario, SCENARIOS)
     }
 
 
