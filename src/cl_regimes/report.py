@@ -100,10 +100,13 @@ def show(output) -> None:
         plt.close(output)
 
 
-def heatmap(matrix, title: str, labels, *, vmin: float, vmax: float, cmap: str, fmt) -> str:
+def heatmap(
+    matrix, title: str, labels, *, vmin: float, vmax: float, cmap: str, fmt, columns=None
+) -> str:
     """One matrix as an HTML table, each cell coloured by its value and printing it with
     ``fmt``: its numbers keep the page's font size (a figure's shrink with the page), and a
-    browser can measure its cells."""
+    browser can measure its cells. ``labels`` name the rows, and the columns unless
+    ``columns`` does."""
     colours = plt.get_cmap(cmap)
     cell = "min-width: 2.3em; height: 2em; padding: 0 0.3em; text-align: center;"
     rows = []
@@ -120,7 +123,7 @@ def heatmap(matrix, title: str, labels, *, vmin: float, vmax: float, cmap: str, 
                 f'color: {ink};">{fmt(v)}</td>'
             )
         rows.append(f'<tr><th style="padding: 0 0.4em;">{labels[i]}</th>{"".join(tds)}</tr>')
-    head = "".join(f'<th style="text-align: center;">{label}</th>' for label in labels)
+    head = "".join(f'<th style="text-align: center;">{c}</th>' for c in columns or labels)
     return (
         f'<table class="heatmap" style="border-collapse: collapse; margin: 0;">'
         f'<caption style="caption-side: top; text-align: center;">{title}</caption>'

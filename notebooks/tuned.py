@@ -1,0 +1,200 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Tuned per regime: do the rankings change because of the regime, or of one value?
+#
+# The study fixes each method's strength in every regime: EWC's $\lambda = 5000$, SI's
+# $c = 100$, LwF's $\lambda = 1$. A value right for the full network can be wrong for
+# the head alone, where a penalty weighs on 650 parameters instead of 11 million. If
+# rankings change between regimes only because of that, the regime changed nothing
+# but the value's fit. This chapter tunes each method's strength per regime and
+# scenario, on validation images and replicates of its own
+# ({ref}`tuning`), and asks two questions of the tuned runs:
+#
+# - does a ranking change that the fixed values show survive tuning?
+# - does tuning create one the fixed values hide?
+#
+# The paper's fixed values stay the replication; the tuned runs are a variant beside
+# them, paired with them by order and seed. Every number below is recomputed from the
+# committed records at each build ({doc}`../book/reproduce` gives the commands).
+
+# %% tags=["parameters", "remove-cell"]
+profile = "quick"  # unused here: the chapter reads its committed records
+results_dir = "../results"  # unused here
+device = "auto"  # unused here: this chapter only reads records
+group_size = None  # unused here
+records_dir = "../records"  # committed records
+# the grids tuned: label -> (profile, folder of its primary records under records_dir)
+grids = {"medium": ("medium", "medium"), "scenarios": ("quick", "scenarios/quick")}
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from cl_regimes import findings, report, results, tuning
+
+records = Path(records_dir)
+tuned_dir = records / "tuned"
+
+
+def load(folder: Path) -> pd.DataFrame:
+    return results.load(folder) if folder.is_dir() and any(folder.rglob("*.json")) else None
+
+
+grid = {}  # label -> (tuning runs, choices, primary runs, tuned runs)
+for label, (grid_profile, folder) in grids.items():
+    table = (
+        tuning.load(records / "tuning" / grid_profile) if (records / "tuning").is_dir() else None
+    )
+    if table is None or table.empty:
+        continue
+    primary = load(records / folder)
+    if label == "scenarios" and primary is not None:  # the scenario grid's own runs
+        primary = pd.concat(report.by_scenario(primary).values(), ignore_index=True)
+    elif primary is not None:
+        primary = primary[primary.variant == ""]
+    table = table[table.scenario.isin(primary.scenario.unique())] if primary is not None else table
+    chosen = tuning.choices(table)
+    changed = load(tuned_dir / grid_profile)
+    both = primary if changed is None else pd.concat([primary, changed], ignore_index=True)
+    grid[label] = (table, chosen, primary, tuning.tuned_runs(both, chosen))
+
+if not grid:
+    display(
+        Markdown(
+            "**No tuning records are committed yet.** Make them with "
+            "`python -m cl_regimes tune --profile medium --methods ewc si lwf "
+            "--results records/tuned --tuning records/tuning` ({doc}`../book/reproduce`)."
+        )
+    )
+else:
+    coverage = pd.concat(
+        {
+            label: t.groupby(["scenario", "method"], observed=True).agg(
+                regimes=("regime", "nunique"),
+                candidates=("value", "nunique"),
+                replicates=("order", "nunique"),
+                runs=("acc", "size"),
+            )
+            for label, (t, *_) in grid.items()
+        }
+    )
+    display(Markdown("What is tuned: regimes, candidates and replicates per method."))
+    report.show(report.style(coverage))
+
+# %% [markdown]
+# ## The values chosen
+#
+# Each cell's chosen strength, as a factor of the paper's value (log scale: 0 is the
+# paper's, -2 a hundred times weaker), by regime; one panel per grid and scenario. A
+# row of zeros is a method whose fixed value is already the best on validation images
+# in every regime.
+
+# %%
+panels = []
+for label, (_, chosen, *_) in grid.items():
+    for scenario, sub in chosen.groupby("scenario", observed=True):
+        factor = np.log10(sub.chosen / sub.paper)
+        matrix = sub.assign(factor=factor).pivot_table(
+            index="method", columns="regime", values="factor", observed=True
+        )
+        matrix = matrix.reindex(columns=report.regime_order(matrix.columns))
+        panel = report.heatmap(
+            matrix.to_numpy(),
+            f"{label}, {scenario}",
+            list(matrix.index),
+            columns=list(matrix.columns),
+            vmin=-2,
+            vmax=2,
+            cmap="RdBu",
+            fmt=lambda v: f"{v:+.0f}",
+        )
+        panels.append(panel)
+display(report.heatmap_grid(panels, "log10(chosen / paper's value), by method and regime"))
+
+# %% [markdown]
+# Every candidate's validation ACC (mean over the three tuning replicates), by regime:
+# where the curves are flat the choice hardly matters; where they fall steeply, the
+# paper's value sits on a cliff in that regime.
+
+# %%
+for label, (table, *_) in grid.items():
+    scores = tuning.scores(table)
+    for scenario, sub in scores.groupby("scenario", observed=True):
+        methods = list(report.method_order(sub.method))
+        fig, axes = plt.subplots(
+            1, len(methods), figsize=(3.4 * len(methods), 3), sharey=True, constrained_layout=True
+        )
+        for ax, method in zip(np.atleast_1d(axes), methods):
+            cell = sub[sub.method == method]
+            for regime in report.regime_order(cell.regime):
+                line = cell[cell.regime == regime].sort_values("value")
+                ax.plot(line.value, line["mean"], marker="o", label=regime)
+            ax.set(xscale="log", title=method, xlabel=tuning.STRENGTH[method])
+        np.atleast_1d(axes)[0].set_ylabel("validation ACC")
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside right", frameon=False)
+        fig.suptitle(f"{label}, {scenario}: validation ACC of each candidate", fontsize=10)
+        report.show(fig)
+
+# %% [markdown]
+# ## Paper's values against tuned values
+#
+# Each method's mean ACC and forgetting over the evaluation orders with the paper's
+# value and with the tuned one (the same runs where the choice is the paper's value).
+
+# %%
+compared = {}
+for label, (_, _, primary, tuned) in grid.items():
+    keys = ["scenario", "regime", "method"]
+    paper = primary[primary.method.isin(tuning.STRENGTH)]
+    both = pd.concat(
+        {
+            "paper": paper.groupby(keys, observed=True)[["acc", "forgetting"]].mean(),
+            "tuned": tuned.groupby(keys, observed=True)[["acc", "forgetting"]].mean(),
+        },
+        axis=1,
+    ).dropna()
+    both[("tuned - paper", "acc")] = both["tuned", "acc"] - both["paper", "acc"]
+    compared[label] = both
+    display(Markdown(f"**{label}**"))
+    report.show(report.style(both))
+
+# %% [markdown]
+# ## Rankings and finding 1, under both
+#
+# Finding 1's rank-change test ({ref}`statistics`) on the paper's values and on the
+# tuned ones: the same orders, methods and regimes, with `finetune` and `joint` where
+# the grid has them (their values are not tuned). Beside each verdict: the largest
+# crossing seen and the crossing the test would find with 80% power.
+
+# %%
+verdicts, names = [], []
+for label, (_, _, primary, tuned) in grid.items():
+    for scenario in primary.scenario.unique():
+        for name, runs in (("paper's values", primary), ("tuned", tuned)):
+            sub = runs[runs.scenario == scenario].assign(variant="")
+            if sub.method.nunique() >= 2:
+                verdicts.append(findings.finding_ranking(sub)[-1])
+                names.append((label, scenario, name))
+if verdicts:
+    table = findings.verdict_table(verdicts).set_index(
+        pd.MultiIndex.from_tuples(names, names=["grid", "scenario", "values"])
+    )
+    report.show(report.style(table.drop(columns=["finding", "part", "dataset", "role", "claim"])))
+    for (label, scenario, name), v in zip(names, verdicts):
+        display(Markdown(f"- {label}, {scenario}, {name}: {v.verdict} (p {v.p_text}); {v.seen()}"))
