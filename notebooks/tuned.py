@@ -71,6 +71,8 @@ for label, (grid_profile, folder) in grids.items():
     table = table[table.scenario.isin(primary.scenario.unique())] if primary is not None else table
     chosen = tuning.choices(table)
     changed = load(tuned_dir / grid_profile)
+    if changed is not None:  # the tuned runs' replicates (e.g. the first seed of each order)
+        primary = primary[primary.seed.isin(changed.seed.unique())]
     both = primary if changed is None else pd.concat([primary, changed], ignore_index=True)
     grid[label] = (table, chosen, primary, tuning.tuned_runs(both, chosen))
 
