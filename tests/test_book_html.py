@@ -79,3 +79,14 @@ def test_math_uses_the_local_mathjax_copy(pages):
     for page in HTML.rglob("*.html"):
         remote = re.search(r"https?://[^\"'\s]*mathjax", page.read_text(), flags=re.IGNORECASE)
         assert remote is None, f"{page.relative_to(HTML)} loads MathJax from {remote.group()}"
+
+
+def test_no_table_shows_a_meaningless_row_index(pages):
+    """A table's row labels say something: never pandas' default 0, 1, 2 ..."""
+    for page in HTML.rglob("*.html"):
+        for table in re.findall(r"<table.*?</table>", page.read_text(), flags=re.S):
+            heads = re.findall(
+                r'<th[^>]*class="row_heading level0[^"]*"[^>]*>\s*(.*?)\s*</th>', table
+            )
+            heads += re.findall(r"<tr[^>]*>\s*<th>\s*(\d+)\s*</th>", table)
+            assert len(heads) < 2 or heads != [str(i) for i in range(len(heads))], page.name
