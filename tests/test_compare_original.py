@@ -1,5 +1,6 @@
-"""The side-by-side script's statistics (benchmarks/compare_original.py): its verdicts on
-made-up pairs of runs; running it needs a clone of the original study's code."""
+"""The side-by-side script's statistics (benchmarks/agreement.py, used by
+benchmarks/compare_original.py): its verdicts on made-up pairs of runs; running the script
+needs a clone of the original study's code."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_original.py"
-spec = importlib.util.spec_from_file_location("compare_original", SCRIPT)
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "agreement.py"
+spec = importlib.util.spec_from_file_location("agreement", SCRIPT)
 compare = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare)
 
