@@ -153,8 +153,8 @@ def main(argv=None) -> None:
             }
             row = {"method": method, "order": order, "seed": seed}
             runs.append({**row, **pairing.back_to_back(sides, swap=i % 2 == 1)})
-            summary = pairing.summary(args, commit, runs)
-            args.output.write_text(json.dumps(summary, indent=1))
+            args.output.write_text(json.dumps(pairing.summary(args, commit, runs), indent=1))
+    summary = pairing.summary(args, commit, runs)  # also when every pair was done already
     print(
         f"{pairing.cpu_model()}, {args.threads} threads, torch {torch.__version__}; "
         f"regime {args.regime}, margin +-{args.margin}"
