@@ -159,6 +159,7 @@ def read(path) -> dict:
     if missing:
         raise RecordError(f"corrupt run record {path}: missing {missing}; delete it to recompute")
     record["config"].setdefault("scenario", "task_incremental")  # made before scenarios
+    record["config"].setdefault("init", "random")  # made before pretrained initialisation
     R = np.asarray(record["R"], dtype=float)
     if R.ndim != 2 or R.shape[0] != R.shape[1] or len(record["tasks"]) != len(R):
         raise RecordError(f"corrupt run record {path}: R is not a T x T matrix with T tasks")
@@ -198,7 +199,15 @@ def records(source) -> list[tuple[Path, dict]]:
     return [(p, read(p)) for p in paths]
 
 
-METHOD_ORDER = ("finetune", "joint", "ewc", "gem", "lwf", "si")  # the book's: methods.names()
+METHOD_ORDER = (
+    "finetune",
+    "joint",
+    "der",
+    "ewc",
+    "gem",
+    "lwf",
+    "si",
+)  # the book's: methods.names()
 KEY_COLUMNS = (*RUN_COLUMNS, "seeding", "scenario", "classes_per_task", "n_trainable")
 LEVEL_COLUMNS = {  # the columns of an empty table (a task's update statistics vary by method)
     "run": (*KEY_COLUMNS, *metrics.summary(np.eye(2)), "chance", "wall_time_s", "R", "path")
