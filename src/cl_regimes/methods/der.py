@@ -27,7 +27,6 @@ from run k's own seeds.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import torch
@@ -119,30 +118,23 @@ class DER(Method):
         self.alpha, self.old_bn = alpha, old_bn
         first = runs.model  # the regime is applied to it: its mask is every extractor's
         self.mask = {n: p.requires_grad for n, p in first.named_parameters()}
-        self.dim, self.classes = first.fc.cin, first.fc.cout
-        self.like = first.fc.weight.detach().new_empty(0)  # the network's dtype and device
-        self.net = Expandable(first, self._aux(), old_bn == "frozen", self._make)
+        self.net = Expandable(first, self._aux(0), old_bn == "frozen", self._make)
 
-    def _aux(self) -> GroupedLinear:
-        """A fresh auxiliary classifier: nn.Linear's default initialisation, U(-b, b) with
-        b = 1 / sqrt(features) for weights and bias, run k's drawn from its random stream."""
-        r, dim, classes = self.runs, self.dim, self.classes
-        aux = GroupedLinear(dim, classes, r.runs).to(self.like)
-        bound = 1 / math.sqrt(dim)
-        with torch.no_grad():
-            for k, g in enumerate(r.generators):
-                aux.weight.view(r.runs, classes, dim)[k].uniform_(-bound, bound, generator=g)
-                aux.bias.view(r.runs, classes)[k].uniform_(-bound, bound, generator=g)
-        return aux
+    def _aux(self, index: int) -> GroupedLinear:
+        """The auxiliary classifier of task ``index``: the head of a fresh network drawn for
+        it (nn.Linear's default initialisation, from each run's own seed and ``index``;
+        the runs' data streams are left as they are, so that they stay shared with the
+        other methods under ``seeding=shared``)."""
+        return self.runs.network(f"der.aux{index}").fc
 
     def _make(self, index: int) -> tuple[ResNet18, GroupedLinear]:
         """Extractor ``index``: a fresh network (its own seed per run and index), its head
-        dropped, the regime's mask applied; and a fresh auxiliary classifier."""
+        dropped, the regime's mask applied; and the task's auxiliary classifier."""
         extractor = self.runs.network(f"der.extractor{index}")
         extractor.fc = nn.Identity()
         for n, p in extractor.named_parameters():
             p.requires_grad_(self.mask[n])
-        return extractor, self._aux()
+        return extractor, self._aux(index)
 
     def network(self) -> nn.Module:
         return self.net
