@@ -5,10 +5,22 @@ scenarios it refuses."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
-from cl_regimes import checkpoints, cli, models, profiles, regimes, sweep, train
+from cl_regimes import (
+    checkpoints,
+    cli,
+    findings,
+    models,
+    profiles,
+    regimes,
+    report,
+    results,
+    sweep,
+    train,
+)
 from conftest import make_smoke_config
 
 TINY = {"image_size": 8, "train_per_task": 40, "test_per_task": 20, "batch_size": 16}
@@ -180,3 +192,36 @@ def test_der_runs_when_named_not_in_a_profiles_grid():
     assert "der" not in profiles.get_profile("quick").grid_methods()
     plan = sweep.plan("quick", methods=["der"], variants=False)
     assert len(plan) == len(regimes.REGIMES) * 3 and {c.method for c in plan} == {"der"}
+
+
+def test_a_build_reads_committed_der_records_beside_its_own(tmp_path):
+    """The cross-regime chapter's sources: the build's records, and committed records only
+    of cells the build has none of, so that no run is read twice."""
+    built, committed = tmp_path / "results" / "quick", tmp_path / "records" / "der" / "quick"
+    for folder, method in ((built, "ewc"), (committed, "der"), (committed, "ewc")):
+        cell = folder / "fashion_mnist" / "full" / method
+        cell.mkdir(parents=True)
+        (cell / "order00-seed0.json").write_text("{}")
+    sources = results.with_committed(built, committed)
+    assert sources == [built, committed / "fashion_mnist/full/der/order00-seed0.json"]
+    assert results.with_committed(built, tmp_path / "none") == [built]
+    assert results.with_committed(built, built) == [built]
+    main = pd.DataFrame({"seed": 0, "regime": "full", "method": ["ewc"] * 4 + ["der"] * 2})
+    text = report.coverage("quick", 6, main)
+    assert "4 of the 126 runs of its grid (and 2 runs of `der`, run only when named" in text
+
+
+def test_the_originals_kendall_takes_der_where_it_has_records():
+    acc = {"from_layer4": [1, 2, 3, 4, 0], "full": [1, 2, 3, 4, 9]}  # DER ranks last, then first
+    rows = [
+        (regime, method, a)
+        for regime, values in acc.items()
+        for method, a in zip(("ewc", "lwf", "si", "gem", "der"), values)
+    ]
+    runs = pd.DataFrame(rows, columns=["regime", "method", "acc"]).assign(
+        dataset="fashion_mnist", order=0, seed=0, variant="", bn_stats="always_update"
+    )
+    tau = findings.original_kendall(runs).per_order.tau[0]
+    assert tau == pytest.approx(0.2)  # five methods: (6 - 4) / 10; the four alone give 1
+    four = findings.original_kendall(runs[runs.method != "der"]).per_order.tau[0]
+    assert four == pytest.approx(1.0)

@@ -199,6 +199,21 @@ def records(source) -> list[tuple[Path, dict]]:
     return [(p, read(p)) for p in paths]
 
 
+def with_committed(folder, committed) -> list[Path]:
+    """``folder`` (a build's records of one profile) and the records in ``committed`` (the
+    same profile's committed ones, e.g. DER's, which no build trains) of the (dataset,
+    regime, method) cells ``folder`` has none of: never two records of one run."""
+    folder, committed = Path(folder), Path(committed)
+    if not committed.is_dir() or (folder.exists() and committed.samefile(folder)):
+        return [folder]
+    extra = [
+        p
+        for p in sorted(committed.rglob("*.json"))
+        if not folder.joinpath(*p.relative_to(committed).parts[:3]).exists()
+    ]
+    return [folder, *extra]
+
+
 METHOD_ORDER = (
     "finetune",
     "joint",

@@ -349,7 +349,8 @@ def steps(config: RunConfig) -> tuple[float, float]:
         "der": 1 + (tasks - 1) / 6,  # forwards through every earlier extractor too
     }.get(config.method, 1.0)
     training = tasks * config.epochs * math.ceil(n_train / config.batch_size) * factor
-    return training, tasks * tasks * math.ceil(n_test / config.eval_batch_size) / 3
+    grown = (tasks + 1) / 2 if config.method == "der" else 1  # DER: every extractor tested
+    return training, tasks * tasks * math.ceil(n_test / config.eval_batch_size) / 3 * grown
 
 
 def pixel_work(config: RunConfig) -> int:
