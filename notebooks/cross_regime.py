@@ -48,7 +48,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from cl_regimes import findings, report, results
+from cl_regimes import findings, profiles, report, results
 
 folder = Path(results_dir) / profile
 sources = results.with_committed(folder, Path(committed_dir) / profile)
@@ -300,8 +300,11 @@ display(
         else "No records of other settings in this profile."
     )
 )
-if variants:
-    display(report.style(pd.concat([findings.survival(runs, tasks, v) for v in variants])))
+if variants:  # over the profile's grid: a method run only when named (DER) has no variants
+    grid = profiles.get_profile(profile).grid_methods()
+    in_grid, tasks_in_grid = runs[runs.method.isin(grid)], tasks[tasks.method.isin(grid)]
+    survival = [findings.survival(in_grid, tasks_in_grid, v) for v in variants]
+    display(report.style(pd.concat(survival)))
 
 # %%
 for variant in sorted(set(runs.variant) - {""}):
