@@ -31,6 +31,7 @@ REPLACED = ("conv1.", "fc.")  # layers the original replaced after loading the w
 
 
 def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's global streams (a network's initialisation)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -76,8 +76,8 @@ class Expandable(nn.Module):
         """Freeze every extractor, add the next one, give the classifier zero columns for
         its features (old columns and bias copied), and a fresh auxiliary classifier."""
         extractor, self.aux = self.make(len(self.extractors))
-        for old in self.extractors:
-            old.requires_grad_(False)
+        for earlier in self.extractors:
+            earlier.requires_grad_(False)
         self.extractors.append(extractor)
         old = self.fc
         grown = GroupedLinear(len(self.extractors) * self.dim, old.cout, self.runs)
