@@ -27,15 +27,17 @@
 # `from_layer2` < `from_layer1` < `full`; `bn_affine` is not nested and enters the
 # rankings but not the depth trends. The findings use the paper's four methods (online
 # EWC, LwF, SI, GEM) and the profile's own settings; `finetune` and `joint` are shown
-# for reference, and the runs of other settings (the profile's variants) are compared
-# at the end. Each finding has one primary verdict, pooled over datasets, whose null
-# matches its claim ({ref}`statistics`); per-dataset verdicts are secondary and
-# adjusted, and everything labelled exploratory is not. The original study's own
-# analyses are shown beside them, labelled as such.
+# for reference, DER (run only when named) in the tables where its committed records
+# exist, and the runs of other settings (the profile's variants) are compared at the
+# end. Each finding has one primary verdict, pooled over datasets, whose null matches
+# its claim ({ref}`statistics`); per-dataset verdicts are secondary and adjusted, and
+# everything labelled exploratory is not. The original study's own analyses are shown
+# beside them, labelled as such.
 
 # %% tags=["parameters", "remove-cell"]
 profile = "quick"  # smoke | quick | paper
 results_dir = "../results"
+committed_dir = "../records/der"  # committed records of a method builds do not train (DER)
 device = "auto"  # unused here: this chapter only reads records
 group_size = None  # unused here
 
@@ -46,10 +48,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from cl_regimes import findings, report, results
+from cl_regimes import findings, profiles, report, results
 
 folder = Path(results_dir) / profile
-runs, tasks = results.load(folder), results.load(folder, level="task")
+sources = results.with_committed(folder, Path(committed_dir) / profile)
+runs, tasks = results.load(sources), results.load(sources, level="task")
 main, main_tasks = runs[runs.variant == ""], tasks[tasks.variant == ""]
 glue("profile", profile, display=False)
 glue("n_runs", len(main), display=False)
@@ -166,10 +169,10 @@ display(Markdown(findings.finding_ranking(main, min_excess=None)[-1].headline())
 # ### As in the original: Kendall τ between regimes
 #
 # The original study's analysis: per order, Kendall τ between the rankings of the four
-# methods in every pair of its five regimes (`from_layer4` ... `full`; its training
-# scripts do not run `head`), averaged over pairs, then mean ± standard deviation over
-# orders. It has no null: noise alone gives τ < 1. Below it, the same with `head`
-# added, apart.
+# methods (and DER where it has records, as there) in every pair of its five regimes
+# (`from_layer4` ... `full`; its training scripts do not run `head`), averaged over
+# pairs, then mean ± standard deviation over orders. It has no null: noise alone gives
+# τ < 1. Below it, the same with `head` added, apart.
 
 # %%
 original = findings.original_kendall(main)
@@ -297,8 +300,11 @@ display(
         else "No records of other settings in this profile."
     )
 )
-if variants:
-    display(report.style(pd.concat([findings.survival(runs, tasks, v) for v in variants])))
+if variants:  # over the profile's grid: a method run only when named (DER) has no variants
+    grid = profiles.get_profile(profile).grid_methods()
+    in_grid, tasks_in_grid = runs[runs.method.isin(grid)], tasks[tasks.method.isin(grid)]
+    survival = [findings.survival(in_grid, tasks_in_grid, v) for v in variants]
+    display(report.style(pd.concat(survival)))
 
 # %%
 for variant in sorted(set(runs.variant) - {""}):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cl_regimes import methods, regimes
+from cl_regimes import methods, models, regimes
 from cl_regimes.config import ConfigError
 
 STATS = (
@@ -35,7 +35,12 @@ def test_method_under_regime(smoke_runs, method, regime):
     assert trainable
     for name, p in run.trainer.model.named_parameters():
         assert p.requires_grad == (name in trainable)
-        if name not in trainable:
+        if name not in trainable and method != "der":
+            assert torch.equal(run.before[name], run.after[name]), f"frozen {name} moved"
+    if method == "der":  # its network grows (tests/test_der.py); the first extractor's
+        rule = regimes.get(regime)  # coordinates outside the regime never moved
+        first = models._named_parameters(run.trainer.model.extractors[0])
+        for name in [f"extractors.0.{n}" for n, bn, _ in first if not rule.is_trainable(n, bn)]:
             assert torch.equal(run.before[name], run.after[name]), f"frozen {name} moved"
 
     R = np.asarray(run.outcome["R"])
@@ -105,4 +110,5 @@ def test_parameter_names():
         "student_forwards",
     )
     assert names("finetune") == names("joint") == ()
-    assert METHOD_NAMES == ("finetune", "joint", "ewc", "gem", "lwf", "si")
+    assert names("der") == ("alpha", "old_bn")
+    assert METHOD_NAMES == ("finetune", "joint", "der", "ewc", "gem", "lwf", "si")

@@ -40,7 +40,9 @@ def capture(trainer, position: int, rows: list, per_task: list) -> dict:
         "configs": [c.to_dict() for c in trainer.configs],
         "position": position,
         "model": trainer.model.state_dict(),
-        "method": {k: v for k, v in vars(trainer.method).items() if k != "runs"},
+        "method": {  # a growing network (DER's) is the trainer's, saved as "model"
+            k: v for k, v in vars(trainer.method).items() if k != "runs" and v is not trainer.model
+        },
         "generators": [g.get_state() for g in trainer.generators],
         "global": (torch.get_rng_state(), np.random.get_state(), random.getstate()),
         "rows": rows,

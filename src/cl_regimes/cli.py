@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cl_regimes import data, methods, profiles, regimes
+from cl_regimes import data, initialisation, methods, profiles, regimes
 from cl_regimes.config import SCENARIOS, ConfigError, RunConfig
 
 
@@ -306,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--results", default="results", help="results folder (default results/)")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
         p.add_argument("--data-dir", default=None, help="datasets folder (default data/)")
+        weights_option(p)
         p.add_argument(
             "--scenario",
             help=f"{', '.join(SCENARIOS)} (default: the profile's, task_incremental); "
@@ -426,9 +427,19 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
     engine_options(p)
+    weights_option(p)
     p.add_argument("--no-html", action="store_true", help="execute notebooks only")
     p.set_defaults(func=_book)
     return top
+
+
+def weights_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights",
+        help="the ImageNet ResNet-18 weights for --set init=pretrained (torchvision's "
+        f"{initialisation.WEIGHTS_FILE}; default ${initialisation.WEIGHTS_ENV}, else "
+        "torchvision's cache: $TORCH_HOME/hub/checkpoints)",
+    )
 
 
 def force_option(p: argparse.ArgumentParser) -> None:
@@ -501,6 +512,8 @@ def main(argv=None) -> int:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} {value} is out of range; valid: >= 1"
                 )
+        if getattr(args, "weights", None):  # for this process and its workers
+            os.environ[initialisation.WEIGHTS_ENV] = args.weights
         if getattr(args, "scenario", None):
             args.set = [*(args.set or []), f"scenario={args.scenario}"]
         with _terminate_as_interrupt():

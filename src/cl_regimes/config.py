@@ -83,6 +83,7 @@ NON_NEGATIVE = Range(0)
 SEEDS = Range(0, 2**32 - 1)  # numpy's seed range
 TUNING_SEEDS = 1000  # the first seed of the tuning replicates (``tuning``)
 SCENARIOS = ("task_incremental", "class_incremental", "domain_incremental")  # scenarios.py
+INITS = ("random", "pretrained")  # initialisation.py
 MIN_IMAGE_SIZE = 8  # three stride-2 stages leave 1 pixel; the crop pads by size // 8
 
 
@@ -105,6 +106,7 @@ class RunConfig:
     permuted_tasks: int = setting(Range(2))  # the domain-incremental scenario's task count
     permuted_images: str = setting(Choice(("pad", "resize")))  # its 28x28 images to 32x32
     bn_stats: str = setting(Choice(("always_update", "follow_regime")))
+    init: str = setting(Choice(INITS))
     width: int = setting(AT_LEAST_ONE)
     image_size: int = setting(Range(MIN_IMAGE_SIZE))
     epochs: int = setting(AT_LEAST_ONE)
@@ -149,6 +151,11 @@ class RunConfig:
         identity = f"{self.dataset}/{self.regime}/{self.method}/{self.order}/{self.seed}"
         return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:4], "little")
 
+    def seed_for(self, salt: str) -> int:
+        """The seed of a further draw of the run (DER's later extractors), named by ``salt``:
+        a hash of the stream seed and the salt; the stream seed itself for ``""``."""
+        return derived_seed(self.stream_seed, salt)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -160,6 +167,13 @@ class RunConfig:
         """Whether two runs can train as one group (same everything but order and seed)."""
         a, b = self.to_dict(), other.to_dict()
         return all(a[k] == b[k] for k in a if k not in ("order", "seed"))
+
+
+def derived_seed(seed: int, salt: str) -> int:
+    """``seed`` for the empty salt, else 32 bits of the sha256 of both."""
+    if not salt:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}/{salt}".encode()).digest()[:4], "little")
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))

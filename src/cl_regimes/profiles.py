@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from cl_regimes import data, methods, regimes
+from cl_regimes import data, initialisation, methods, regimes
 from cl_regimes.config import FIELDS, ConfigError, RunConfig, check_choice
 
 NUM_ORDERS = 11  # the canonical order + 10 permutations
@@ -24,6 +24,7 @@ PAPER_SETTINGS = {
     "permuted_tasks": 10,  # domain-incremental only: Permuted-MNIST as the field runs it,
     "permuted_images": "pad",  # 10 tasks, 28x28 images zero-padded to 32x32
     "bn_stats": "always_update",  # the original put the whole network in training mode
+    "init": "random",  # the original's INIT_MODE; pretrained: ImageNet weights (--weights)
     "width": 64,
     "image_size": 32,
     "epochs": 3,
@@ -53,6 +54,8 @@ PAPER_SETTINGS = {
     "gem.margin": 0.0,
     "gem.ridge": 1e-5,
     "gem.memory_bn": "update",
+    "der.alpha": 1.0,  # DER_ALPHA: the auxiliary loss's weight
+    "der.old_bn": "follow_bn_stats",  # earlier extractors' BatchNorm: as bn_stats says
 }
 
 
@@ -82,8 +85,11 @@ class Profile:
     variants: tuple[Variant, ...] = ()
 
     def grid_methods(self) -> tuple[str, ...]:
-        """The methods of its grid: the library's own unless named (never a plug-in)."""
-        return self.methods or methods.names(plugins=False)
+        """The methods of its grid: the library's own unless named (never a plug-in), but
+        not those run only when named (``Method.in_grid``: DER)."""
+        return self.methods or tuple(
+            n for n in methods.names(plugins=False) if methods.get(n).in_grid
+        )
 
 
 PROFILES = {
@@ -267,6 +273,7 @@ def resolve(
         **run,
     )
     methods.check_params(method, params)
+    initialisation.check(config)
     applies = methods.get(method).scenarios
     if config.scenario not in applies:
         raise ConfigError(

@@ -32,6 +32,7 @@ FACTS = (
     "threads",
     "precision",
     "images",
+    "init_weights",
 )
 # The instruction set of torch's CPU kernels (ATen's, and oneDNN's convolutions) sets
 # their roundings: the same code gives other numbers on an AVX-512 CPU than on an AVX2
@@ -75,6 +76,16 @@ def images_digest(blocks: list[data.Block]) -> str:
         for t in (block.train.x, block.train.y, block.test.x, block.test.y):
             digest.update(t.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def initial_weights(config) -> dict:
+    """``{"init_weights": sha256}`` of the ImageNet weights a pretrained run starts from
+    (``init=pretrained``); nothing for a random initialisation."""
+    if config.init != "pretrained":
+        return {}
+    from cl_regimes import initialisation
+
+    return {"init_weights": initialisation.digest()}
 
 
 def method_source(name: str) -> dict | None:

@@ -453,17 +453,23 @@ def scale_table(loaded: dict) -> pd.DataFrame:
 
 def coverage(profile: str, n_records: int, main: pd.DataFrame) -> str:
     """A sentence on how much of the profile's grid the records ``main`` (its own settings)
-    hold, and on the replicates of other seeds they add."""
+    hold, on the replicates of other seeds they add, and on the runs of methods outside
+    the grid (DER's committed records)."""
     from cl_regimes import profiles, sweep
 
-    seeds = profiles.get_profile(profile).seeds
+    prof = profiles.get_profile(profile)
     grid = len(sweep.plan(profile, variants=False))
-    in_grid = int(main.seed.isin(seeds).sum())
+    outside = main[~main.method.isin(prof.grid_methods())]  # methods run when named (DER)
+    main = main[main.method.isin(prof.grid_methods())]
+    in_grid = int(main.seed.isin(prof.seeds).sum())
     text = (
         f"{n_records} run records of profile `{profile}`; the findings use the {len(main)} "
         f"made with the profile's own settings: {in_grid} of the {grid} runs of its grid"
     )
-    extra = main[~main.seed.isin(seeds)]
+    if len(outside):
+        names = ", ".join(f"`{m}`" for m in sorted(set(outside.method.astype(str))))
+        text += f" (and {len(outside)} runs of {names}, run only when named, in the tables)"
+    extra = main[~main.seed.isin(prof.seeds)]
     if len(extra):
         cells = extra.groupby(["regime", "method"], observed=True).ngroups
         text += (

@@ -168,6 +168,7 @@ def read(path) -> dict:
 def upgrade(config: dict) -> dict:
     """Fill the settings added since a record was made with the values its code ran."""
     config.setdefault("scenario", "task_incremental")
+    config.setdefault("init", "random")  # before pretrained initialisation
     config.setdefault("validation_per_task", None)
     domain = config["scenario"] == "domain_incremental"
     config.setdefault("permuted_tasks", 5 if domain else 10)  # 5: the dataset's task count
@@ -211,7 +212,30 @@ def records(source) -> list[tuple[Path, dict]]:
     return [(p, read(p)) for p in paths]
 
 
-METHOD_ORDER = ("finetune", "joint", "ewc", "gem", "lwf", "si")  # the book's: methods.names()
+def with_committed(folder, committed) -> list[Path]:
+    """``folder`` (a build's records of one profile) and the records in ``committed`` (the
+    same profile's committed ones, e.g. DER's, which no build trains) of the (dataset,
+    regime, method) cells ``folder`` has none of: never two records of one run."""
+    folder, committed = Path(folder), Path(committed)
+    if not committed.is_dir() or (folder.exists() and committed.samefile(folder)):
+        return [folder]
+    extra = [
+        p
+        for p in sorted(committed.rglob("*.json"))
+        if not folder.joinpath(*p.relative_to(committed).parts[:3]).exists()
+    ]
+    return [folder, *extra]
+
+
+METHOD_ORDER = (
+    "finetune",
+    "joint",
+    "der",
+    "ewc",
+    "gem",
+    "lwf",
+    "si",
+)  # the book's: methods.names()
 KEY_COLUMNS = (*RUN_COLUMNS, "seeding", "scenario", "classes_per_task", "n_trainable")
 LEVEL_COLUMNS = {  # the columns of an empty table (a task's update statistics vary by method)
     "run": (*KEY_COLUMNS, *metrics.summary(np.eye(2)), "chance", "wall_time_s", "R", "path")

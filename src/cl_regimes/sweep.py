@@ -340,17 +340,19 @@ def steps(config: RunConfig) -> tuple[float, float]:
     """(training steps, evaluation in steps) of one run, for ``estimate`` and for ordering
     a sweep's units: tasks x epochs x batches, scaled for the methods that do more work
     per task (joint trains on all seen tasks; LwF adds a teacher forward and the head
-    warm-up; GEM a memory pass per past task); an evaluation batch costs a third of a
-    step."""
+    warm-up; GEM a memory pass per past task; DER a forward per earlier extractor); an
+    evaluation batch costs a third of a step."""
     tasks, n_train, n_test = task_sizes(config)
     p = config.method_params
     factor = {
         "joint": (tasks + 1) / 2,
         "lwf": 4 / 3 + p.get("warmup_epochs", 0) / max(config.epochs, 1) / 3,
         "gem": 1 + (tasks - 1) / 2 * p.get("memories_per_task", 0) / config.batch_size,
+        "der": 1 + (tasks - 1) / 6,  # forwards through every earlier extractor too
     }.get(config.method, 1.0)
     training = tasks * config.epochs * math.ceil(n_train / config.batch_size) * factor
-    return training, tasks * tasks * math.ceil(n_test / config.eval_batch_size) / 3
+    grown = (tasks + 1) / 2 if config.method == "der" else 1  # DER: every extractor tested
+    return training, tasks * tasks * math.ceil(n_test / config.eval_batch_size) / 3 * grown
 
 
 def pixel_work(config: RunConfig) -> int:

@@ -13,8 +13,8 @@ statistics and record. A group of one is a plain run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,15 +25,12 @@ from tqdm.auto import tqdm
 
 from cl_regimes import checkpoints, data, methods, models, profiles, provenance, results, scenarios
 from cl_regimes.config import ConfigError, RunConfig
-from cl_regimes.models import ResNet18, cross_entropy, flatten, row_dot
+from cl_regimes.initialisation import grouped
+from cl_regimes.initialisation import seed_everything as seed_everything
+from cl_regimes.models import cross_entropy, flatten, row_dot
 
 results.git_commit()  # the commit of the code this process imported (see git_commit)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+ZERO_WHERE_UNUSED = {"allow_unused": True, "materialize_grads": True}  # DER's two heads
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -178,8 +175,8 @@ class Trainer:
         on_epoch: Callable[[int], None] | None = None,
     ):
         """``initial``: per run, the state dict of a single-run network to start from
-        (pretrained weights, or another code's initialisation); by default each run's
-        own seeded initialisation. ``on_epoch(runs)`` is called after every epoch of a
+        (another code's initialisation); by default each run's own seeded initialisation
+        (``init``: random or pretrained). ``on_epoch(runs)`` is called after every epoch of a
         task's training with the number of runs that trained in it (a sweep's progress)."""
         cfg = configs[0]
         if initial is not None and len(initial) != len(configs):
@@ -214,14 +211,15 @@ class Trainer:
             )
         self.generators = [torch.Generator(self.device).manual_seed(c.stream_seed) for c in configs]
         self.inputs = data.Normalizer(ds.spec, self.device)
-        networks = []
-        for k, c in enumerate(configs):  # each run initialised as its single-run network
-            seed_everything(c.stream_seed)
-            networks.append(ResNet18(ds.spec.num_classes, cfg.width))
-            if initial is not None:
-                networks[-1].load_state_dict(initial[k])
-        model = networks[0] if self.runs == 1 else ResNet18.stack(networks)
-        self.model = model.to(self.device, memory_format=self.inputs.memory_format)
+        self.network = functools.partial(  # network(salt): fresh networks (DER's extractors)
+            grouped,
+            configs,
+            ds.spec.num_classes,
+            self.device,
+            self.inputs.memory_format,
+            initial=initial,
+        )
+        self.model = self.network()
         self.params = models.apply_regime(self.model, cfg.regime)
         view = methods.Runs(
             self.model,
@@ -232,8 +230,10 @@ class Trainer:
             self.generators,
             self.fit,
             self.task_gradients,
+            self.network,
         )
         self.method = methods.make(cfg.method, view, cfg.method_params)
+        self.model = self.method.network()  # DER's grows; the others' is self.model
         self._buffers: tuple | None = None  # see ``buffers``
 
     def autocast(self):
@@ -247,7 +247,8 @@ class Trainer:
         return self.scenario.score(logits, labels, self.seen)
 
     def _grad(self, loss, params, retain=False, out=None) -> torch.Tensor:
-        return flatten(torch.autograd.grad(loss, params, retain_graph=retain), self.runs, out)
+        grads = torch.autograd.grad(loss, params, retain_graph=retain, **ZERO_WHERE_UNUSED)
+        return flatten(grads, self.runs, out)
 
     def task_gradients(
         self, x: torch.Tensor, y: torch.Tensor, update_bn: bool, out: torch.Tensor | None = None
@@ -472,6 +473,7 @@ class Trainer:
                     ],
                     device=self.device,
                 )
+                self.params = self.method.grow(position) or self.params
                 start = flatten(self.params, runs).detach().clone()
                 self.method.before_task(current)
                 x, y = self.method.train_data([tasks[: position + 1] for tasks in self.tasks])
@@ -561,6 +563,7 @@ def run_group(
             **provenance.environment(trainer.device, group[0].precision, len(group)),
             "group": [[c.order, c.seed] for c in group],
             "images": provenance.images_digest(trainer.blocks),
+            **provenance.initial_weights(group[0]),
         }
         for slot, (config, outcome) in enumerate(zip(group, outcomes)):
             record = results.assemble(

@@ -15,6 +15,8 @@ from scipy import stats
 from cl_regimes.findings.common import PAPER_METHODS, REPLICATE, RUN_KEYS, scope
 
 ORIGINAL_REGIMES = ("from_layer4", "from_layer3", "from_layer2", "from_layer1", "full")
+# compute_kendall.py's ALGORITHM_FILES: the four methods, and DER where its results exist
+KENDALL_METHODS = (*PAPER_METHODS, "der")
 
 
 def _signs(x: np.ndarray) -> np.ndarray:
@@ -86,12 +88,13 @@ def original_kendall(
     variant: str = "",
     bn_stats: str | None = None,
 ) -> OriginalKendall:
-    """As in the original: per order, Kendall tau-b of the methods' ACC between every pair of
-    ``regimes`` (the original's five by default; its scripts do not run ``head``) with >= 2
-    common methods, averaged with np.mean; then mean and np.std over the orders whose mean is
-    not nan. Descriptive: noise alone gives tau < 1."""
+    """As in the original: per order, Kendall tau-b of the methods' ACC (the paper's four,
+    and DER where it has records) between every pair of ``regimes`` (the original's five
+    by default; its scripts do not run ``head``) with >= 2 common methods, averaged with
+    np.mean; then mean and np.std over the orders whose mean is not nan. Descriptive:
+    noise alone gives tau < 1."""
     runs = scope(runs, variant, bn_stats)
-    runs = runs[runs.regime.isin(regimes) & runs.method.isin(PAPER_METHODS)]
+    runs = runs[runs.regime.isin(regimes) & runs.method.isin(KENDALL_METHODS)]
     orders, pairs = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

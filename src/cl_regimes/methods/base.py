@@ -14,8 +14,10 @@ runs it::
     update  = method.direction(g + p, g, p, active)       # GEM projects, SI clips
     optimiser step along update;  method.after_step(g)
 
-around which ``before_task``, ``train_data`` and ``after_task`` run once per task.
-A method sees the tasks trained so far and the current one, never a later one.
+around which ``grow``, ``before_task``, ``train_data`` and ``after_task`` run once per
+task. A method sees the tasks trained so far and the current one, never a later one.
+A method whose network grows (DER) gives the trainer its network (``network``) and,
+from ``grow``, the parameters each task trains.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class Runs:
     # per-run flat gradient of the task loss on non-augmented images [N, K, ...] -> [K, N]
     # (x, y, update_bn, out=None: a [K, N] buffer to write it to)
     task_gradients: Callable
+    # network(salt) -> a fresh grouped ResNet-18 on the device, run k's part initialised
+    # as a single network (random or pretrained: ``init``) from a seed derived from its
+    # own and ``salt`` (DER's extractors)
+    network: Callable[[str], nn.Module] | None = None
 
     def flat(self, tensors, out: torch.Tensor | None = None) -> torch.Tensor:
         """[K, N] rows of ``tensors``; copied into ``out`` (detached) when given."""
@@ -96,6 +102,7 @@ class Method:
     needs_task_gradient: ClassVar[bool] = False  # g is needed apart from the penalty's gradient
     stop_on_total_loss: ClassVar[bool] = False  # early stopping watches loss + penalty
     scenarios: ClassVar[tuple[str, ...]] = SCENARIOS  # those it applies to
+    in_grid: ClassVar[bool] = True  # False: in no profile's grid, swept when named (DER)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -129,6 +136,15 @@ class Method:
             for n, p in list(signature.parameters.items())[2:]
             if p.default is not inspect.Parameter.empty
         }
+
+    def network(self) -> nn.Module:
+        """The network the trainer trains and evaluates (its forward gives the logits)."""
+        return self.runs.model
+
+    def grow(self, position: int) -> list[nn.Parameter] | None:
+        """Before anything else of task ``position`` (0, 1, ...): a method whose network
+        grows adds to it and returns the parameters to train from now on; None keeps them."""
+        return None
 
     def before_task(self, tasks: list[Task]) -> None:
         """Before training ``tasks`` (the current task of each run)."""
