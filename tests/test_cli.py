@@ -188,7 +188,8 @@ def test_every_declared_range_is_checked_before_anything_runs(key, tmp_path, cap
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     # images per task: at least the classes of a task, which the dataset sets (2 for digits)
-    expected = "None or >= 2" if key in ("train_per_task", "test_per_task") else str(valid)
+    per_task = ("train_per_task", "test_per_task", "validation_per_task")
+    expected = "None or >= 2" if key in per_task else str(valid)
     assert f"{key}={bad!r}" in err and expected in err
     assert not list(tmp_path.rglob("*.json"))
 
