@@ -1,5 +1,5 @@
 """Section 2, ``input``: images per second delivered to the model, ``Trainer._batch``
-(uint8 tensors -> ``data.augment`` -> ``data.Normalizer``) vs DataLoader + PIL transforms,
+(uint8 tensors -> ``inputs.augment`` -> ``inputs.Normalizer``) vs DataLoader + PIL transforms,
 interleaved over ``--repeats``. ratio = cl_regimes images/s / DataLoader images/s.
 """
 

@@ -13,7 +13,7 @@ import torch
 from original_code import DATASET, REGIME_NAMES, Original
 from torch.utils.data import TensorDataset
 
-from cl_regimes import data, metrics, profiles, train
+from cl_regimes import inputs, metrics, profiles, train
 
 
 def config_of(args, method: str, order: int, seed: int):
@@ -55,7 +55,7 @@ def run_ours(config, initial=None) -> dict:
 def fixed_tasks(ds, indices) -> list[tuple[TensorDataset, TensorDataset]]:
     """Per task, (train, test) of the normalised network inputs our side computes, as
     datasets the original's loaders read: both sides see the same tensors."""
-    normalise = data.Normalizer(ds.spec, torch.device("cpu"))
+    normalise = inputs.Normalizer(ds.spec, torch.device("cpu"))
 
     def split(images, labels):
         return TensorDataset(normalise(images[:, None]), labels)

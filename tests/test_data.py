@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.datasets as tvd
 
-from cl_regimes import data
+from cl_regimes import data, inputs
 from cl_regimes.config import ConfigError
 
 IDX_TYPE = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C}
@@ -205,7 +205,7 @@ def matching_crops(image: torch.Tensor, out: torch.Tensor, pad: int, flips) -> l
 
 
 def augmented(x, flip, generator):
-    return data.augment(x, *data.draw_augmentation(len(x), x.shape[-1], flip, generator))
+    return inputs.augment(x, *inputs.draw_augmentation(len(x), x.shape[-1], flip, generator))
 
 
 @pytest.mark.parametrize("channels, size", [(1, 16), (3, 32)])
@@ -243,7 +243,7 @@ def test_normalizer_grey_to_three_channels():
     ds = data.spec("mnist")
     x = torch.randint(0, 256, (5, 1, 1, 16, 16), dtype=torch.uint8)
     kept = x.clone()
-    out = data.Normalizer(ds, torch.device("cpu"))(x)
+    out = inputs.Normalizer(ds, torch.device("cpu"))(x)
     assert out.shape == (5, 3, 16, 16) and out.dtype == torch.float32
     assert torch.equal(x, kept)
     expected = (x[:, 0].double() / 255 - 0.1307) / 0.3081
@@ -259,7 +259,7 @@ def test_normalizer_rgb_per_channel_and_runs_side_by_side():
     x = torch.full((2, 2, 3, 8, 8), 255, dtype=torch.uint8)  # [N, K runs, C, S, S]
     x[:, :, 1] = 0
     x[:, 1] = 255 - x[:, 1]
-    out = data.Normalizer(ds, torch.device("cpu"))(x)
+    out = inputs.Normalizer(ds, torch.device("cpu"))(x)
     assert out.shape == (2, 6, 8, 8)  # run k in channels 3k .. 3k + 2
     for c, value in enumerate((1.0, 0.0, 1.0, 0.0, 1.0, 0.0)):
         assert torch.allclose(out[:, c], torch.tensor((value - ds.mean[c % 3]) / ds.std[c % 3]))

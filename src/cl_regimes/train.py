@@ -23,7 +23,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import checkpoints, data, methods, models, profiles, provenance, results, scenarios
+from cl_regimes import (
+    checkpoints,
+    data,
+    inputs,
+    methods,
+    models,
+    profiles,
+    provenance,
+    results,
+    scenarios,
+)
 from cl_regimes.config import ConfigError, RunConfig
 from cl_regimes.initialisation import grouped
 from cl_regimes.initialisation import seed_everything as seed_everything
@@ -210,7 +220,7 @@ class Trainer:
                 "position (use train.groups_of_equal_task_sizes)"
             )
         self.generators = [torch.Generator(self.device).manual_seed(c.stream_seed) for c in configs]
-        self.inputs = data.Normalizer(ds.spec, self.device)
+        self.inputs = inputs.Normalizer(ds.spec, self.device)
         self.network = functools.partial(  # network(salt): fresh networks (DER's extractors)
             grouped,
             configs,
@@ -274,10 +284,10 @@ class Trainer:
         images = x[runs_idx, idx]
         if self.scenario.augment:
             draws = [
-                data.draw_augmentation(n, x.shape[-1], self.spec.flip, self.generators[k])
+                inputs.draw_augmentation(n, x.shape[-1], self.spec.flip, self.generators[k])
                 for k in live
             ]
-            images = data.augment(
+            images = inputs.augment(
                 images.flatten(0, 1), *(torch.cat(d) for d in zip(*draws))
             ).unflatten(0, (len(live), n))
         if len(live) < self.runs:
