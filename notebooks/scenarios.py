@@ -58,6 +58,17 @@ from cl_regimes import findings, report, results
 
 runs = results.load(Path(records_dir) / scenario_profile)
 scenarios = report.by_scenario(runs)
+permuted = runs[runs.scenario == "domain_incremental"]
+if len(permuted):  # what these records ran: the settings changed on 2026-12-03
+    tasks = sorted({len(R) for R in permuted.R})
+    fits = {results.read(path)["config"]["permuted_images"] for path in permuted.path}
+    fit = {"pad": "zero-padded (28 to 32 pixels) before resizing", "resize": "resized"}
+    display(
+        Markdown(
+            f"The domain-incremental records hold {' or '.join(map(str, tasks))} tasks, their "
+            f"images {' or '.join(fit[f] for f in sorted(fits))}."
+        )
+    )
 display(Markdown("Runs per scenario (rows) and regime (columns):"))
 report.style(
     runs.pivot_table(index="scenario", columns="regime", values="acc", aggfunc="size")
