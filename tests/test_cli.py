@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from cl_regimes import cli, methods, profiles, regimes, results, sweep
+from cl_regimes import cli, commands, methods, profiles, regimes, results, sweep
 from cl_regimes.config import Choice, Range, RunConfig
 
 
@@ -207,7 +207,7 @@ def test_set_takes_several_pairs_and_repeats():
 def test_no_variants_sweeps_the_profiles_own_settings_only():
     def planned(*extra):
         args = cli.parser().parse_args(["sweep", "--profile", "quick", *extra])
-        return sweep.plan(args.profile, **cli._grid(args))
+        return sweep.plan(args.profile, **commands.grid_of(args))
 
     own = planned("--no-variants")
     assert len(own) == 7 * 6 * 3 and len(planned()) > len(own)
