@@ -1,5 +1,5 @@
 """Section 6, ``group``: the runs of one cell (the quick profile's 3 orders) trained as one
-grouped network (``train.run_group(configs)``) vs one at a time (``train.run_group([c])``
+grouped network (``runner.run_group(configs)``) vs one at a time (``runner.run_group([c])``
 for each), per cell of ``--group-methods`` x ``--group-regimes`` and summed over those
 cells ("sweep"): wall time and training images/s, interleaved over ``--run-repeats``.
 ratio = one-at-a-time time / grouped time (> 1: grouping is faster).
@@ -22,7 +22,7 @@ import harness
 import paper
 from timing import ratios, row, summarize, sync, timeit
 
-from cl_regimes import methods, profiles, regimes, sweep, train
+from cl_regimes import methods, profiles, regimes, runner, sweep
 from cl_regimes.config import RunConfig
 
 
@@ -104,10 +104,10 @@ def time_cell(configs: list[RunConfig], args, device) -> dict:
     got: dict[str, list[dict]] = {}
 
     def grouped():
-        got["grouped"] = train.run_group(configs, device)
+        got["grouped"] = runner.run_group(configs, device)
 
     def one_at_a_time():
-        got["one at a time"] = [r for c in configs for r in train.run_group([c], device)]
+        got["one at a time"] = [r for c in configs for r in runner.run_group([c], device)]
 
     times = timeit({"grouped": grouped, "one at a time": one_at_a_time}, args.run_repeats, device)
     return {
@@ -153,7 +153,7 @@ def group_sizes(args, device) -> dict:
         paper.warm_up(group, device)
         sync(device)
         start = time.perf_counter()
-        records = train.run_group(group, device)
+        records = runner.run_group(group, device)
         sync(device)
         wall = time.perf_counter() - start
         images = record_images(records)

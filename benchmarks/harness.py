@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from timing import HEADER, ROWS, format_row
 
-from cl_regimes import data, profiles, train
+from cl_regimes import data, models, profiles
 from cl_regimes.config import RunConfig
 
 SHARED = {  # options read by more than one section, added once
@@ -101,7 +101,7 @@ def parse(doc: str, sections: list, argv=None, first: dict | None = None) -> arg
 def run(sections: list, args) -> None:
     """Run ``sections`` in order on the command's device; print and write what they measure."""
     torch.set_num_threads(args.threads)
-    device = train.resolve_device(args.device)
+    device = models.resolve_device(args.device)
     env = {
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -18,7 +18,7 @@ import torch
 from timing import row
 from torch.utils.flop_counter import FlopCounterMode
 
-from cl_regimes import data, methods, metrics, profiles, sweep, train
+from cl_regimes import data, methods, metrics, profiles, runner, sweep
 from cl_regimes.config import RunConfig
 from cl_regimes.models import ResNet18
 
@@ -59,7 +59,7 @@ def warm_up(configs: list[RunConfig], device) -> None:
         )
         for c in configs
     ]
-    train.run_group(small, device)
+    runner.run_group(small, device)
 
 
 def train_images(config: RunConfig, epochs_run: list[int]) -> int:
@@ -85,7 +85,7 @@ def measure(args, device, details) -> dict | None:
     step_details = details.get("step")
     cfg = paper_config(args)
     warm_up([cfg], device)
-    record = train.run(cfg, device)
+    record = runner.run(cfg, device)
     wall = record["wall_time_s"]
     tasks = sweep.task_sizes(cfg)[0]
     trained = train_images(cfg, [t["epochs_run"] for t in record["tasks"]])

@@ -14,7 +14,7 @@ import conventional
 import harness
 from timing import row, timeit
 
-from cl_regimes import metrics, train
+from cl_regimes import metrics, runner
 
 NAME = "run"
 OPTIONS: dict = {}
@@ -26,7 +26,7 @@ def measure(args, device, details) -> dict:
     cfg = harness.quick_config(args)
     conventional.check_indices(cfg)
     records, accs = [], {}
-    fns = {"cl_regimes": lambda: records.append(train.run(cfg, device))}
+    fns = {"cl_regimes": lambda: records.append(runner.run(cfg, device))}
     for w in workers:
         fns[f"DataLoader w{w}"] = lambda w=w: accs.__setitem__(
             w, metrics.acc(conventional.run(cfg, device, w))

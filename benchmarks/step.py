@@ -16,6 +16,7 @@ import torch
 from timing import ratios, row, summarize, timeit
 
 from cl_regimes import methods, models, regimes, train
+from cl_regimes.steps import Hold, UpdateStats
 
 NAME = "step"
 OPTIONS = {
@@ -45,8 +46,8 @@ def step_runner(cfg, device, batches: int, history: bool):
     count = min(batches, math.ceil(y.shape[1] / cfg.batch_size))
     fixed = [t._batch(x, y, perms, step) for step in range(count)]  # augmented as fit does
     opt = torch.optim.Adam(t.params, lr=cfg.lr, foreach=True)
-    stats = train.UpdateStats(1, t.device) if cfg.track_updates else None
-    hold = train.Hold(list(t.params), 1)
+    stats = UpdateStats(1, t.device) if cfg.track_updates else None
+    hold = Hold(list(t.params), 1)
     active = ~hold.stopped
     models.set_train_mode(t.model, cfg.bn_stats, t.params)
 

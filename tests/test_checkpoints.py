@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cl_regimes import checkpoints, train
+from cl_regimes import checkpoints, models, runner, train
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +30,14 @@ def test_a_resumed_cell_gives_the_numbers_of_an_uninterrupted_one(
     method, smoke_config, tmp_path, monkeypatch
 ):
     configs = [smoke_config("from_layer3", method, order=o) for o in (0, 1)]
-    uninterrupted = train.run_group(configs, "cpu")
+    uninterrupted = runner.run_group(configs, "cpu")
     with monkeypatch.context() as patch:
         interrupt_at_evaluation(patch, 3)
         with pytest.raises(KeyboardInterrupt):
-            train.run_group(configs, "cpu", checkpoint_dir=tmp_path)
+            runner.run_group(configs, "cpu", checkpoint_dir=tmp_path)
     [saved] = tmp_path.glob(".checkpoint-*.pt")
     assert saved == checkpoints.path_for(tmp_path, configs)
-    resumed = train.run_group(configs, "cpu", checkpoint_dir=tmp_path)
+    resumed = runner.run_group(configs, "cpu", checkpoint_dir=tmp_path)
     for a, b in zip(uninterrupted, resumed):
         assert a["R"] == b["R"]
         assert a["tasks"] == b["tasks"]
@@ -49,12 +49,12 @@ def test_a_checkpoint_of_another_group_is_not_used(smoke_config, tmp_path, monke
     with monkeypatch.context() as patch:
         interrupt_at_evaluation(patch, 3)
         with pytest.raises(KeyboardInterrupt):
-            train.run_group(configs, "cpu", checkpoint_dir=tmp_path)
+            runner.run_group(configs, "cpu", checkpoint_dir=tmp_path)
     [saved] = tmp_path.glob(".checkpoint-*.pt")
     swapped = configs[::-1]  # the same runs in other slots: another group
     assert checkpoints.path_for(tmp_path, swapped) != saved
-    assert checkpoints.load(saved, swapped, train.resolve_device("cpu")) is None
+    assert checkpoints.load(saved, swapped, models.resolve_device("cpu")) is None
     saved.write_bytes(saved.read_bytes()[:100])  # a write cut short counts as none
-    assert checkpoints.load(saved, configs, train.resolve_device("cpu")) is None
-    fresh = train.run_group(configs, "cpu")
-    assert train.run_group(configs, "cpu", checkpoint_dir=tmp_path)[0]["R"] == fresh[0]["R"]
+    assert checkpoints.load(saved, configs, models.resolve_device("cpu")) is None
+    fresh = runner.run_group(configs, "cpu")
+    assert runner.run_group(configs, "cpu", checkpoint_dir=tmp_path)[0]["R"] == fresh[0]["R"]

@@ -18,6 +18,7 @@ from cl_regimes import (
     regimes,
     report,
     results,
+    runner,
     sweep,
     train,
 )
@@ -160,7 +161,7 @@ def test_grouped_runs_grow_the_extractors_of_their_single_runs():
 
 def test_a_resumed_der_cell_gives_the_numbers_of_an_uninterrupted_one(tmp_path, monkeypatch):
     configs = [make_smoke_config("from_layer4", "der", order=o, **TINY) for o in (0, 1)]
-    uninterrupted = train.run_group(configs, "cpu")
+    uninterrupted = runner.run_group(configs, "cpu")
     evaluate, calls = train.Trainer.evaluate, []
 
     def stop(self):
@@ -172,9 +173,9 @@ def test_a_resumed_der_cell_gives_the_numbers_of_an_uninterrupted_one(tmp_path, 
     with monkeypatch.context() as patch:
         patch.setattr(train.Trainer, "evaluate", stop)
         with pytest.raises(KeyboardInterrupt):
-            train.run_group(configs, "cpu", checkpoint_dir=tmp_path)
+            runner.run_group(configs, "cpu", checkpoint_dir=tmp_path)
     assert checkpoints.path_for(tmp_path, configs).exists()
-    resumed = train.run_group(configs, "cpu", checkpoint_dir=tmp_path)
+    resumed = runner.run_group(configs, "cpu", checkpoint_dir=tmp_path)
     for a, b in zip(uninterrupted, resumed):
         assert a["R"] == b["R"] and a["tasks"] == b["tasks"]
 

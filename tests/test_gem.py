@@ -170,14 +170,14 @@ def test_failed_qp_falls_back_to_the_plain_gradient_and_is_counted(smoke_trainer
 
 
 def test_qp_fallbacks_reach_the_record(monkeypatch):
-    from cl_regimes import profiles, train
+    from cl_regimes import profiles, runner
 
     def failing(*args):
         raise ValueError("constraints are inconsistent, no solution")
 
     monkeypatch.setattr(gem.quadprog, "solve_qp", failing)
     config = profiles.resolve("smoke", dataset="digits", regime="from_layer4", method="gem")
-    record = train.run(config, "cpu", profile="smoke")
+    record = runner.run(config, "cpu", profile="smoke")
     tasks = record["tasks"]
     assert tasks[0]["qp_fallbacks"] == 0
     assert sum(t["qp_fallbacks"] for t in tasks) == sum(t["violations"] for t in tasks) > 0

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from cl_regimes import methods, models, profiles, sweep, train
+from cl_regimes import methods, models, profiles, runner, steps, sweep, train
 from conftest import make_smoke_config
 
 ORDERS = (0, 1, 2)
@@ -128,13 +128,13 @@ def test_a_stopped_run_stays_where_it_stopped(monkeypatch):
     norms = [t for m in models.batchnorms(trainer.model) for t in (m.running_mean, m.running_var)]
     tensors = trainer.params + norms
     at_stop = {}
-    stop = train.Hold.stop
+    stop = steps.Hold.stop
 
     def spy(hold, k):
         stop(hold, k)
         at_stop[k] = [t.detach().clone() for t in tensors]
 
-    monkeypatch.setattr(train.Hold, "stop", spy)
+    monkeypatch.setattr(steps.Hold, "stop", spy)
     start = [t.detach().clone() for t in tensors]
     x, y = trainer.method.train_data([tasks[:1] for tasks in trainer.tasks])
     out = trainer.fit(x, y, trainer.params, 4, RisingPenalty(trainer.method.runs))
@@ -150,11 +150,11 @@ def test_a_stopped_run_stays_where_it_stopped(monkeypatch):
 def test_groups_of_equal_task_sizes():
     # digits' classes hold 139 to 146 training images: every order has its own sizes
     unequal = configs("finetune", train_per_task=None)
-    assert len(train.groups_of_equal_task_sizes(unequal)) == 3
-    assert len(train.groups_of_equal_task_sizes(configs("finetune"))) == 1
+    assert len(runner.groups_of_equal_task_sizes(unequal)) == 3
+    assert len(runner.groups_of_equal_task_sizes(configs("finetune"))) == 1
     with pytest.raises(profiles.ConfigError, match="equal sizes"):
         train.Trainer(unequal, device="cpu")
-    records = train.run_group(unequal, "cpu", profile="smoke")
+    records = runner.run_group(unequal, "cpu", profile="smoke")
     assert [r["config"]["order"] for r in records] == list(ORDERS)
     assert all(r["environment"]["group_size"] == 1 for r in records)
 

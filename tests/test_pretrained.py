@@ -11,7 +11,7 @@ import pytest
 import torch
 import torchvision
 
-from cl_regimes import cli, initialisation, models, regimes, train
+from cl_regimes import cli, initialisation, models, regimes, runner, train
 from conftest import make_smoke_config
 
 WIDE = {  # the ImageNet network's width, on tiny tasks
@@ -140,7 +140,7 @@ def test_der_starts_every_extractor_from_them(weights):
 
 
 def test_a_pretrained_record_names_its_weights(weights):
-    record = train.run(pretrained("head", epochs=1, train_per_task=10), device="cpu")
+    record = runner.run(pretrained("head", epochs=1, train_per_task=10), device="cpu")
     digest = hashlib.sha256(initialisation.weights_path().read_bytes()).hexdigest()
     assert record["config"]["init"] == "pretrained"
     assert record["environment"]["init_weights"] == digest

@@ -17,7 +17,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from cl_regimes import cli, engines, results, sweep, train
+from cl_regimes import cli, engines, results, runner, sweep
 
 GRID = dict(regimes=["head", "full"], methods=["finetune", "ewc", "lwf"])  # 6 runs, 6 tasks
 
@@ -220,7 +220,7 @@ def test_a_run_another_task_finished_meanwhile_counts_as_done(tmp_path, monkeypa
     of a shared folder): the second to finish keeps the first's record and reports it
     done, not failed; a record of another configuration there is still an error."""
     [config] = sweep.plan("smoke", regimes=["head"], methods=["finetune"])
-    real, other_task = train.run_group, {}
+    real, other_task = runner.run_group, {}
 
     def finished_meanwhile(configs, *args, on_group, **kwargs):  # the other task saves first
         def other_first(group, records):
@@ -231,7 +231,7 @@ def test_a_run_another_task_finished_meanwhile_counts_as_done(tmp_path, monkeypa
 
         return real(configs, *args, on_group=other_first, **kwargs)
 
-    monkeypatch.setattr(train, "run_group", finished_meanwhile)
+    monkeypatch.setattr(runner, "run_group", finished_meanwhile)
     for name, changes in (("same", {}), ("other", {"lr": 0.5})):
         other_task.update(path=tmp_path / f"{name}.json", changes=changes)
         unit = engines.Unit([config], [other_task["path"]])

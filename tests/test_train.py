@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cl_regimes import data, metrics, models, results, train
+from cl_regimes import data, metrics, models, results, runner, train
 from cl_regimes.config import ConfigError
 
 
@@ -20,9 +20,9 @@ def records(smoke_runs):
     cached = smoke_runs.get("from_layer4", "finetune")
     config = cached.config
     return {
-        "a": train.run(config, "cpu", profile="smoke"),
+        "a": runner.run(config, "cpu", profile="smoke"),
         "cached": cached.outcome,
-        "other": train.run(config.__class__(**{**config.to_dict(), "seed": 1}), "cpu"),
+        "other": runner.run(config.__class__(**{**config.to_dict(), "seed": 1}), "cpu"),
     }
 
 
@@ -150,12 +150,12 @@ def test_invalid_device(smoke_config, device):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda(smoke_config):
     with pytest.raises(ConfigError, match="no CUDA"):
-        train.run(smoke_config("head", "finetune"), device="cuda")
+        runner.run(smoke_config("head", "finetune"), device="cuda")
 
 
 def test_auto_device_is_cpu_without_cuda():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert train.resolve_device("auto").type == expected
+    assert models.resolve_device("auto").type == expected
 
 
 def test_bad_precision(smoke_config):

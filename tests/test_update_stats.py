@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from cl_regimes import models
 from cl_regimes.methods import gem, lwf
-from cl_regimes.train import Hold, UpdateStats
+from cl_regimes.steps import Hold, UpdateStats
 
 
 def test_book_statistics_by_hand():

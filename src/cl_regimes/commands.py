@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cl_regimes import methods, profiles
+from cl_regimes import methods, models, profiles
 from cl_regimes.config import ConfigError
 
 
@@ -25,7 +25,7 @@ def show_regimes(args) -> None:
 
 
 def run_one(args) -> None:
-    from cl_regimes import provenance, results, train
+    from cl_regimes import provenance, results, runner
 
     method = methods.load(args.method)  # a plug-in first: --set may name its settings
     config = profiles.resolve(
@@ -43,7 +43,7 @@ def run_one(args) -> None:
     if not args.force and results.is_done(path, config, provenance.method_source(method)):
         print(f"already done (same configuration; --force recomputes it): {path}")
     else:
-        record = train.run(config, args.device, args.data_dir, progress=True, profile=args.profile)
+        record = runner.run(config, args.device, args.data_dir, progress=True, profile=args.profile)
         results.save(record, path, replace=path.exists())
         print(f"record written: {path}")
     record = results.read(path)
@@ -139,10 +139,10 @@ def projection(args, total: int, todo: list) -> None:
     projected time on this machine."""
     import pandas as pd
 
-    from cl_regimes import engines, sweep, train
+    from cl_regimes import engines, sweep
 
     engines.check(device=args.device, results_dir=args.results, jobs=args.jobs, **engine_of(args))
-    device = train.resolve_device(args.device)
+    device = models.resolve_device(args.device)
     size = args.group_size or args.runs_per_gpu
     if todo:
         cells = pd.DataFrame([(c.method, c.regime) for c in todo], columns=["method", "regime"])

@@ -1,7 +1,7 @@
 """Where a sweep's work units run: on this machine (``local``) or on a Ray cluster (``ray``).
 
 A work unit is a group of runs of one cell, trained as one grouped network
-(``train.run_group``) by ``train_unit``, which saves each run's record and
+(``runner.run_group``) by ``train_unit``, which saves each run's record and
 reports what it did. Both engines run the same function and yield its
 ``Outcome`` as units finish, so a sweep handles them alike:
 
@@ -87,7 +87,7 @@ def train_unit(
     """Train the unit's unfinished runs as one group and save each run's record;
     ``on_epoch(runs)`` after every epoch of its training (in a pool worker: reported to
     the parent through the pool's progress queue)."""
-    from cl_regimes import provenance, train
+    from cl_regimes import provenance, runner
 
     if threads:
         import torch
@@ -118,7 +118,7 @@ def train_unit(
                     outcome.skipped.append(path)
 
         if todo:
-            train.run_group(
+            runner.run_group(
                 [c for c, _ in todo],
                 device,
                 data_dir,

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cl_regimes import regimes
-from cl_regimes.config import check_choice
+from cl_regimes.config import ConfigError, check_choice
 
 
 def per_run(t: torch.Tensor, runs: int) -> torch.Tensor:
@@ -280,3 +280,16 @@ def regime_summary(width: int = 64, num_classes: int = 10) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
+    return dev

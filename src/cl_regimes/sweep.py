@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import data, engines, profiles, provenance, results, scenarios, train
+from cl_regimes import data, engines, models, profiles, provenance, results, scenarios
 from cl_regimes.config import RunConfig
 from cl_regimes.models import ResNet18, apply_regime, cross_entropy
 
@@ -96,7 +96,7 @@ def groups(configs: list[RunConfig], group_size: int | None, device) -> list[lis
     """The sweep's work units: each cell's runs in groups of ``group_size`` (None: as many
     as fit, which is all of a cell's runs on a CPU), the largest first, so that workers
     training several at once finish close together."""
-    device = train.resolve_device(device)
+    device = models.resolve_device(device)
     units = []
     for cell in cells(configs):
         size = group_size or max_group_size(cell[0], device) or len(cell)
@@ -324,7 +324,7 @@ def estimate(configs: list[RunConfig], device="auto", group_size: int | None = N
     """Projected seconds for ``configs``, grouped as a sweep groups them, from a short
     calibration of grouped steps of each regime on ``device`` and each run's ``steps``
     (what it leaves out: ``ESTIMATE``)."""
-    device = train.resolve_device(device)
+    device = models.resolve_device(device)
     calibrated: dict[tuple, float] = {}
     total = 0.0
     for unit in groups(configs, group_size, device):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,147 +28,17 @@ from cl_regimes import (
     inputs,
     methods,
     models,
-    profiles,
-    provenance,
     results,
     scenarios,
 )
 from cl_regimes.config import ConfigError, RunConfig
 from cl_regimes.initialisation import grouped
 from cl_regimes.initialisation import seed_everything as seed_everything
-from cl_regimes.models import cross_entropy, flatten, row_dot
+from cl_regimes.models import cross_entropy, flatten
+from cl_regimes.steps import Hold, UpdateStats
 
 results.git_commit()  # the commit of the code this process imported (see git_commit)
 ZERO_WHERE_UNUSED = {"allow_unused": True, "materialize_grads": True}  # DER's two heads
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: CUDA when available, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
-    return dev
-
-
-class UpdateStats:
-    """Per-step update statistics of each run, summed on the device, averaged per task.
-
-    The book's definitions: g is the task-loss gradient and r what the method adds
-    to it (penalty gradient, GEM's correction, SI's clipping), over trainable
-    parameters: g2 = E||g||^2, r2 = E||r||^2, u = E||g + r||^2 = g2 + r2 + 2 E<g, r>,
-    cos = E<g, r> / sqrt(g2 r2) (so that u = g2 + r2 + 2 cos sqrt(g2 r2) holds
-    exactly), cos_step the mean of per-step cosines.
-    The original study's definitions (``orig_*``), with its "retention" vector q
-    (``Method.retention``): norm_g = E||g||, norm_r = E||q||, cos = E cos(g, q)
-    (0 where either is 0), u = E(||g||^2 + ||q||^2 + 2 cos ||g|| ||q||).
-    ``u_head``: u over the ``head`` columns alone (the head's parameters, which every
-    regime trains: u on a footing common to the regimes; by default every column).
-    """
-
-    KEYS = (
-        "g2",
-        "r2",
-        "dot",
-        "cos_step",
-        "orig_norm_g",
-        "orig_norm_r",
-        "orig_cos",
-        "orig_u",
-        "u_head",
-        "steps",
-    )
-
-    def __init__(self, runs: int, device: torch.device, head: torch.Tensor | None = None):
-        self.sums = torch.zeros(runs, len(self.KEYS), dtype=torch.float64, device=device)
-        self.r: torch.Tensor | None = None  # update - g, in a buffer reused every step
-        self.head = head
-
-    def add(
-        self,
-        g: torch.Tensor,
-        update: torch.Tensor,
-        retention: torch.Tensor | None,
-        active: torch.Tensor,
-    ) -> None:
-        if self.r is None:
-            self.r = torch.empty_like(g)
-        r = torch.sub(update, g, out=self.r)
-        g2, r2, dot = row_dot(g, g), row_dot(r, r), row_dot(g, r)
-        norm_g = g2.sqrt()
-        if retention is None:
-            norm_q = cos_q = torch.zeros_like(g2)
-        else:
-            norm_q = row_dot(retention, retention).sqrt()
-            both = (norm_g > 0) & (norm_q > 0)
-            cos_q = torch.where(
-                both, row_dot(g, retention) / (norm_g * norm_q).clamp_min(1e-30), 0.0
-            ).clamp(-1, 1)
-        values = torch.stack(
-            [
-                g2,
-                r2,
-                dot,
-                dot / (g2 * r2).sqrt().clamp_min(1e-30),
-                norm_g,
-                norm_q,
-                cos_q,
-                g2 + norm_q**2 + 2 * cos_q * norm_g * norm_q,
-                row_dot(update, update)
-                if self.head is None
-                else row_dot(*[update[:, self.head]] * 2),
-                torch.ones_like(g2),
-            ],
-            1,
-        )
-        self.sums += values.double() * active[:, None]
-
-    def summary(self) -> list[dict[str, float]]:
-        out = []
-        for row in self.sums.tolist():
-            s = dict(zip(self.KEYS, row))
-            steps = int(s.pop("steps"))
-            m = {k: v / max(steps, 1) for k, v in s.items()}
-            cos = m["dot"] / math.sqrt(m["g2"] * m["r2"]) if m["g2"] * m["r2"] > 0 else 0.0
-            out.append(
-                {
-                    "g2": m["g2"],
-                    "r2": m["r2"],
-                    "cos": cos,
-                    "u": m["g2"] + m["r2"] + 2 * m["dot"],
-                    "cos_step": m["cos_step"],
-                    **{k: m[k] for k in self.KEYS[4:9]},
-                    "steps": steps,
-                }
-            )
-        return out
-
-
-class Hold:
-    """Keeps the rows of stopped runs (parameters, BatchNorm statistics) where they stopped."""
-
-    def __init__(self, tensors: list[torch.Tensor], runs: int):
-        self.tensors, self.runs = tensors, runs
-        self.saved: list[torch.Tensor] | None = None
-        self.stopped = torch.zeros(runs, dtype=torch.bool, device=tensors[0].device)
-
-    def stop(self, k: int) -> None:
-        if self.saved is None:
-            self.saved = [t.detach().clone() for t in self.tensors]
-        for t, s in zip(self.tensors, self.saved):
-            s.unflatten(0, (self.runs, -1))[k] = t.detach().unflatten(0, (self.runs, -1))[k]
-        self.stopped[k] = True
-
-    @torch.no_grad()
-    def restore(self) -> None:
-        if self.saved is not None:
-            for t, s in zip(self.tensors, self.saved):
-                rows = t.unflatten(0, (self.runs, -1))
-                rows[self.stopped] = s.unflatten(0, (self.runs, -1))[self.stopped]
 
 
 class Trainer:
@@ -196,7 +65,7 @@ class Trainer:
         if any(not cfg.differs_only_in_order_and_seed(c) for c in configs):
             raise ConfigError("runs trained as one group may differ in order and seed only")
         self.configs, self.cfg, self.runs = configs, cfg, len(configs)
-        self.device = resolve_device(device)
+        self.device = models.resolve_device(device)
         self.progress, self.on_epoch = progress, on_epoch
         self.scenario = scenarios.of(cfg)
         ds = data.load(cfg.dataset, data_dir, cfg.image_size, self.scenario.pad)
@@ -217,7 +86,7 @@ class Trainer:
         if len({tuple(len(t.train.y) for t in tasks) for tasks in self.tasks}) > 1:
             raise ConfigError(
                 "runs trained as one group need tasks of equal sizes at every "
-                "position (use train.groups_of_equal_task_sizes)"
+                "position (use runner.groups_of_equal_task_sizes)"
             )
         self.generators = [torch.Generator(self.device).manual_seed(c.stream_seed) for c in configs]
         self.inputs = inputs.Normalizer(ds.spec, self.device)
@@ -523,81 +392,3 @@ class Trainer:
             }
             for k in range(runs)
         ]
-
-
-def groups_of_equal_task_sizes(configs: list[RunConfig], data_dir=None) -> list[list[RunConfig]]:
-    """Split runs of one cell into groups whose tasks have equal training-set sizes at every
-    position (always one group when tasks are subsampled or classes are balanced), and
-    one seed where the scenario's tasks depend on it (every task then holds every class)."""
-    cfg, groups = configs[0], {}
-    if scenarios.KINDS[cfg.scenario].seeded_tasks:
-        for c in configs:
-            groups.setdefault(c.seed, []).append(c)
-        return list(groups.values())
-    ds = data.load(cfg.dataset, data_dir, cfg.image_size)
-    held = (cfg.validation_per_task or 0) // ds.spec.classes_per_task  # validation images
-    counts = [max(n - held, 0) for n in torch.bincount(ds.train.y, minlength=ds.spec.num_classes)]
-    per_class = cfg.train_per_task and cfg.train_per_task // ds.spec.classes_per_task
-    blocks = data.class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
-    size = [sum(min(counts[c], per_class or counts[c]) for c in block) for block in blocks]
-    orders = data.task_orders(ds.spec.num_tasks)
-    for c in configs:
-        groups.setdefault(tuple(size[b] for b in orders[c.order]), []).append(c)
-    return list(groups.values())
-
-
-def run_group(
-    configs: list[RunConfig],
-    device="auto",
-    data_dir=None,
-    progress: bool = False,
-    profile: str | None = None,
-    checkpoint_dir=None,
-    on_group: Callable[[list[RunConfig], list[dict]], None] | None = None,
-    on_epoch: Callable[[int], None] | None = None,
-) -> list[dict]:
-    """Seeded continual-learning runs of one cell, trained in groups -> their records, in
-    the order of ``configs``. ``on_group(group, records)`` runs as each group finishes
-    (to save its records); ``on_epoch`` is ``Trainer``'s. With ``checkpoint_dir``, each
-    group checkpoints there after every task and resumes from its checkpoint, removed
-    after ``on_group``."""
-    records = {}
-    source = provenance.method_source(configs[0].method)
-    for group in groups_of_equal_task_sizes(configs, data_dir):
-        started = time.perf_counter()
-        trainer = Trainer(group, device, data_dir, progress, on_epoch=on_epoch)
-        checkpoint = checkpoint_dir and checkpoints.path_for(checkpoint_dir, group, source)
-        outcomes = trainer.run(checkpoint)
-        seconds = (time.perf_counter() - started) / len(group)
-        env = {
-            **provenance.environment(trainer.device, group[0].precision, len(group)),
-            "group": [[c.order, c.seed] for c in group],
-            "images": provenance.images_digest(trainer.blocks),
-            **provenance.initial_weights(group[0]),
-        }
-        for slot, (config, outcome) in enumerate(zip(group, outcomes)):
-            record = results.assemble(
-                config,
-                outcome,
-                {**env, "slot": slot},
-                seconds,
-                profile,
-                profiles.variant(profile, config) if profile else {},
-            )
-            records[repr(config)] = {**record, "method_source": source} if source else record
-        if on_group:
-            on_group(group, [records[repr(c)] for c in group])
-        if checkpoint:
-            checkpoint.unlink(missing_ok=True)
-    return [records[repr(c)] for c in configs]
-
-
-def run(
-    config: RunConfig,
-    device="auto",
-    data_dir=None,
-    progress: bool = False,
-    profile: str | None = None,
-) -> dict:
-    """One seeded continual-learning run -> its record (a JSON-ready dict)."""
-    return run_group([config], device, data_dir, progress, profile)[0]

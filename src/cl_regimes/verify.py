@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cl_regimes import methods, provenance, results, train
+from cl_regimes import methods, provenance, results, runner
 from cl_regimes.config import ConfigError, RunConfig
 
 
@@ -150,7 +150,7 @@ def verify(sources, device="cpu", data_dir=None, progress: bool = True) -> list[
         ]
         torch.set_num_threads(record["environment"].get("threads") or threads)
         try:
-            reruns = train.run_group(configs, device, data_dir, profile=record.get("profile"))
+            reruns = runner.run_group(configs, device, data_dir, profile=record.get("profile"))
         finally:
             torch.set_num_threads(threads)
         for _, record, check in members:
