@@ -333,3 +333,27 @@ def test_records_made_before_the_scenario_settings_read_as_their_code_ran(
     assert (read["permuted_tasks"], read["permuted_images"]) == (
         (5, "resize") if domain else (10, "pad")
     )
+
+
+@pytest.mark.parametrize("scenario", config.SCENARIOS)
+def test_a_setting_the_scenario_does_not_read_does_not_make_another_run(
+    tmp_path, smoke_config, scenario
+):
+    cfg = smoke_config("head", "finetune", scenario=scenario, permuted_tasks=5)
+    other = smoke_config("head", "finetune", scenario=scenario, permuted_tasks=10)
+    record = {
+        "schema": results.SCHEMA_VERSION,
+        "config": other.to_dict(),
+        "variant": {},
+        "order": [0],
+        "R": [[0.9]],
+        "tasks": [{"task": 0}],
+        "metrics": {"acc": 0.9},
+        "environment": {},
+    }
+    path = results.save(record, tmp_path / "run.json")
+    if scenario == "domain_incremental":  # the task count is the run's
+        with pytest.raises(results.RecordError, match="permuted_tasks"):
+            results.is_done(path, cfg)
+    else:
+        assert results.is_done(path, cfg)

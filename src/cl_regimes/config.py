@@ -177,3 +177,14 @@ def derived_seed(seed: int, salt: str) -> int:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
+
+
+SCENARIO_ONLY = {"permuted_tasks": "domain_incremental", "permuted_images": "domain_incremental"}
+
+
+def used_settings(config: dict) -> dict:
+    """A configuration (``RunConfig.to_dict()``) without the settings its scenario does not
+    read (``SCENARIO_ONLY``): two records of one computation then match, whatever those
+    settings were when each was made."""
+    scenario = config["scenario"]
+    return {k: v for k, v in config.items() if SCENARIO_ONLY.get(k, scenario) == scenario}

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cl_regimes import metrics
-from cl_regimes.config import ConfigError, RunConfig
+from cl_regimes.config import ConfigError, RunConfig, used_settings
 
 SCHEMA_VERSION = 2
 RECORD_KEYS = ("schema", "config", "variant", "order", "R", "tasks", "metrics", "environment")
@@ -188,8 +188,7 @@ def is_done(path, config: RunConfig, source: dict | None = None) -> bool:
     if not path.exists():
         return False
     record = read(path)
-    stored = record["config"]
-    wanted = config.to_dict()
+    stored, wanted = used_settings(record["config"]), used_settings(config.to_dict())
     if stored != wanted:
         diff = {
             k: (stored.get(k), wanted.get(k))
