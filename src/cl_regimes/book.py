@@ -30,7 +30,10 @@ from cl_regimes.config import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 CROSS = "cross_regime"
 COMMITTED = {  # pages of the cross-regime notebook on a committed profile's records
-    "cross_regime_medium": ("medium", "# Across regimes: the evidence (medium profile, 11 orders)"),
+    "cross_regime_medium": (
+        "medium",
+        "# Across regimes: the evidence (medium profile, 11 orders x 2 seeds)",
+    ),
 }
 ALSO_SWEPT = ("smoke",)  # swept by every build (seconds), for the scale chapter
 REGIME = "regime"  # notebooks/regime.py: every regime chapter, one run per regime
