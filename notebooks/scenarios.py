@@ -58,6 +58,14 @@ from cl_regimes import findings, report, results
 
 runs = results.load(Path(records_dir) / scenario_profile)
 scenarios = report.by_scenario(runs)
+display(Markdown("Runs per scenario (rows) and regime (columns):"))
+report.style(
+    runs.pivot_table(index="scenario", columns="regime", values="acc", aggfunc="size")
+    .reindex(index=list(scenarios), columns=report.regime_order(runs.regime))
+    .astype("Int64")
+)
+
+# %%
 permuted = runs[runs.scenario == "domain_incremental"]
 if len(permuted):  # what these records ran: the settings changed on 2026-12-03
     tasks = sorted({len(R) for R in permuted.R})
@@ -69,12 +77,6 @@ if len(permuted):  # what these records ran: the settings changed on 2026-12-03
             f"images {' or '.join(fit[f] for f in sorted(fits))}."
         )
     )
-display(Markdown("Runs per scenario (rows) and regime (columns):"))
-report.style(
-    runs.pivot_table(index="scenario", columns="regime", values="acc", aggfunc="size")
-    .reindex(index=list(scenarios), columns=report.regime_order(runs.regime))
-    .astype("Int64")
-)
 
 # %% [markdown]
 # ## Accuracy in each scenario

@@ -39,43 +39,19 @@ records_dir = "../records"  # committed records
 grids = {"medium": ("medium", "medium"), "scenarios": ("quick", "scenarios/quick")}
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cl_regimes import findings, report, results, tuning
-
-records = Path(records_dir)
-tuned_dir = records / "tuned"
-
-
-def load(folder: Path) -> pd.DataFrame:
-    return results.load(folder) if folder.is_dir() and any(folder.rglob("*.json")) else None
-
+from cl_regimes import findings, report, tuning
 
 grid = {}  # label -> (tuning runs, choices, primary runs, tuned runs)
 for label, (grid_profile, folder) in grids.items():
-    table = (
-        tuning.load(records / "tuning" / grid_profile) if (records / "tuning").is_dir() else None
-    )
-    if table is None or table.empty:
-        continue
-    primary = load(records / folder)
-    if label == "scenarios" and primary is not None:  # the scenario grid's own runs
-        primary = pd.concat(report.by_scenario(primary).values(), ignore_index=True)
-    elif primary is not None:
-        primary = primary[primary.variant == ""]
-    table = table[table.scenario.isin(primary.scenario.unique())] if primary is not None else table
-    chosen = tuning.choices(table)
-    changed = load(tuned_dir / grid_profile)
-    if changed is not None:  # the tuned runs' replicates (e.g. the first seed of each order)
-        primary = primary[primary.seed.isin(changed.seed.unique())]
-    both = primary if changed is None else pd.concat([primary, changed], ignore_index=True)
-    grid[label] = (table, chosen, primary, tuning.tuned_runs(both, chosen))
+    if (collected := tuning.collect(records_dir, grid_profile, folder)) is not None:
+        grid[label] = collected
 
+# %%
 if not grid:
     display(
         Markdown(
@@ -244,7 +220,7 @@ def learned(runs: pd.DataFrame) -> pd.Series:
     return runs.assign(learned=diagonal).groupby("regime", observed=True).learned.mean()
 
 
-domain = "domain_incremental"
+domain, learning = "domain_incremental", []
 for _, chosen, primary, tuned in grid.values():
     if domain not in set(primary.scenario):
         continue
@@ -260,7 +236,11 @@ for _, chosen, primary, tuned in grid.values():
             .chosen,
         }
     ).reindex(report.regime_order(own.regime))
+    learning.append(table)
     report.show(report.style(table))
+
+# %%
+for table in learning:
     gap = (table["finetune"] - table["EWC, tuned λ"]).dropna()
     if gap.empty:
         continue

@@ -15,10 +15,12 @@ replication and the tuned ones sit beside them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from cl_regimes import data, profiles, results, sweep
-from cl_regimes.config import TUNING_SEEDS, ConfigError, RunConfig
+from cl_regimes.config import SCENARIOS, TUNING_SEEDS, ConfigError, RunConfig
 
 STRENGTH = {"ewc": "lam", "lwf": "lam", "si": "c"}
 FACTORS = (0.01, 0.1, 1.0, 10.0)  # log-spaced around the paper's value, mostly below it
@@ -183,3 +185,26 @@ def _variant(row, settings: dict) -> str:
     if row.scenario != "task_incremental":
         settings = {**settings, "scenario": row.scenario}
     return results.variant_name(settings)
+
+
+def collect(records, profile: str, folder: str):
+    """A tuned grid's committed records, or None without tuning records: (tuning runs,
+    choices, primary runs, tuned runs). ``records / "tuning" / profile`` holds the tuning
+    runs, ``records / "tuned" / profile`` the evaluation runs of changed choices, and
+    ``records / folder`` the primary runs (each scenario's own, not its variants),
+    restricted to the seeds the tuned runs have."""
+    records = Path(records)
+    table = load(records / "tuning" / profile) if (records / "tuning" / profile).is_dir() else None
+    if table is None or table.empty or not (records / folder).is_dir():
+        return None
+    primary = results.load(records / folder)
+    own = ["", *(results.variant_name({"scenario": s}) for s in SCENARIOS)]
+    primary = primary[primary.variant.isin(own)]
+    table = table[table.scenario.isin(primary.scenario.unique())]
+    chosen = choices(table)
+    both = primary
+    if (records / "tuned" / profile).is_dir():
+        changed = results.load(records / "tuned" / profile)
+        primary = primary[primary.seed.isin(changed.seed.unique())]
+        both = pd.concat([primary, changed], ignore_index=True)
+    return table, chosen, primary, tuned_runs(both, chosen)
