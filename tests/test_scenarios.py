@@ -306,6 +306,21 @@ def test_permuted_mnist_runs_as_the_field_does_by_default():
     assert scenarios.of(cfg).num_tasks == 10 and scenarios.of(cfg).pad
 
 
+def saved_record(tmp_path, config: dict):
+    """A one-task record of ``config`` saved in ``tmp_path``; its path."""
+    record = {
+        "schema": results.SCHEMA_VERSION,
+        "config": config,
+        "variant": {},
+        "order": [0],
+        "R": [[0.9]],
+        "tasks": [{"task": 0}],
+        "metrics": {"acc": 0.9},
+        "environment": {},
+    }
+    return results.save(record, tmp_path / "run.json")
+
+
 @pytest.mark.parametrize("scenario", config.SCENARIOS)
 def test_records_made_before_the_scenario_settings_read_as_their_code_ran(
     tmp_path, smoke_config, scenario
@@ -315,17 +330,7 @@ def test_records_made_before_the_scenario_settings_read_as_their_code_ran(
     for key in ("permuted_tasks", "permuted_images"):
         del stored[key]
     del stored["method_params"]["warmup_outputs"]
-    record = {
-        "schema": results.SCHEMA_VERSION,
-        "config": stored,
-        "variant": {},
-        "order": [0],
-        "R": [[0.9]],
-        "tasks": [{"task": 0}],
-        "metrics": {"acc": 0.9},
-        "environment": {},
-    }
-    path = results.save(record, tmp_path / "run.json")
+    path = saved_record(tmp_path, stored)
     read = results.read(path)["config"]
     old = scenario != "task_incremental"  # its warm-up trained every scored output
     assert read["method_params"]["warmup_outputs"] == ("scored" if old else "new")
@@ -341,17 +346,7 @@ def test_a_setting_the_scenario_does_not_read_does_not_make_another_run(
 ):
     cfg = smoke_config("head", "finetune", scenario=scenario, permuted_tasks=5)
     other = smoke_config("head", "finetune", scenario=scenario, permuted_tasks=10)
-    record = {
-        "schema": results.SCHEMA_VERSION,
-        "config": other.to_dict(),
-        "variant": {},
-        "order": [0],
-        "R": [[0.9]],
-        "tasks": [{"task": 0}],
-        "metrics": {"acc": 0.9},
-        "environment": {},
-    }
-    path = results.save(record, tmp_path / "run.json")
+    path = saved_record(tmp_path, other.to_dict())
     if scenario == "domain_incremental":  # the task count is the run's
         with pytest.raises(results.RecordError, match="permuted_tasks"):
             results.is_done(path, cfg)
