@@ -44,8 +44,13 @@ def validation_size(profile: str, dataset: str) -> int:
     )
 
 
+def profile_value(profile: str, dataset: str, method: str) -> float:
+    """The profile's value of a method's strength (the paper's, in ``paper``)."""
+    return profiles.settings_of(profile, dataset)[f"{method}.{STRENGTH[method]}"]
+
+
 def candidates(profile: str, dataset: str, method: str, factors=FACTORS) -> list[float]:
-    base = profiles.settings_of(profile, dataset)[f"{method}.{STRENGTH[method]}"]
+    base = profile_value(profile, dataset, method)
     return [float(f"{base * f:.6g}") for f in factors]
 
 
@@ -116,9 +121,7 @@ def choices(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, cell in scores(table).groupby([*CELL, "profile"], observed=True):
         cell_d = dict(zip([*CELL, "profile"], key))
-        paper = profiles.settings_of(cell_d["profile"], cell_d["dataset"])[
-            f"{cell_d['method']}.{STRENGTH[cell_d['method']]}"
-        ]
+        paper = profile_value(cell_d["profile"], cell_d["dataset"], cell_d["method"])
         best = cell["mean"].max()
         tied = cell[cell["mean"] == best]["value"].tolist()
         chosen = paper if paper in tied else tied[0]
