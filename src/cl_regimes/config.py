@@ -149,7 +149,7 @@ class RunConfig:
         if self.seeding == "shared":
             return self.seed
         identity = f"{self.dataset}/{self.regime}/{self.method}/{self.order}/{self.seed}"
-        return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:4], "little")
+        return hash32(identity)
 
     def seed_for(self, salt: str) -> int:
         """The seed of a further draw of the run (DER's later extractors), named by ``salt``:
@@ -173,7 +173,12 @@ def derived_seed(seed: int, salt: str) -> int:
     """``seed`` for the empty salt, else 32 bits of the sha256 of both."""
     if not salt:
         return seed
-    return int.from_bytes(hashlib.sha256(f"{seed}/{salt}".encode()).digest()[:4], "little")
+    return hash32(f"{seed}/{salt}")
+
+
+def hash32(text: str) -> int:
+    """32 bits of the sha256 of ``text``: a seed named by text."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
