@@ -15,7 +15,7 @@ import harness
 import torch
 from timing import ratios, row, timeit
 
-from cl_regimes import methods, sweep
+from cl_regimes import methods, profiles, sweep
 
 NAME = "engines"
 OPTIONS: dict = {}
@@ -25,13 +25,12 @@ SHARED_OPTIONS = ("--run-repeats",)
 def measure(args, device, details) -> dict:
     import ray  # an optional extra: only this section needs it
 
-    grid = dict(regimes=["full", "head"], methods=list(methods.names()))
+    smoke = profiles.get_profile("smoke")
+    grid = smoke.grid(regimes=["full", "head"], methods=list(methods.names()))
 
     def swept(engine: str, **options):
         with tempfile.TemporaryDirectory() as folder:
-            return sweep.sweep(
-                "smoke", results_dir=folder, engine=engine, progress=False, **grid, **options
-            )
+            return sweep.sweep(grid, results_dir=folder, engine=engine, progress=False, **options)
 
     def start_and_stop():
         ray.init(logging_level="ERROR")

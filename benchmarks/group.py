@@ -169,7 +169,7 @@ def group_sizes(args, device) -> dict:
     )
     projected = {}
     for name, datasets in (("Fashion-MNIST", ["fashion_mnist"]), ("whole", None)):
-        grid = sweep.plan("paper", datasets=datasets, overrides=args.paper_overrides)
+        grid = profiles.get_profile("paper").grid(datasets=datasets, overrides=args.paper_overrides)
         hours = sweep.estimate(grid, device, best) / 3600
         projected[name] = {"runs": len(grid), "hours": hours, "group_size": min(best, cell)}
         row("group", f"projected {name} grid: {len(grid)} runs, K={min(best, cell)}", [hours], "h")

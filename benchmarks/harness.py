@@ -45,8 +45,7 @@ SHARED = {  # options read by more than one section, added once
 
 def quick_config(args, method="finetune", regime="full", order=0) -> RunConfig:
     """The quick profile's Fashion-MNIST run with the command's --set overrides."""
-    return profiles.resolve(
-        "quick",
+    return profiles.get_profile("quick").config(
         dataset="fashion_mnist",
         regime=regime,
         method=method,

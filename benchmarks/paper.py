@@ -37,8 +37,7 @@ SHARED_OPTIONS = ("--paper-set", "--rehearse")
 
 def paper_config(args, order=0, seed=0, extra: dict | None = None) -> RunConfig:
     """The paper profile's Fashion-MNIST run (full, finetune) with --paper-set and ``extra``."""
-    return profiles.resolve(
-        "paper",
+    return profiles.get_profile("paper").config(
         dataset="fashion_mnist",
         regime="full",
         method="finetune",
@@ -100,8 +99,8 @@ def measure(args, device, details) -> dict | None:
     mfu = flops / wall / (peak * 1e12)
     # The grid's work in images trained: tasks x images per task x epochs over every run
     grid_images = sum(
-        math.prod(sweep.task_sizes(c)[:2]) * c.epochs
-        for c in sweep.plan("paper", overrides=args.paper_overrides)
+        math.prod(sweep.task_sizes(r.config)[:2]) * r.config.epochs
+        for r in profiles.get_profile("paper").grid(overrides=args.paper_overrides)
     )
     method_factor = 1.0
     if step_details and str(device) == step_details.get("device"):

@@ -29,8 +29,7 @@ def config_of(args, method: str, order: int, seed: int):
     }
     if args.deterministic:  # every task image in the Fisher sample, as the original's FISHER_N
         overrides["ewc.fisher_samples"] = args.train_per_task
-    return profiles.resolve(
-        "paper",
+    return profiles.get_profile("paper").config(
         dataset=DATASET,
         regime=args.regime,
         method=method,

@@ -49,6 +49,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from cl_regimes import findings, profiles, report, results
+from cl_regimes.report import figures, tables, words
 
 folder = Path(results_dir) / profile
 sources = results.with_committed(folder, Path(committed_dir) / profile)
@@ -56,7 +57,7 @@ runs, tasks = results.load(sources), results.load(sources, level="task")
 main, main_tasks = runs[runs.variant == ""], tasks[tasks.variant == ""]
 glue("profile", profile, display=False)
 glue("n_runs", len(main), display=False)
-display(Markdown(report.coverage(profile, len(runs), main)))
+display(Markdown(words.coverage(profile, len(runs), main)))
 if main.order.nunique() < findings.replicates.min_orders(findings.LEVEL):  # trends untestable
     display(
         Markdown(
@@ -113,9 +114,9 @@ report.style(cells.pivot_table(index="regime", columns="method", values="excess"
 # %%
 metric = "acc"  # acc | bwt | forgetting | forgetting_chaudhry
 for dataset in main.dataset.unique():
-    table = report.regime_table(main, dataset, metric)
+    table = tables.regime_table(main, dataset, metric)
     display(Markdown(f"**{dataset}: {report.METRICS[metric]}**"))
-    display(report.style(pd.concat({"mean": table, "rank": report.ranks(table, metric)}, axis=1)))
+    display(report.style(pd.concat({"mean": table, "rank": tables.ranks(table, metric)}, axis=1)))
 
 # %% [markdown]
 # ## Finding 1: does a pair of methods change order?
@@ -186,7 +187,7 @@ display(
 )
 for dataset, matrix in with_head.matrices.items():
     report.show(
-        report.tau_figure(
+        figures.tau_figure(
             matrix, f"{dataset}: Kendall τ between regimes, mean over orders (as in the original)"
         )
     )
@@ -226,7 +227,7 @@ report.style(
 
 # %%
 for dataset in main_tasks.dataset.unique():
-    report.show(report.depth_figure(main_tasks, dataset))
+    report.show(figures.depth_figure(main_tasks, dataset))
 
 # %% [markdown]
 # The position-adjusted coupling per method and regime:
@@ -312,7 +313,7 @@ for variant in sorted(set(runs.variant) - {""}):
     display(
         report.style(
             pd.concat(
-                {m: report.variant_comparison(runs, variant, m) for m in ("acc", "forgetting")},
+                {m: tables.variant_comparison(runs, variant, m) for m in ("acc", "forgetting")},
                 axis=1,
             )
         )
@@ -327,8 +328,8 @@ for variant in sorted(set(runs.variant) - {""}):
 
 # %%
 for dataset in main.dataset.unique():
-    report.show(report.across_regimes_figure(main, dataset))
-report.explorer(main)
+    report.show(figures.across_regimes_figure(main, dataset))
+figures.explorer(main)
 
 # %% [markdown]
 # ## Provenance
@@ -336,4 +337,4 @@ report.explorer(main)
 # Where the records come from (device, library commit, torch, precision):
 
 # %%
-report.style(report.provenance(runs))
+report.style(tables.provenance(runs))

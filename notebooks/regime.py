@@ -35,15 +35,17 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from cl_regimes import profiles, regimes, report, results, sweep
+from cl_regimes.report import figures, tables, words
 
 display(Markdown(regimes.chapter_text(regime)[1]))
+grid = profiles.get_profile(profile)  # its settings and the runs of its grid
 
 # %% [markdown]
 # The trainable blocks, with parameter counts for the paper's ResNet-18 (width 64,
 # 10 classes) and for the network of the profile run here:
 
 # %%
-trainable = report.trainable_table(regime, profiles.get_profile(profile).settings["width"])
+trainable = tables.trainable_table(regime, grid.settings["width"])
 glue("trainable", f"{trainable.loc['total', 'trainable (width 64)']:,}", display=False)
 glue("share", f"{trainable.loc['total', 'trainable share']:.2%}", display=False)
 report.style(trainable)
@@ -60,13 +62,9 @@ report.style(trainable)
 # (other values of the original code's quirks) run too.
 
 # %%
+runs = grid.grid(regimes=[regime], datasets=datasets, methods=methods, orders=orders, seeds=seeds)
 paths = sweep.sweep(
-    profile,
-    regimes=[regime],
-    datasets=datasets,
-    methods=methods,
-    orders=orders,
-    seeds=seeds,
+    runs,
     group_size=group_size,
     device=device,
     results_dir=results_dir,
@@ -75,7 +73,7 @@ runs, tasks = results.load(paths), results.load(paths, level="task")
 main = runs[runs.variant == ""]
 
 # %%
-same = report.identical_variants(runs)  # variants whose rows would repeat the profile's
+same = tables.identical_variants(runs)  # variants whose rows would repeat the profile's
 runs, tasks = runs[~runs.variant.isin(same)], tasks[~tasks.variant.isin(same)]
 if same:
     names = ", ".join(f"`{v}`" for v in same)
@@ -89,11 +87,11 @@ if same:
 
 # %%
 metrics = list(report.METRICS)  # e.g. ["acc"] for ACC alone
-report.style(report.method_table(runs, metrics))
+report.style(tables.method_table(runs, metrics))
 
 # %%
 for dataset in main.dataset.unique():
-    best, sentence = report.best_method(main, dataset, regime)
+    best, sentence = words.best_method(main, dataset, regime)
     glue(f"{dataset}_best", best, display=False)
     display(Markdown(sentence))
 
@@ -102,14 +100,14 @@ for dataset in main.dataset.unique():
 
 # %%
 for dataset in main.dataset.unique():
-    display(report.heatmaps(main, dataset, f"{regime} on {dataset}"))
+    display(figures.heatmaps(main, dataset, f"{regime} on {dataset}"))
 
 # %% [markdown]
 # Update statistics, means over tasks and orders ({ref}`update-statistics`):
 
 # %%
-report.style(report.update_table(tasks))
+report.style(tables.update_table(tasks))
 
 # %%
 for dataset in main.dataset.unique():
-    report.show(report.update_figure(tasks[tasks.variant == ""], dataset))
+    report.show(figures.update_figure(tasks[tasks.variant == ""], dataset))

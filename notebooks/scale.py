@@ -36,6 +36,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cl_regimes import findings, report, results
+from cl_regimes.report import figures, tables, words
 
 SCALES = ("smoke", "quick", "medium", "paper")
 loaded = {}
@@ -45,7 +46,7 @@ for name in SCALES:
             runs, tasks = results.load(folder), results.load(folder, level="task")
             loaded[name] = (runs[runs.variant == ""], tasks[tasks.variant == ""], folder)
             break
-report.style(report.scale_table(loaded))
+report.style(tables.scale_table(loaded))
 
 # %% [markdown]
 # ## The primary verdicts at each scale
@@ -128,7 +129,7 @@ trends = pd.concat(
     },
     names=["profile"],
 ).reset_index(level=0)
-report.show(report.trend_figure(trends, list(loaded)))
+report.show(figures.trend_figure(trends, list(loaded)))
 
 # %%
 report.style(
@@ -144,8 +145,8 @@ report.style(
 
 # %%
 calls = table.pivot(index="finding", columns="profile", values="verdict")
-lines = report.scale_summary(calls, report.scale_table(loaded), SCALES)
-lines += [report.crossing_summary(crossings), *report.trend_summary(trends, SCALES)]
+lines = words.scale_summary(calls, tables.scale_table(loaded), SCALES)
+lines += [words.crossing_summary(crossings), *words.trend_summary(trends, SCALES)]
 for line in lines:
     display(Markdown(line))
 missing = [p for p in SCALES if p not in loaded]
@@ -172,6 +173,6 @@ if missing:
 # %%
 report.style(
     pd.concat(
-        {name: report.provenance(runs) for name, (runs, *_) in loaded.items()}, names=["profile"]
+        {name: tables.provenance(runs) for name, (runs, *_) in loaded.items()}, names=["profile"]
     ).reset_index()
 )

@@ -55,9 +55,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cl_regimes import findings, report, results
+from cl_regimes.report import figures, tables
 
 runs = results.load(Path(records_dir) / scenario_profile)
-scenarios = report.by_scenario(runs)
+scenarios = tables.by_scenario(runs)
 display(Markdown("Runs per scenario (rows) and regime (columns):"))
 report.style(
     runs.pivot_table(index="scenario", columns="regime", values="acc", aggfunc="size")
@@ -85,7 +86,7 @@ if len(permuted):  # what these records ran: the settings changed on 2026-12-03
 
 # %%
 for dataset in runs.dataset.unique():
-    report.show(report.scenario_figure(runs, dataset))
+    report.show(figures.scenario_figure(runs, dataset))
 
 # %% [markdown]
 # ## Cells where nothing learns
@@ -111,9 +112,9 @@ report.style(excess.reindex(rows))
 # %%
 for scenario, sub in scenarios.items():
     for dataset in sub.dataset.unique():
-        table = report.regime_table(sub, dataset)
+        table = tables.regime_table(sub, dataset)
         display(Markdown(f"**{scenario}** ({dataset}): mean ACC, and rank within each regime"))
-        display(report.style(pd.concat({"mean": table, "rank": report.ranks(table)}, axis=1)))
+        display(report.style(pd.concat({"mean": table, "rank": tables.ranks(table)}, axis=1)))
 
 # %% [markdown]
 # ## Finding 1 within each scenario

@@ -45,6 +45,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cl_regimes import findings, report, tuning
+from cl_regimes.report import figures
 
 grid = {}  # label -> (tuning runs, choices, primary runs, tuned runs)
 for label, (grid_profile, folder) in grids.items():
@@ -92,7 +93,7 @@ for label, (_, chosen, *_) in grid.items():
             index="method", columns="regime", values="factor", observed=True
         )
         matrix = matrix.reindex(columns=report.regime_order(matrix.columns))
-        panel = report.heatmap(
+        panel = figures.heatmap(
             matrix.to_numpy(),
             f"{label}, {scenario}",
             list(matrix.index),
@@ -103,7 +104,7 @@ for label, (_, chosen, *_) in grid.items():
             fmt=lambda v: f"{v:+.0f}",
         )
         panels.append(panel)
-display(report.heatmap_grid(panels, "log10(chosen / paper's value), by method and regime"))
+display(figures.heatmap_grid(panels, "log10(chosen / paper's value), by method and regime"))
 
 # %% [markdown]
 # Every candidate's validation ACC (mean over the three tuning replicates), by regime:

@@ -29,8 +29,7 @@ def make_smoke_config(
 ) -> RunConfig:
     """The smoke profile's configuration on sklearn digits; ``overrides`` are profile
     settings, dotted ones passed as ``**{"ewc.lam": 1e6}``."""
-    return profiles.resolve(
-        "smoke",
+    return profiles.get_profile("smoke").config(
         dataset="digits",
         regime=regime,
         method=method,

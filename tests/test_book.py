@@ -129,7 +129,7 @@ def test_a_table_cell_reruns_alone_with_a_changed_parameter(executed_full):
     _, out = executed_full
     notebook = nbformat.read(out, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
-    table = next(c for c in code if "report.method_table" in c.source)
+    table = next(c for c in code if "tables.method_table" in c.source)
     load = next(c for c in code if "results.load(" in c.source)
     imports = next(c for c in code if "from cl_regimes import" in c.source)
     injected = next(c for c in code if "injected-parameters" in c.metadata.get("tags", []))
@@ -314,7 +314,7 @@ def test_a_committed_profile_gets_a_placeholder_until_it_can_test_finding_1(tmp_
             outcome = {"order": list(range(5)), "R": np.full((5, 5), accuracy).tolist()}
             outcome |= {"tasks": [{"task": t} for t in range(5)], "classes_per_task": 2}
             config = make_smoke_config(regime, method)
-            record = results.assemble(config, outcome, {}, 0.0, "medium", {})
+            record = results.assemble(results.Run(config, "medium"), outcome, {}, 0.0)
             results.save(record, folder / regime / method / "order00-seed0.json")
 
     assert not book.is_ready(tmp_path, chapter)

@@ -111,7 +111,7 @@ def chance_runs(orders=3):
 def markdown(runs) -> str:
     table = card.stratified(runs, "mine")
     verdict, pairs = card.rank_changes(runs, "mine")
-    plan = card.Plan("mine", "sim", "task_incremental", "", [], [], [], "mine")
+    plan = card.Plan("mine", "sim", "task_incremental", "", [], [], "mine")
     return card._markdown(plan, runs, table, verdict, pairs, [])
 
 
@@ -152,3 +152,40 @@ def test_a_card_gives_the_detectable_crossing_of_its_test():
 def test_a_card_lists_its_records():
     text = markdown(chance_runs())
     assert "The 45 run records of this card" in text and "- `r/44.json`" in text
+
+
+def test_a_card_resolves_its_profile_once_and_passes_runs_down(tmp_path):
+    """The profile's name is resolved at the card, the entry point, once: the sweep, its
+    engine, the runner and the records below take runs, never the name (a call into
+    ``profiles`` from any module but the card's fails this)."""
+    import sys
+    from pathlib import Path
+
+    from cl_regimes import profiles
+
+    entered = []
+
+    def trace(frame, event, _arg):
+        if event == "call" and frame.f_code.co_filename == profiles.__file__:
+            caller = frame.f_back.f_code.co_filename
+            if caller != profiles.__file__:
+                entered.append((Path(caller).name, frame.f_code.co_name))
+
+    sys.setprofile(trace)
+    try:
+        made = card.write(
+            "finetune",
+            "smoke",
+            tmp_path / "results",
+            tmp_path / "cards",
+            regimes_=["head"],
+            settings=["scenario=task_incremental"],
+            orders=[0],
+            device="cpu",
+            progress=False,
+        )
+    finally:
+        sys.setprofile(None)
+    assert len(made.runs) == 5  # the paper's four methods and the card's, trained
+    assert {caller for caller, _ in entered} == {"card.py"}
+    assert [name for _, name in entered].count("get_profile") == 1

@@ -207,11 +207,13 @@ def test_set_takes_several_pairs_and_repeats():
 def test_no_variants_sweeps_the_profiles_own_settings_only():
     def planned(*extra):
         args = cli.parser().parse_args(["sweep", "--profile", "quick", *extra])
-        return sweep.plan(args.profile, **commands.grid_of(args))
+        profile = profiles.get_profile(args.profile)
+        return profile.grid(**commands.grid_of(args, profile))
 
     own = planned("--no-variants")
     assert len(own) == 7 * 6 * 3 and len(planned()) > len(own)
-    assert {profiles.variant("quick", c) == {} for c in own} == {True}
+    assert {r.variant == {} for r in own} == {True}
+    assert {profiles.get_profile("quick").variant(r.config) == {} for r in own} == {True}
 
 
 BOOLEAN_SETTINGS = [k for k, v in profiles.PAPER_SETTINGS.items() if isinstance(v, bool)]
@@ -317,7 +319,9 @@ def test_the_estimate_times_each_regimes_own_step(monkeypatch):
 
     monkeypatch.setattr(torch.optim, "Adam", counting)
     for regime in ("head", "full"):
-        config = profiles.resolve("smoke", dataset="digits", regime=regime, method="finetune")
+        config = profiles.get_profile("smoke").config(
+            dataset="digits", regime=regime, method="finetune"
+        )
         sweep.step_seconds(config, 1, torch.device("cpu"))
     assert counted[0] < counted[1] / 100
 

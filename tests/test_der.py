@@ -16,12 +16,11 @@ from cl_regimes import (
     models,
     profiles,
     regimes,
-    report,
     results,
     runner,
-    sweep,
     train,
 )
+from cl_regimes.report import words
 from conftest import make_smoke_config
 
 TINY = {"image_size": 8, "train_per_task": 40, "test_per_task": 20, "batch_size": 16}
@@ -191,8 +190,8 @@ def test_other_scenarios_are_refused_in_one_line(scenario, tmp_path, capsys):
 
 def test_der_runs_when_named_not_in_a_profiles_grid():
     assert "der" not in profiles.get_profile("quick").grid_methods()
-    plan = sweep.plan("quick", methods=["der"], variants=False)
-    assert len(plan) == len(regimes.REGIMES) * 3 and {c.method for c in plan} == {"der"}
+    plan = profiles.get_profile("quick").grid(methods=["der"], variants=False)
+    assert len(plan) == len(regimes.REGIMES) * 3 and {r.config.method for r in plan} == {"der"}
 
 
 def test_a_build_reads_committed_der_records_beside_its_own(tmp_path):
@@ -208,7 +207,7 @@ def test_a_build_reads_committed_der_records_beside_its_own(tmp_path):
     assert results.with_committed(built, tmp_path / "none") == [built]
     assert results.with_committed(built, built) == [built]
     main = pd.DataFrame({"seed": 0, "regime": "full", "method": ["ewc"] * 4 + ["der"] * 2})
-    text = report.coverage("quick", 6, main)
+    text = words.coverage("quick", 6, main)
     assert "4 of the 126 runs of its grid (and 2 runs of `der`, run only when named" in text
 
 

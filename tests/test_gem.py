@@ -176,8 +176,10 @@ def test_qp_fallbacks_reach_the_record(monkeypatch):
         raise ValueError("constraints are inconsistent, no solution")
 
     monkeypatch.setattr(gem.quadprog, "solve_qp", failing)
-    config = profiles.resolve("smoke", dataset="digits", regime="from_layer4", method="gem")
-    record = runner.run(config, "cpu", profile="smoke")
+    config = profiles.get_profile("smoke").config(
+        dataset="digits", regime="from_layer4", method="gem"
+    )
+    record = runner.run(config, "cpu")
     tasks = record["tasks"]
     assert tasks[0]["qp_fallbacks"] == 0
     assert sum(t["qp_fallbacks"] for t in tasks) == sum(t["violations"] for t in tasks) > 0

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from cl_regimes import methods, models, profiles, runner, steps, sweep, train
+from cl_regimes.results import Run
 from conftest import make_smoke_config
 
 ORDERS = (0, 1, 2)
@@ -150,11 +151,11 @@ def test_a_stopped_run_stays_where_it_stopped(monkeypatch):
 def test_groups_of_equal_task_sizes():
     # digits' classes hold 139 to 146 training images: every order has its own sizes
     unequal = configs("finetune", train_per_task=None)
-    assert len(runner.groups_of_equal_task_sizes(unequal)) == 3
-    assert len(runner.groups_of_equal_task_sizes(configs("finetune"))) == 1
+    assert len(runner.groups_of_equal_task_sizes(list(map(Run, unequal)))) == 3
+    assert len(runner.groups_of_equal_task_sizes(list(map(Run, configs("finetune"))))) == 1
     with pytest.raises(profiles.ConfigError, match="equal sizes"):
         train.Trainer(unequal, device="cpu")
-    records = runner.run_group(unequal, "cpu", profile="smoke")
+    records = runner.run_group(unequal, "cpu")
     assert [r["config"]["order"] for r in records] == list(ORDERS)
     assert all(r["environment"]["group_size"] == 1 for r in records)
 
@@ -169,13 +170,15 @@ def test_sweep_units_are_whole_cells_largest_first():
     """On a CPU a cell's runs form one unit; units come largest first (joint and GEM,
     whose steps do more work, before finetune), so parallel workers end together; of
     capped cells, the full groups before the remainders."""
-    plan = sweep.plan("quick", regimes=["full", "head"], methods=["finetune", "joint", "gem"])
-    units = sweep.groups(plan, None, "cpu")
-    assert sorted(map(repr, plan)) == sorted(repr(c) for u in units for c in u)
+    plan = profiles.get_profile("quick").grid(
+        regimes=["full", "head"], methods=["finetune", "joint", "gem"]
+    )
+    units = [[r.config for r in u] for u in sweep.groups(plan, None, "cpu")]
+    assert sorted(repr(r.config) for r in plan) == sorted(repr(c) for u in units for c in u)
     assert {len({(c.regime, c.method, repr(c.bn_stats)) for c in u}) for u in units} == {1}
     work = [len(u) * sum(sweep.steps(u[0])) for u in units]
     assert work == sorted(work, reverse=True) and work[0] > work[-1]
     order = [u[0].method for u in units]
     assert set(order[-order.count("finetune") :]) == {"finetune"}
-    capped = [len(u) for u in sweep.groups(plan, 2, "cpu") if u[0].method == "finetune"]
+    capped = [len(u) for u in sweep.groups(plan, 2, "cpu") if u[0].config.method == "finetune"]
     assert capped == [2, 2, 2, 1, 1, 1]

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import pytest
 
-from cl_regimes import engines, sweep
+from cl_regimes import engines, profiles, sweep
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_every_epoch_is_reported_as_it_ends(jobs, tmp_path):
-    configs = sweep.plan("smoke", regimes=["head", "full"], methods=["finetune"], orders=[0, 1])
+    runs = profiles.get_profile("smoke").grid(
+        regimes=["head", "full"], methods=["finetune"], orders=[0, 1]
+    )
     units = [
         engines.Unit(u, [tmp_path / f"{i}-{k}.json" for k in range(len(u))], index=i)
-        for i, u in enumerate(sweep.groups(configs, None, "cpu"))
+        for i, u in enumerate(sweep.groups(runs, None, "cpu"))
     ]
     reports = []
-    for outcome in engines.local(
-        units, "smoke", "cpu", None, jobs, on_epoch=lambda *r: reports.append(r)
-    ):
+    for outcome in engines.local(units, "cpu", None, jobs, on_epoch=lambda *r: reports.append(r)):
         assert outcome.error is None
         reports.append(("done", outcome.unit.index))
     tasks, epochs = 5, 1  # smoke: five tasks of one epoch, two runs per unit

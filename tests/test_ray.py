@@ -17,9 +17,11 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from cl_regimes import cli, engines, results, runner, sweep
+from cl_regimes import cli, engines, profiles, results, runner, sweep
 
-GRID = dict(regimes=["head", "full"], methods=["finetune", "ewc", "lwf"])  # 6 runs, 6 tasks
+GRID = profiles.get_profile("smoke").grid(  # 6 runs, 6 tasks
+    regimes=["head", "full"], methods=["finetune", "ewc", "lwf"]
+)
 
 
 def records(folder: Path) -> dict[Path, dict]:
@@ -38,7 +40,7 @@ def local_pool(tmp_path_factory) -> dict:
     """The grid on the local engine, two worker processes of one thread each (as Ray's
     one-CPU tasks have)."""
     folder = tmp_path_factory.mktemp("local")
-    sweep.sweep("smoke", results_dir=folder, device="cpu", jobs=2, progress=False, **GRID)
+    sweep.sweep(GRID, results_dir=folder, device="cpu", jobs=2, progress=False)
     return records(folder)
 
 
@@ -46,13 +48,13 @@ def local_pool(tmp_path_factory) -> dict:
 def on_ray(tmp_path_factory) -> dict:
     """The grid on a local Ray instance; then two records deleted and the sweep resumed."""
     folder = tmp_path_factory.mktemp("ray")
-    first = sweep.sweep("smoke", results_dir=folder, engine="ray", progress=False, **GRID)
+    first = sweep.sweep(GRID, results_dir=folder, engine="ray", progress=False)
     before = records(folder)
     deleted = first.paths[1:3]
     for path in deleted:
         path.unlink()
     kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*.json")}
-    resumed = sweep.sweep("smoke", results_dir=folder, engine="ray", progress=False, **GRID)
+    resumed = sweep.sweep(GRID, results_dir=folder, engine="ray", progress=False)
     return dict(
         folder=folder,
         first=first,
@@ -87,9 +89,7 @@ def test_a_two_node_cluster_runs_work_on_both_nodes(tmp_path, local_pool):
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes(timeout=120)  # a busy machine starts nodes slowly
         nodes = {n.node_id for n in cluster.list_all_nodes()}
-        summary = sweep.sweep(
-            "smoke", results_dir=tmp_path, engine="ray", address=cluster.address, **GRID
-        )
+        summary = sweep.sweep(GRID, results_dir=tmp_path, engine="ray", address=cluster.address)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -219,23 +219,23 @@ def test_a_run_another_task_finished_meanwhile_counts_as_done(tmp_path, monkeypa
     """Two attempts at one run (a retry racing the attempt it replaces, or a stale view
     of a shared folder): the second to finish keeps the first's record and reports it
     done, not failed; a record of another configuration there is still an error."""
-    [config] = sweep.plan("smoke", regimes=["head"], methods=["finetune"])
+    [run] = profiles.get_profile("smoke").grid(regimes=["head"], methods=["finetune"])
     real, other_task = runner.run_group, {}
 
-    def finished_meanwhile(configs, *args, on_group, **kwargs):  # the other task saves first
+    def finished_meanwhile(runs, *args, on_group, **kwargs):  # the other task saves first
         def other_first(group, records):
             record = {**records[0], "created": "by the other task"}
             record["config"] = {**record["config"], **other_task["changes"]}
             results.save(record, other_task["path"])
             on_group(group, records)
 
-        return real(configs, *args, on_group=other_first, **kwargs)
+        return real(runs, *args, on_group=other_first, **kwargs)
 
     monkeypatch.setattr(runner, "run_group", finished_meanwhile)
     for name, changes in (("same", {}), ("other", {"lr": 0.5})):
         other_task.update(path=tmp_path / f"{name}.json", changes=changes)
-        unit = engines.Unit([config], [other_task["path"]])
-        outcome = engines.train_unit(unit, "smoke", "cpu", None)
+        unit = engines.Unit([run], [other_task["path"]])
+        outcome = engines.train_unit(unit, "cpu", None)
         assert results.read(unit.paths[0])["created"] == "by the other task"  # kept
         if name == "same":
             assert (outcome.written, outcome.skipped, outcome.error) == ([], unit.paths, None)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cl_regimes import report
+from cl_regimes.report import figures, tables, words
 
 
 def runs(**variants) -> pd.DataFrame:
@@ -26,14 +27,14 @@ def runs(**variants) -> pd.DataFrame:
 
 
 def test_identical_variants_are_those_with_the_same_matrices_in_every_run():
-    assert report.identical_variants(runs(same=0.0, other=0.05)) == ["same"]
+    assert tables.identical_variants(runs(same=0.0, other=0.05)) == ["same"]
     partial = runs(same=0.0)
     partial = partial[~((partial.variant == "") & (partial.method == "gem"))]
-    assert report.identical_variants(partial) == []  # a variant run without its own run
+    assert tables.identical_variants(partial) == []  # a variant run without its own run
 
 
 def test_best_method_is_the_papers_with_the_references_apart():
-    best, sentence = report.best_method(runs(), "d", "head")
+    best, sentence = words.best_method(runs(), "d", "head")
     assert best == "gem"  # joint's ACC is higher, but it is a reference
     assert "**gem** has the highest ACC of the paper's methods under `head`" in sentence
     assert "references: finetune 0.505, joint 0.605" in sentence
@@ -60,7 +61,7 @@ def test_style_keeps_numbers_with_gaps_right_aligned():
 
 
 def test_heatmap_prints_every_value_in_a_cell_of_its_colour():
-    html = report.heatmap(
+    html = figures.heatmap(
         np.array([[0.0, 1.0]]),
         "m",
         [1, 2],
@@ -74,8 +75,8 @@ def test_heatmap_prints_every_value_in_a_cell_of_its_colour():
 
 
 def test_method_table_has_a_variant_level_only_where_there_are_variants():
-    assert report.method_table(runs(), ["acc"]).index.names == ["dataset", "method"]
-    table = report.method_table(runs(other=0.05), ["acc"])
+    assert tables.method_table(runs(), ["acc"]).index.names == ["dataset", "method"]
+    table = tables.method_table(runs(other=0.05), ["acc"])
     assert table.index.names == ["dataset", "variant", "method"]
     assert list(table.index.get_level_values("method")[:4]) == ["finetune", "joint", "ewc", "gem"]
 
@@ -92,7 +93,7 @@ def test_scale_summary_says_where_each_finding_holds():
     sizes = pd.DataFrame(
         {"profile": ["smoke", "quick", "medium"], "share of the grid": [1, 1, 0.1]}
     )
-    lines = report.scale_summary(calls, sizes, ("smoke", "quick", "medium", "paper"))
+    lines = words.scale_summary(calls, sizes, ("smoke", "quick", "medium", "paper"))
     assert lines[0].startswith("- Finding 1 holds from `quick` on (`smoke`: not supported")
     assert lines[1].startswith("- Finding 2 holds at every scale with records")
     assert lines[2].startswith("- Finding 3 holds at no scale with records")
@@ -109,7 +110,7 @@ def test_scale_summary_says_when_a_finding_vanishes():
         index=pd.Index([2], name="finding"),
     )
     sizes = pd.DataFrame({"profile": ["quick", "medium"], "share of the grid": [1, 1]})
-    [line] = report.scale_summary(calls, sizes, ("smoke", "quick", "medium"))
+    [line] = words.scale_summary(calls, sizes, ("smoke", "quick", "medium"))
     assert line.startswith("- Finding 2 holds up to `quick`, not beyond")
 
 
@@ -136,7 +137,7 @@ def test_trend_summary_counts_the_methods_a_trend_holds_in_at_each_scale():
             trend_rows("medium", "u per parameter", [0.9, 0.9, 0.9, 0.9], p_holm=0.2),
         ]
     )
-    forgetting, per_parameter = report.trend_summary(trends, ("smoke", "quick", "medium"))
+    forgetting, per_parameter = words.trend_summary(trends, ("smoke", "quick", "medium"))
     assert forgetting == (
         "- forgetting: methods whose trend with depth holds: `quick` 0 of 4, falling in "
         "gem; `medium` 3 of 4 (ewc, lwf, si). In every method: at no scale with records."
@@ -158,7 +159,7 @@ def test_crossing_summary_sets_the_largest_crossing_against_the_detectable_one()
             "pairs that cross": ["none", "none", "ewc vs si: ahead in full, behind in head"],
         }
     )
-    assert report.crossing_summary(rows) == (
+    assert words.crossing_summary(rows) == (
         "- Finding 1: pairs cross at `medium`; `smoke` cannot test it; at `quick` the "
         "largest crossing, 0.040 [0.030, 0.130], is below the 0.700 the test could "
         "detect; at `medium` the largest crossing, 0.100 [0.060, 0.140], is above the "
@@ -170,10 +171,10 @@ def test_coverage_counts_the_grid_and_the_extra_seeds():
     def runs(seeds: list[int]) -> pd.DataFrame:
         return pd.DataFrame({"seed": seeds, "regime": "full", "method": "ewc"})
 
-    text = report.coverage("medium", 50, runs([0] * 44))
+    text = words.coverage("medium", 50, runs([0] * 44))
     assert "44 of the 462 runs of its grid. The grid is not complete" in text
-    assert report.coverage("smoke", 42, runs([0] * 42)).endswith("42 of the 42 runs of its grid.")
-    extra = report.coverage("smoke", 53, runs([0] * 42 + [1] * 11))
+    assert words.coverage("smoke", 42, runs([0] * 42)).endswith("42 of the 42 runs of its grid.")
+    extra = words.coverage("smoke", 53, runs([0] * 42 + [1] * 11))
     assert "42 of the 42 runs of its grid, and 11 runs of seed(s) 1 in 1 (regime" in extra
     assert "not complete" not in extra
 
@@ -190,7 +191,7 @@ def test_trend_figure_draws_a_bound_that_misses_its_estimate_by_rounding():
             rho_hi=[rho * (1 - 1e-15), 0.9],  # the draws' quantile: one ulp below
         )
     )
-    fig = report.trend_figure(trends, ["quick"])
+    fig = figures.trend_figure(trends, ["quick"])
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["ewc", "si"]
 
 
@@ -224,7 +225,7 @@ def test_a_scenarios_runs_leave_out_the_variants_within_it():
             "acc": [0.9, 0.3, 0.4],
         }
     )
-    parts = report.by_scenario(runs)
+    parts = tables.by_scenario(runs)
     assert {s: p.acc.tolist() for s, p in parts.items()} == {
         "task_incremental": [0.9],
         "class_incremental": [0.3],

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cl_regimes import results, sweep
+from cl_regimes import profiles, results, sweep
 from cl_regimes.config import ConfigError
 
 METHODS = ["finetune", "ewc"]
@@ -20,16 +20,13 @@ def swept(tmp_path_factory):
     """A small sweep (regime head, finetune and EWC), then a resumed one after deleting
     the EWC record: returns (folder, paths, first R of each path, mtimes before/after)."""
     root = tmp_path_factory.mktemp("results")
-    paths = sweep.sweep(
-        "smoke", regimes=["head"], methods=METHODS, results_dir=root, device="cpu", progress=False
-    ).paths
+    grid = profiles.get_profile("smoke").grid(regimes=["head"], methods=METHODS)
+    paths = sweep.sweep(grid, results_dir=root, device="cpu", progress=False).paths
     first = {p: results.read(p) for p in paths}
     mtimes = {p: p.stat().st_mtime_ns for p in paths}
     deleted = paths[1]
     deleted.unlink()
-    again = sweep.sweep(
-        "smoke", regimes=["head"], methods=METHODS, results_dir=root, device="cpu", progress=False
-    )
+    again = sweep.sweep(grid, results_dir=root, device="cpu", progress=False)
     return {
         "root": root,
         "paths": paths,
@@ -77,9 +74,7 @@ def test_sweep_refuses_a_record_of_another_configuration(swept, tmp_path):
     target.write_text(json.dumps(stale))
     with pytest.raises(results.RecordError, match="lr"):
         sweep.sweep(
-            "smoke",
-            regimes=["head"],
-            methods=["finetune"],
+            profiles.get_profile("smoke").grid(regimes=["head"], methods=["finetune"]),
             results_dir=tmp_path,
             device="cpu",
             progress=False,
@@ -88,12 +83,13 @@ def test_sweep_refuses_a_record_of_another_configuration(swept, tmp_path):
 
 
 def test_plan_covers_the_grid():
-    configs = sweep.plan("smoke", regimes=["head", "full"], orders=[0, 3], seeds=[0, 1])
+    smoke = profiles.get_profile("smoke")
+    configs = [r.config for r in smoke.grid(regimes=["head", "full"], orders=[0, 3], seeds=[0, 1])]
     assert len(configs) == 2 * 6 * 2 * 2
     assert {(c.regime, c.order, c.seed) for c in configs} == {
         (r, o, s) for r in ("head", "full") for o in (0, 3) for s in (0, 1)
     }
-    assert len(sweep.plan("smoke")) == 7 * 6
+    assert len(smoke.grid()) == 7 * 6
 
 
 def test_round_trip(record, tmp_path):
@@ -175,7 +171,7 @@ def test_missing_file_is_a_record_error(tmp_path):
 def test_is_done(swept, smoke_config, tmp_path):
     path = swept["paths"][0]
     config = smoke_config("head", "finetune")
-    assert results.record_path(swept["root"], "smoke", config, {}) == path
+    assert results.Run(config, "smoke").path(swept["root"]) == path
     assert results.is_done(path, config)
     assert not results.is_done(tmp_path / "absent.json", config)
     other = smoke_config("head", "finetune", seed=0, epochs=2)
@@ -276,18 +272,16 @@ def test_variant_names():
 
 
 def test_variants_of_a_run_live_side_by_side(smoke_config):
-    config = smoke_config("head", "ewc", **{"ewc.lam": 100.0})
-    from cl_regimes import profiles
-
-    variant = profiles.variant("smoke", config)
-    assert variant == {"ewc.lam": 100.0}
-    own = results.record_path("r", "smoke", smoke_config("head", "ewc"), {})
-    other = results.record_path("r", "smoke", config, variant)
+    smoke = profiles.get_profile("smoke")
+    run = smoke.run(dataset="digits", regime="head", method="ewc", overrides={"ewc.lam": 100.0})
+    assert run.variant == smoke.variant(run.config) == {"ewc.lam": 100.0}
+    own = smoke.run(dataset="digits", regime="head", method="ewc").path("r")
+    other = run.path("r")
     assert own.parent == other.parent.parent and own.name == other.name
     assert other.parent.name == "ewc.lam=100.0"
-    assert profiles.variant("smoke", smoke_config("head", "gem", bn_stats="follow_regime")) == {
-        "bn_stats": "follow_regime"
-    }
+    assert profiles.get_profile("smoke").variant(
+        smoke_config("head", "gem", bn_stats="follow_regime")
+    ) == {"bn_stats": "follow_regime"}
 
 
 def test_unwritable_results_folder(tmp_path):
@@ -301,15 +295,14 @@ def test_unwritable_results_folder(tmp_path):
 
 
 def test_paper_means_float32_and_the_original_settings():
-    from cl_regimes import profiles
 
     ids = {"dataset": "fashion_mnist", "regime": "full", "method": "gem"}
-    plain = profiles.resolve("paper", **ids)
-    explicit = profiles.resolve("paper", **ids, overrides={"precision": "fp32"})
-    assert plain == explicit and profiles.variant("paper", explicit) == {}
+    plain = profiles.get_profile("paper").config(**ids)
+    explicit = profiles.get_profile("paper").config(**ids, overrides={"precision": "fp32"})
+    assert plain == explicit and profiles.get_profile("paper").variant(explicit) == {}
     assert plain.precision == "fp32" and plain.bn_stats == "always_update"
     assert plain.method_params["memory_bn"] == "update"
-    lwf = profiles.resolve("paper", **{**ids, "method": "lwf"}).method_params
+    lwf = profiles.get_profile("paper").config(**{**ids, "method": "lwf"}).method_params
     assert lwf == {
         "lam": 1.0,
         "temperature": 2.0,
@@ -317,7 +310,7 @@ def test_paper_means_float32_and_the_original_settings():
         "warmup_outputs": "new",
         "student_forwards": 2,
     }
-    bf16 = profiles.resolve("paper", **ids, overrides={"precision": "bf16"})
-    assert profiles.variant("paper", bf16) == {"precision": "bf16"}
-    cifar = profiles.resolve("paper", **{**ids, "dataset": "cifar100", "method": "lwf"})
+    bf16 = profiles.get_profile("paper").config(**ids, overrides={"precision": "bf16"})
+    assert profiles.get_profile("paper").variant(bf16) == {"precision": "bf16"}
+    cifar = profiles.get_profile("paper").config(**{**ids, "dataset": "cifar100", "method": "lwf"})
     assert cifar.epochs == 20 and cifar.method_params["warmup_epochs"] == 10

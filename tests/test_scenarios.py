@@ -54,7 +54,7 @@ def class_incremental(tmp_path_factory):
     trainer = train.Trainer([cfg], device="cpu")
     outcome = trainer.run()[0]
     path = tmp_path_factory.mktemp("cil") / "run.json"
-    results.save(results.assemble(cfg, outcome, {}, 0.0, "smoke", {}), path)
+    results.save(results.assemble(results.Run(cfg, "smoke"), outcome, {}, 0.0), path)
     return trainer, outcome, path
 
 
@@ -161,8 +161,7 @@ TINY = dict(
 
 
 def tiny_run(tmp_path, dataset, method, scenario):
-    cfg = profiles.resolve(
-        "smoke",
+    cfg = profiles.get_profile("smoke").config(
         dataset=dataset,
         regime="head",
         method=method,
@@ -269,8 +268,7 @@ def test_permuted_images_are_zero_padded_to_32_not_resized():
 @pytest.mark.parametrize("images", ["pad", "resize"])
 def test_permuted_mnist_has_its_task_count_and_padded_images(tmp_path, images):
     written = write_mnist_like(tmp_path, "MNIST", n_train=100, n_test=50)
-    cfg = profiles.resolve(
-        "smoke",
+    cfg = profiles.get_profile("smoke").config(
         dataset="mnist",
         regime="head",
         method="finetune",
@@ -295,8 +293,7 @@ def test_permuted_mnist_has_its_task_count_and_padded_images(tmp_path, images):
 
 
 def test_permuted_mnist_runs_as_the_field_does_by_default():
-    cfg = profiles.resolve(
-        "quick",
+    cfg = profiles.get_profile("quick").config(
         dataset="fashion_mnist",
         regime="full",
         method="ewc",

@@ -20,7 +20,7 @@ def records(smoke_runs):
     cached = smoke_runs.get("from_layer4", "finetune")
     config = cached.config
     return {
-        "a": runner.run(config, "cpu", profile="smoke"),
+        "a": runner.run(results.Run(config, "smoke"), "cpu"),
         "cached": cached.outcome,
         "other": runner.run(config.__class__(**{**config.to_dict(), "seed": 1}), "cpu"),
     }

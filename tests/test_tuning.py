@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cl_regimes import data, profiles, sweep, tuning
+from cl_regimes import data, profiles, tuning
 from cl_regimes.config import TUNING_SEEDS, ConfigError
 
 
@@ -46,7 +46,9 @@ def test_without_validation_the_tasks_are_the_same_images_as_before():
 
 
 def smoke(**overrides):
-    return profiles.resolve("smoke", dataset="digits", regime="head", method="ewc", **overrides)
+    return profiles.get_profile("smoke").config(
+        dataset="digits", regime="head", method="ewc", **overrides
+    )
 
 
 def test_tuning_replicates_never_overlap_evaluation_ones():
@@ -54,8 +56,9 @@ def test_tuning_replicates_never_overlap_evaluation_ones():
     for seed, overrides in ((0, {"validation_per_task": 40}), (TUNING_SEEDS, None)):
         with pytest.raises(ConfigError, match="never share a replicate"):
             smoke(seed=seed, overrides=overrides)
-    tuned = tuning.plan("medium", methods=["ewc"], regimes=["full"])
-    evaluation = sweep.plan("medium", methods=["ewc"], regimes=["full"], seeds=[0, 1])
+    medium = profiles.get_profile("medium")
+    tuned = [r.config for r in tuning.plan(medium, methods=["ewc"], regimes=["full"])]
+    evaluation = [r.config for r in medium.grid(methods=["ewc"], regimes=["full"], seeds=[0, 1])]
     assert {(c.order, c.seed) for c in tuned} == {(o, TUNING_SEEDS) for o in tuning.ORDERS}
     assert not {(c.order, c.seed) for c in tuned} & {(c.order, c.seed) for c in evaluation}
     assert {c.validation_per_task for c in tuned} == {500}  # medium's test images per task
@@ -89,15 +92,16 @@ def test_the_best_mean_validation_acc_is_chosen_and_the_papers_value_on_a_tie():
     chosen = tuning.choices(
         pd.concat([table({1.0: [0.6], 10.0: [0.9]}, "si"), table({5000.0: [0.9]})])
     )
-    evaluation = tuning.evaluation_plan("medium", chosen)
-    assert {(c.method, c.method_params["c"]) for c in evaluation} == {("si", 10.0)}
-    assert len(evaluation) == 11 and {c.seed for c in evaluation} == {0}
-    assert profiles.variant("medium", evaluation[0]) == {"si.c": 10.0}
+    evaluation = tuning.evaluation_plan(profiles.get_profile("medium"), chosen)
+    configs = [r.config for r in evaluation]
+    assert {(c.method, c.method_params["c"]) for c in configs} == {("si", 10.0)}
+    assert len(configs) == 11 and {c.seed for c in configs} == {0}
+    assert evaluation[0].variant == {"si.c": 10.0}
 
 
 def test_only_methods_with_a_strength_are_tuned():
     with pytest.raises(ConfigError, match="method 'gem' has no strength to tune"):
-        tuning.plan("smoke", methods=["gem"])
+        tuning.plan(profiles.get_profile("smoke"), methods=["gem"])
 
 
 def test_tune_runs_the_candidates_chooses_and_evaluates_a_changed_choice(tmp_path):
@@ -111,7 +115,7 @@ def test_tune_runs_the_candidates_chooses_and_evaluates_a_changed_choice(tmp_pat
     configs = [json.loads(p.read_text())["config"] for p in records]
     assert {c["seed"] for c in configs} == {TUNING_SEEDS}
     assert {c["validation_per_task"] for c in configs} == {
-        tuning.validation_size("smoke", "digits")
+        tuning.validation_size(profiles.get_profile("smoke"), "digits")
     }
     (chosen,) = tuning.choices(tuning.load(tmp_path / "tuning")).itertuples()
     assert f"{chosen.chosen:g}" in out.stdout

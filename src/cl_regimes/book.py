@@ -256,7 +256,7 @@ def _placeholder(root: Path, chapter: Chapter) -> None:
     far its sweep has come, and how to make the records."""
     import nbformat
 
-    from cl_regimes import methods, sweep
+    from cl_regimes import methods, profiles
 
     profile = chapter.parameters["profile"]
     records = committed_records(root, chapter)
@@ -264,7 +264,7 @@ def _placeholder(root: Path, chapter: Chapter) -> None:
         f"`{regime}`: " + ", ".join(n for n in methods.names(plugins=False) if n in names)
         for regime, names in committed_regimes(root, chapter).items()
     )
-    grid = len(sweep.plan(profile, variants=False))
+    grid = len(profiles.get_profile(profile).grid(variants=False))
     so_far = (
         f"{len(records)} of the {grid} runs of the `{profile}` profile are committed so far "
         f"({covered}); its chapter appears once two of the original study's regimes "
@@ -309,11 +309,11 @@ def build(
     ``engine`` (``jobs`` groups at once locally; on Ray, ``engine_options`` say where and
     with which resources), then execute the notebooks on the records and build the HTML
     book."""
-    from cl_regimes import sweep
+    from cl_regimes import profiles, sweep
 
     for name in dict.fromkeys((*ALSO_SWEPT, profile)):
         sweep.sweep(
-            name,
+            profiles.get_profile(name).grid(),
             results_dir=results_dir,
             device=device,
             engine=engine,

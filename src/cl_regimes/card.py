@@ -24,8 +24,9 @@ import pandas as pd
 from scipy import stats
 
 from cl_regimes import findings, methods, profiles, regimes, results, sweep
-from cl_regimes.config import ConfigError, RunConfig
+from cl_regimes.config import ConfigError
 from cl_regimes.findings.common import PAPER_METHODS
+from cl_regimes.results import Run
 
 BOUNDS = {"acc": (0.0, 1.0), "forgetting": (-1.0, 1.0)}  # the values each metric can take
 
@@ -33,16 +34,14 @@ BOUNDS = {"acc": (0.0, 1.0), "forgetting": (-1.0, 1.0)}  # the values each metri
 @dataclass
 class Plan:
     """A card's inputs, checked: its method's registered name, its two sweeps (the paper's
-    methods with the profile's settings; the method with its own) as ``sweep.sweep``'s
-    arguments and their runs' configurations, the record path of every run it compares,
-    and its file name."""
+    methods with the profile's settings; the method with its own), each its runs and
+    their results folder, the record path of every run it compares, and its file name."""
 
     method: str
     profile: str
     scenario: str
     variant: str  # the method's settings that differ from the profile's ("" if none)
-    sweeps: list[dict]
-    configs: list[list[RunConfig]]
+    sweeps: list[tuple[list[Run], Path]]
     records: list[Path]
     stem: str
 
@@ -71,8 +70,10 @@ def plan(
     """Check everything a card needs before anything trains: the method, its ``settings``
     ("key=value": its own, and ``scenario=...`` for all), every run's configuration
     (ranges, the scenario each method applies to) and the results folders. ``method``'s
-    records go to ``own_results`` (default: ``results_dir``, beside the paper methods')."""
+    records go to ``own_results`` (default: ``results_dir``, beside the paper methods').
+    The profile is resolved here, once: the sweeps below take its runs."""
     name = methods.load(method)
+    prof = profiles.get_profile(profile)
     overrides = profiles.parse_overrides(settings)
     foreign = [k for k in overrides if not k.startswith(f"{name}.") and k != "scenario"]
     if foreign:
@@ -83,21 +84,15 @@ def plan(
         )
     shared = {k: v for k, v in overrides.items() if k == "scenario"}  # every method's
     grid = dict(regimes=regimes_, orders=orders, variants=False)
-    sweeps = [
-        dict(methods=list(chosen), overrides=values, **grid)
+    runs = [  # every value checked
+        prof.grid(methods=list(chosen), overrides=values, **grid)
         for chosen, values in ((PAPER_METHODS, shared), ([name], overrides))
     ]
-    configs = [sweep.plan(profile, **s) for s in sweeps]  # every value checked
-    for s, folder in zip(sweeps, (results_dir, own_results or results_dir)):
+    folders = [Path(results_dir), Path(own_results or results_dir)]
+    for folder in folders:
         results.check_writable(folder)
-        s["results_dir"] = folder
-    records = [
-        results.record_path(s["results_dir"], profile, c, profiles.variant(profile, c))
-        for s, cs in zip(sweeps, configs)
-        for c in cs
-    ]
-    own = profiles.variant(profile, configs[1][0])
-    scenario = configs[1][0].scenario
+    sweeps = list(zip(runs, folders))
+    own, scenario = runs[1][0].variant, runs[1][0].config.scenario
     chosen_regimes = [r for r in regimes.REGIMES if r in (regimes_ or ())]
     label = [
         name,
@@ -113,25 +108,20 @@ def plan(
         scenario,
         results.variant_name(own) if own else "",
         sweeps,
-        configs,
-        records,
+        [run.path(folder) for group, folder in sweeps for run in group],
         "-".join(filter(None, label)),
     )
 
 
-def pending(card: Plan) -> list[RunConfig]:
+def pending(card: Plan) -> list[Run]:
     """The runs the card still needs trained."""
-    return [
-        c
-        for s, configs in zip(card.sweeps, card.configs)
-        for c, _ in sweep.pending(card.profile, configs, s["results_dir"])[1]
-    ]
+    return [run for runs, folder in card.sweeps for run, _ in sweep.pending(runs, folder)[1]]
 
 
 def train(card: Plan, **execution) -> pd.DataFrame:
     """Sweep what is missing; the runs the card compares (``results.load``'s table)."""
-    for s in card.sweeps:
-        sweep.sweep(card.profile, **s, **execution)
+    for runs, folder in card.sweeps:
+        sweep.sweep(runs, results_dir=folder, **execution)
     return results.load(card.records)
 
 

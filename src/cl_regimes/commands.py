@@ -28,8 +28,7 @@ def run_one(args) -> None:
     from cl_regimes import provenance, results, runner
 
     method = methods.load(args.method)  # a plug-in first: --set may name its settings
-    config = profiles.resolve(
-        args.profile,
+    run = profiles.get_profile(args.profile).run(
         dataset=args.dataset,
         regime=args.regime,
         method=method,
@@ -37,13 +36,12 @@ def run_one(args) -> None:
         seed=args.seed,
         overrides=profiles.parse_overrides(args.set, methods_=[method]),
     )
-    variant = profiles.variant(args.profile, config)
     results.check_writable(args.results)
-    path = results.record_path(args.results, args.profile, config, variant)
-    if not args.force and results.is_done(path, config, provenance.method_source(method)):
+    path = run.path(args.results)
+    if not args.force and results.is_done(path, run.config, provenance.method_source(method)):
         print(f"already done (same configuration; --force recomputes it): {path}")
     else:
-        record = runner.run(config, args.device, args.data_dir, progress=True, profile=args.profile)
+        record = runner.run(run, args.device, args.data_dir, progress=True)
         results.save(record, path, replace=path.exists())
         print(f"record written: {path}")
     record = results.read(path)
@@ -55,9 +53,10 @@ def run_one(args) -> None:
     )
 
 
-def grid_of(args) -> dict:
+def grid_of(args, profile: profiles.Profile) -> dict:
+    """``Profile.grid``'s arguments from the command's."""
     chosen = [methods.load(m) for m in args.methods] if args.methods else None  # before --set
-    used = chosen or profiles.get_profile(args.profile).grid_methods()
+    used = chosen or profile.grid_methods()
     return dict(
         datasets=args.datasets,
         regimes=args.regimes,
@@ -72,16 +71,12 @@ def grid_of(args) -> dict:
 def run_sweep(args) -> int | None:
     from cl_regimes import sweep
 
+    profile = profiles.get_profile(args.profile)
+    runs = profile.grid(**grid_of(args, profile))
     if args.dry_run:
-        return dry_run(args)
+        return projection(args, len(runs), [r for r, _ in sweep.pending(runs, args.results)[1]])
     try:
-        sweep.sweep(
-            args.profile,
-            data_dir=args.data_dir,
-            force=args.force,
-            **execution_of(args),
-            **grid_of(args),
-        )
+        sweep.sweep(runs, data_dir=args.data_dir, force=args.force, **execution_of(args))
     except sweep.SweepFailed as err:
         return failed(err)
     print(f"records under {Path(args.results).resolve() / args.profile}")
@@ -90,9 +85,10 @@ def run_sweep(args) -> int | None:
 def run_tuning(args) -> int | None:
     from cl_regimes import sweep, tuning
 
-    grid = grid_of(args)
-    configs = tuning.plan(
-        args.profile,
+    profile = profiles.get_profile(args.profile)
+    grid = grid_of(args, profile)
+    runs = tuning.plan(
+        profile,
         datasets=grid["datasets"],
         regimes=grid["regimes"],
         methods=grid["methods"],
@@ -100,43 +96,31 @@ def run_tuning(args) -> int | None:
         factors=args.factors,
     )
     if args.dry_run:
-        todo = sweep.pending(args.profile, configs, args.tuning)[1]
-        return projection(args, len(configs), [c for c, _ in todo])
+        todo = sweep.pending(runs, args.tuning)[1]
+        return projection(args, len(runs), [r for r, _ in todo])
     execution = execution_of(args)
     try:
         sweep.sweep(
-            args.profile,
-            configs=configs,
+            runs,
             data_dir=args.data_dir,
             force=args.force,
             **{**execution, "results_dir": args.tuning},
         )
-        cells = {tuple(getattr(c, k) for k in tuning.CELL) for c in configs}
+        cells = {tuple(getattr(r.config, k) for k in tuning.CELL) for r in runs}
         chosen = tuning.choices(tuning.load(Path(args.tuning) / args.profile))
         chosen = chosen[[tuple(r) in cells for r in chosen[tuning.CELL].itertuples(index=False)]]
         print(chosen.to_string(index=False))
-        evaluation = tuning.evaluation_plan(
-            args.profile, chosen, orders=args.orders, seeds=args.seeds
-        )
+        evaluation = tuning.evaluation_plan(profile, chosen, orders=args.orders, seeds=args.seeds)
         if evaluation:
-            sweep.sweep(args.profile, configs=evaluation, data_dir=args.data_dir, **execution)
+            sweep.sweep(evaluation, data_dir=args.data_dir, **execution)
     except sweep.SweepFailed as err:
         return failed(err)
     print(f"tuning records under {Path(args.tuning).resolve() / args.profile}")
 
 
-def dry_run(args) -> None:
-    from cl_regimes import sweep
-
-    configs = sweep.plan(args.profile, **grid_of(args))
-    projection(
-        args, len(configs), [c for c, _ in sweep.pending(args.profile, configs, args.results)[1]]
-    )
-
-
 def projection(args, total: int, todo: list) -> None:
-    """What a dry run prints: the runs still to train, per method and regime, and their
-    projected time on this machine."""
+    """What a dry run prints: the runs still to train (``todo``), per method and regime,
+    and their projected time on this machine."""
     import pandas as pd
 
     from cl_regimes import engines, sweep
@@ -145,7 +129,9 @@ def projection(args, total: int, todo: list) -> None:
     device = models.resolve_device(args.device)
     size = args.group_size or args.runs_per_gpu
     if todo:
-        cells = pd.DataFrame([(c.method, c.regime) for c in todo], columns=["method", "regime"])
+        cells = pd.DataFrame(
+            [(r.config.method, r.config.regime) for r in todo], columns=["method", "regime"]
+        )
         print("runs to train:\n" + cells.value_counts(sort=False).unstack(fill_value=0).to_string())
     hours = sweep.estimate(todo, device, size) / 3600
     units = sweep.groups(todo, size, device)

@@ -37,7 +37,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from cl_regimes import results
-from cl_regimes.config import ConfigError, RunConfig, check_choice
+from cl_regimes.config import ConfigError, check_choice
+from cl_regimes.results import Run
 
 ENGINES = ("local", "ray")
 MAX_RETRIES = 3  # a Ray task whose worker dies runs again, at most this many times
@@ -50,7 +51,7 @@ LOCAL_START_ATTEMPTS = 3  # a local Ray instance that times out starting (a busy
 class Unit:
     """Runs of one cell trained together, and where each one's record goes."""
 
-    configs: list[RunConfig]
+    runs: list[Run]
     paths: list[Path]
     force: bool = False  # recompute (and replace) runs whose records exist
     index: int = 0  # its place in the sweep's list of units (for progress reports)
@@ -78,7 +79,6 @@ def node_name() -> str:
 
 def train_unit(
     unit: Unit,
-    profile: str,
     device: str,
     data_dir,
     threads: int | None = None,
@@ -95,34 +95,33 @@ def train_unit(
         torch.set_num_threads(threads)
     outcome = Outcome(unit)
     try:
-        source = provenance.method_source(unit.configs[0].method)
+        source = provenance.method_source(unit.runs[0].config.method)
         todo = [
-            (c, p)
-            for c, p in zip(unit.configs, unit.paths)
-            if unit.force or not results.is_done(p, c, source)
+            (r, p)
+            for r, p in zip(unit.runs, unit.paths)
+            if unit.force or not results.is_done(p, r.config, source)
         ]
         replace = {p for _, p in todo if p.exists()}  # forced, or its method's source changed
         unfinished = {p for _, p in todo}
         outcome.skipped = [p for p in unit.paths if p not in unfinished]
-        where = {repr(c): p for c, p in todo}
+        where = {repr(r.config): p for r, p in todo}
         node = node_name()
 
-        def save(group: list[RunConfig], records: list[dict]) -> None:
-            for config, record in zip(group, records):
-                path = where[repr(config)]
+        def save(group: list[Run], records: list[dict]) -> None:
+            for run, record in zip(group, records):
+                path = where[repr(run.config)]
                 record["environment"]["node"] = node
                 try:
                     outcome.written.append(results.save(record, path, path in replace))
                 except results.RecordExists:  # another task finished it meanwhile
-                    results.is_done(path, config, source)  # raises unless it is this run's
+                    results.is_done(path, run.config, source)  # raises unless this run's
                     outcome.skipped.append(path)
 
         if todo:
             runner.run_group(
-                [c for c, _ in todo],
+                [r for r, _ in todo],
                 device,
                 data_dir,
-                profile=profile,
                 checkpoint_dir=todo[0][1].parent,
                 on_group=save,
                 on_epoch=on_epoch or _worker_progress(unit),
@@ -136,7 +135,6 @@ def train_unit(
 
 def local(
     units: list[Unit],
-    profile: str,
     device: str,
     data_dir,
     jobs: int = 1,
@@ -148,7 +146,7 @@ def local(
     if jobs <= 1:
         for unit in units:
             report = on_epoch and functools.partial(on_epoch, unit.index)
-            yield train_unit(unit, profile, device, data_dir, on_epoch=report)
+            yield train_unit(unit, device, data_dir, on_epoch=report)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # workers stopped by an interrupt leave the pool's semaphores to multiprocessing's
@@ -162,10 +160,7 @@ def local(
         jobs, mp_context=context, initializer=_worker, initargs=(os.getpid(), progress)
     )
     try:
-        pending = {
-            pool.submit(train_unit, unit, profile, device, data_dir, threads): unit
-            for unit in units
-        }
+        pending = {pool.submit(train_unit, unit, device, data_dir, threads): unit for unit in units}
         while pending:
             done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             while not progress.empty():
@@ -303,7 +298,6 @@ def connect(address: str | None, cpus_per_task: int, gpus_per_task: float) -> bo
 
 def on_ray(
     units: list[Unit],
-    profile: str,
     data_dir,
     *,
     address: str | None = None,
@@ -316,12 +310,12 @@ def on_ray(
     import ray
 
     cpus = cpus_per_task or 1
-    gpus = [min(1.0, len(u.configs) / runs_per_gpu) if runs_per_gpu else 0 for u in units]
+    gpus = [min(1.0, len(u.runs) / runs_per_gpu) if runs_per_gpu else 0 for u in units]
     started = connect(address, cpus, max(gpus, default=0))
     task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(train_unit)
     pending = {
         task.options(num_cpus=cpus, num_gpus=g).remote(
-            unit, profile, "cuda" if g else "cpu", data_dir, cpus
+            unit, "cuda" if g else "cpu", data_dir, cpus
         ): unit
         for unit, g in zip(units, gpus)
     }

@@ -10,10 +10,12 @@ takes, and their valid ranges, the method's own file declares.
 from __future__ import annotations
 
 import ast
+import itertools
 from dataclasses import dataclass, field
 
 from cl_regimes import data, initialisation, methods, regimes
 from cl_regimes.config import FIELDS, ConfigError, RunConfig, check_choice
+from cl_regimes.results import Run
 
 NUM_ORDERS = 11  # the canonical order + 10 permutations
 IDENTITY = ("dataset", "regime", "method", "order", "seed")
@@ -90,6 +92,123 @@ class Profile:
         return self.methods or tuple(
             n for n in methods.names(plugins=False) if methods.get(n).in_grid
         )
+
+    def values(self, dataset: str, overrides: dict | None = None) -> dict:
+        """Its values for a dataset: its settings, the dataset's, then ``overrides``."""
+        settings = {**plugin_settings(), **self.settings}
+        for key in overrides or {}:
+            check_choice("setting", key, tuple(settings))
+        return {**settings, **self.per_dataset.get(dataset, {}), **(overrides or {})}
+
+    def config(
+        self,
+        *,
+        dataset: str,
+        regime: str,
+        method: str,
+        order: int = 0,
+        seed: int = 0,
+        overrides: dict | None = None,
+    ) -> RunConfig:
+        """The full configuration of one run, every value checked against its valid range."""
+        spec = data.spec(dataset)
+        regimes.get(regime)
+        methods.get(method)
+        check_choice("order", order, range(NUM_ORDERS))
+        values = self.values(dataset, overrides)
+        run = {k: v for k, v in values.items() if "." not in k}
+        params = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(method + ".")}
+        missing = set(FIELDS) - set(run) - set(IDENTITY) - {"method_params"}
+        if set(run) | set(IDENTITY) | {"method_params"} != set(FIELDS):
+            raise ConfigError(f"profile {self.name!r} misses settings {sorted(missing)}")
+        for key in ("train_per_task", "test_per_task", "validation_per_task"):  # a class each
+            value = run[key]
+            if isinstance(value, int) and value < spec.classes_per_task:
+                raise ConfigError(
+                    f"setting {key}={value!r} is out of range; valid: None or >= "
+                    f"{spec.classes_per_task} (the classes of a {dataset} task)"
+                )
+        config = RunConfig(
+            dataset=dataset,
+            regime=regime,
+            method=method,
+            order=order,
+            seed=seed,
+            method_params=params,
+            **run,
+        )
+        methods.check_params(method, params)
+        initialisation.check(config)
+        applies = methods.get(method).scenarios
+        if config.scenario not in applies:
+            raise ConfigError(
+                f"method {method!r} does not apply to the {config.scenario} scenario; "
+                f"valid for it: {', '.join(applies)}"
+            )
+        return config
+
+    def variant(self, config: RunConfig) -> dict:
+        """The settings of ``config`` that differ from its own ("<method>.<key>" for method
+        hyperparameters): part of a run's identity, so that variants coexist."""
+        ids = {k: getattr(config, k) for k in IDENTITY if k != "seed"}  # a tuning seed needs
+        default = {**self.config(**ids).to_dict(), "seed": config.seed}  # validation images
+        wanted = config.to_dict()
+        out = {k: v for k, v in wanted.items() if k != "method_params" and v != default[k]}
+        for key, value in wanted["method_params"].items():
+            if value != default["method_params"][key]:
+                out[f"{config.method}.{key}"] = value
+        return dict(sorted(out.items()))
+
+    def run(self, **identity) -> Run:
+        """One run of it (``config``'s arguments), with its variant."""
+        config = self.config(**identity)
+        return Run(config, self.name, self.variant(config))
+
+    def grid(
+        self,
+        *,
+        datasets=None,
+        regimes=None,
+        methods=None,
+        orders=None,
+        seeds=None,
+        overrides: dict | None = None,
+        variants: bool = True,
+    ) -> list[Run]:
+        """The runs of a sweep: its grid and its variants, restricted where asked, with
+        ``overrides`` applied to every run; every value checked."""
+        regimes = regimes or self.regimes
+        methods = methods or self.grid_methods()
+        sets = [({}, regimes, methods)]
+        if variants:
+            sets += [
+                (
+                    v.settings,
+                    [r for r in regimes if v.regimes is None or r in v.regimes],
+                    [m for m in methods if v.methods is None or m in v.methods],
+                )
+                for v in self.variants
+            ]
+        runs = {}
+        for settings, regs, meths in sets:
+            cells = itertools.product(
+                datasets or self.datasets,
+                regs,
+                meths,
+                self.orders if orders is None else orders,
+                seeds or self.seeds,
+            )
+            for d, r, m, o, s in cells:
+                run = self.run(
+                    dataset=d,
+                    regime=r,
+                    method=m,
+                    order=o,
+                    seed=s,
+                    overrides={**settings, **(overrides or {})},
+                )
+                runs[repr(run.config)] = run
+        return list(runs.values())
 
 
 PROFILES = {
@@ -222,75 +341,3 @@ def parse_overrides(
             raise ConfigError(f"setting {key} expects {type(default).__name__}, got {text!r}")
         overrides[key] = value
     return overrides
-
-
-def settings_of(profile: str, dataset: str, overrides: dict | None = None) -> dict:
-    """A profile's values for a dataset: its settings, the dataset's, then ``overrides``."""
-    prof = get_profile(profile)
-    settings = {**plugin_settings(), **prof.settings}
-    for key in overrides or {}:
-        check_choice("setting", key, tuple(settings))
-    return {**settings, **prof.per_dataset.get(dataset, {}), **(overrides or {})}
-
-
-def resolve(
-    profile: str,
-    *,
-    dataset: str,
-    regime: str,
-    method: str,
-    order: int = 0,
-    seed: int = 0,
-    overrides: dict | None = None,
-) -> RunConfig:
-    """The full configuration of one run, every value checked against its valid range."""
-    spec = data.spec(dataset)
-    regimes.get(regime)
-    methods.get(method)
-    check_choice("order", order, range(NUM_ORDERS))
-    values = settings_of(profile, dataset, overrides)
-    run = {k: v for k, v in values.items() if "." not in k}
-    params = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(method + ".")}
-    if set(run) | set(IDENTITY) | {"method_params"} != set(FIELDS):
-        raise ConfigError(
-            f"profile {profile!r} misses settings "
-            f"{sorted(set(FIELDS) - set(run) - set(IDENTITY) - {'method_params'})}"
-        )
-    for key in ("train_per_task", "test_per_task", "validation_per_task"):  # one of each class
-        value = run[key]
-        if isinstance(value, int) and value < spec.classes_per_task:
-            raise ConfigError(
-                f"setting {key}={value!r} is out of range; valid: None or >= "
-                f"{spec.classes_per_task} (the classes of a {dataset} task)"
-            )
-    config = RunConfig(
-        dataset=dataset,
-        regime=regime,
-        method=method,
-        order=order,
-        seed=seed,
-        method_params=params,
-        **run,
-    )
-    methods.check_params(method, params)
-    initialisation.check(config)
-    applies = methods.get(method).scenarios
-    if config.scenario not in applies:
-        raise ConfigError(
-            f"method {method!r} does not apply to the {config.scenario} scenario; "
-            f"valid for it: {', '.join(applies)}"
-        )
-    return config
-
-
-def variant(profile: str, config: RunConfig) -> dict:
-    """The settings of ``config`` that differ from its profile's ("<method>.<key>" for
-    method hyperparameters): part of a run's identity, so that variants coexist."""
-    ids = {k: getattr(config, k) for k in IDENTITY if k != "seed"}  # a tuning seed needs
-    default = {**resolve(profile, **ids).to_dict(), "seed": config.seed}  # validation images
-    wanted = config.to_dict()
-    out = {k: v for k, v in wanted.items() if k != "method_params" and v != default[k]}
-    for key, value in wanted["method_params"].items():
-        if value != default["method_params"][key]:
-            out[f"{config.method}.{key}"] = value
-    return dict(sorted(out.items()))

@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import time
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -74,29 +75,33 @@ def variant_name(variant: dict) -> str:
     return name
 
 
-def record_path(results_dir, profile: str, config: RunConfig, variant: dict) -> Path:
-    c = config
-    folder = Path(results_dir) / profile / c.dataset / c.regime / c.method
-    if variant:
-        folder = folder / variant_name(variant)
-    return folder / f"order{c.order:02d}-seed{c.seed}.json"
+@dataclass(frozen=True)
+class Run:
+    """One run as a sweep plans it: its configuration, the profile whose grid it belongs to
+    (None: outside any, e.g. a benchmark's) and the settings in which it differs from that
+    profile's (its variant: part of its record's path and identity)."""
+
+    config: RunConfig
+    profile: str | None = None
+    variant: dict = field(default_factory=dict)
+
+    def path(self, results_dir) -> Path:
+        """Where its record goes under ``results_dir`` (the layout above)."""
+        c = self.config
+        folder = Path(results_dir) / self.profile / c.dataset / c.regime / c.method
+        if self.variant:
+            folder = folder / variant_name(self.variant)
+        return folder / f"order{c.order:02d}-seed{c.seed}.json"
 
 
-def assemble(
-    config: RunConfig,
-    outcome: dict,
-    environment: dict,
-    wall_time_s: float,
-    profile: str | None,
-    variant: dict,
-) -> dict:
+def assemble(run: Run, outcome: dict, environment: dict, wall_time_s: float) -> dict:
     """A run's record: its full configuration and how it differs from its profile, what
     it produced (R, per-task statistics), its metrics, versions and timing."""
     return {
         "schema": SCHEMA_VERSION,
-        "profile": profile,
-        "variant": variant,
-        "config": config.to_dict(),
+        "profile": run.profile,
+        "variant": run.variant,
+        "config": run.config.to_dict(),
         **outcome,
         "metrics": metrics.summary(outcome["R"]),
         "environment": environment,

@@ -1,4 +1,4 @@
-"""Sweeps: every run of a profile's grid (or a part of it), grouped, resuming from records.
+"""Sweeps: the runs of a profile's grid (``Profile.grid``), grouped, resuming from records.
 
 The runs of one cell (same dataset, regime, method and settings; different
 orders or seeds) train as groups of one grouped network (``train.Trainer``);
@@ -8,7 +8,6 @@ on an engine (``engines``): this machine, or a Ray cluster.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,68 +17,20 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import data, engines, models, profiles, provenance, results, scenarios
+from cl_regimes import data, engines, models, provenance, results, scenarios
 from cl_regimes.config import RunConfig
 from cl_regimes.models import ResNet18, apply_regime, cross_entropy
+from cl_regimes.results import Run
 
 ACTIVATION_FLOATS = 25  # floats kept for the backward pass per sample, per width x pixel
 
 
-def plan(
-    profile: str,
-    *,
-    datasets=None,
-    regimes=None,
-    methods=None,
-    orders=None,
-    seeds=None,
-    overrides: dict | None = None,
-    variants: bool = True,
-) -> list[RunConfig]:
-    """The configurations of a sweep: the profile's grid and its variants, restricted
-    where asked, with ``overrides`` applied to every run; every value checked."""
-    prof = profiles.get_profile(profile)
-    regimes = regimes or prof.regimes
-    methods = methods or prof.grid_methods()
-    sets = [({}, regimes, methods)]
-    if variants:
-        sets += [
-            (
-                v.settings,
-                [r for r in regimes if v.regimes is None or r in v.regimes],
-                [m for m in methods if v.methods is None or m in v.methods],
-            )
-            for v in prof.variants
-        ]
-    configs = {}
-    for settings, regs, meths in sets:
-        grid = itertools.product(
-            datasets or prof.datasets,
-            regs,
-            meths,
-            prof.orders if orders is None else orders,
-            seeds or prof.seeds,
-        )
-        for d, r, m, o, s in grid:
-            config = profiles.resolve(
-                profile,
-                dataset=d,
-                regime=r,
-                method=m,
-                order=o,
-                seed=s,
-                overrides={**settings, **(overrides or {})},
-            )
-            configs[repr(config)] = config
-    return list(configs.values())
-
-
-def cells(configs: list[RunConfig]) -> list[list[RunConfig]]:
-    """Configurations grouped by cell: runs that differ only in order and seed."""
-    out: dict[str, list[RunConfig]] = {}
-    for c in configs:
-        key = {k: v for k, v in c.to_dict().items() if k not in ("order", "seed")}
-        out.setdefault(repr(key), []).append(c)
+def cells(runs: list[Run]) -> list[list[Run]]:
+    """Runs grouped by cell: runs that differ only in order and seed."""
+    out: dict[str, list[Run]] = {}
+    for run in runs:
+        key = {k: v for k, v in run.config.to_dict().items() if k not in ("order", "seed")}
+        out.setdefault(repr(key), []).append(run)
     return list(out.values())
 
 
@@ -92,31 +43,29 @@ def max_group_size(config: RunConfig, device: torch.device) -> int | None:
     return max(1, int(torch.cuda.mem_get_info(device)[0] / 2 // per_run))
 
 
-def groups(configs: list[RunConfig], group_size: int | None, device) -> list[list[RunConfig]]:
+def groups(runs: list[Run], group_size: int | None, device) -> list[list[Run]]:
     """The sweep's work units: each cell's runs in groups of ``group_size`` (None: as many
     as fit, which is all of a cell's runs on a CPU), the largest first, so that workers
     training several at once finish close together."""
     device = models.resolve_device(device)
     units = []
-    for cell in cells(configs):
-        size = group_size or max_group_size(cell[0], device) or len(cell)
+    for cell in cells(runs):
+        size = group_size or max_group_size(cell[0].config, device) or len(cell)
         units += [cell[i : i + size] for i in range(0, len(cell), size)]
-    return sorted(units, key=lambda u: -len(u) * sum(steps(u[0])) * pixel_work(u[0]))
+    return sorted(units, key=lambda u: -len(u) * sum(steps(u[0].config)) * pixel_work(u[0].config))
 
 
 def pending(
-    profile: str, configs: list[RunConfig], results_dir, force: bool = False
-) -> tuple[list[Path], list[tuple[RunConfig, Path]]]:
-    """Every run's record path (in the order of ``configs``), and the runs to train with
+    runs: list[Run], results_dir, force: bool = False
+) -> tuple[list[Path], list[tuple[Run, Path]]]:
+    """Every run's record path (in the order of ``runs``), and the runs to train with
     theirs: the unfinished ones (or every one, with ``force``)."""
-    paths = [
-        results.record_path(results_dir, profile, c, profiles.variant(profile, c)) for c in configs
-    ]
-    sources = {m: provenance.method_source(m) for m in {c.method for c in configs}}
+    paths = [run.path(results_dir) for run in runs]
+    sources = {m: provenance.method_source(m) for m in {r.config.method for r in runs}}
     return paths, [
-        (c, p)
-        for c, p in zip(configs, paths)
-        if force or not results.is_done(p, c, sources[c.method])
+        (r, p)
+        for r, p in zip(runs, paths)
+        if force or not results.is_done(p, r.config, sources[r.config.method])
     ]
 
 
@@ -173,7 +122,7 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 def sweep(
-    profile: str,
+    runs: list[Run],
     *,
     results_dir="results",
     device="auto",
@@ -186,11 +135,9 @@ def sweep(
     runs_per_gpu: int | None = None,
     progress: bool = True,
     force: bool = False,
-    configs: list[RunConfig] | None = None,
-    **grid,
 ) -> Summary:
-    """Run every unfinished run of the grid (``plan``), or of ``configs``, on ``engine``;
-    raise SweepFailed, after every other run finished, if any failed.
+    """Run every unfinished one of ``runs`` (e.g. ``Profile.grid``'s) on ``engine``; raise
+    SweepFailed, after every other run finished, if any failed.
 
     Finished runs (a record with the same configuration) are skipped, so an
     interrupted sweep resumes where it stopped (a cell from its last finished task:
@@ -210,22 +157,23 @@ def sweep(
         jobs=jobs,
         results_dir=results_dir if engine == "ray" else None,
     )
-    configs = plan(profile, **grid) if configs is None else configs
     results.check_writable(results_dir)
     results_dir = Path(results_dir).resolve()  # the same path on every worker and node
     data_dir = data_dir and Path(data_dir).resolve()
-    paths, todo = pending(profile, configs, results_dir, force)
-    where = {repr(c): p for c, p in todo}
+    paths, todo = pending(runs, results_dir, force)
+    where = {repr(r.config): p for r, p in todo}
     unfinished = set(where.values())
     summary = Summary(paths, skipped=[p for p in paths if p not in unfinished])
     # on Ray the driver's device says nothing of the workers': groups fill a GPU share
     units = groups(
-        [c for c, _ in todo], group_size or runs_per_gpu, "cpu" if engine == "ray" else device
+        [r for r, _ in todo], group_size or runs_per_gpu, "cpu" if engine == "ray" else device
     )
-    work = [engines.Unit(u, [where[repr(c)] for c in u], force, i) for i, u in enumerate(units)]
+    work = [
+        engines.Unit(u, [where[repr(r.config)] for r in u], force, i) for i, u in enumerate(units)
+    ]
     # progress in run-epochs (tasks x epochs of each run; fewer when runs stop early, so a
     # unit that ends tops its share up)
-    planned = [run_epochs(u.configs) for u in work]
+    planned = [run_epochs(u.runs) for u in work]
     reported: list[int | None] = [0] * len(work)
 
     def on_epoch(index: int, runs: int) -> None:
@@ -236,18 +184,17 @@ def sweep(
     if engine == "ray":
         outcomes = engines.on_ray(
             work,
-            profile,
             data_dir,
             address=address,
             cpus_per_task=cpus_per_task,
             runs_per_gpu=runs_per_gpu,
         )
     else:
-        outcomes = engines.local(work, profile, device, data_dir, jobs, on_epoch)
+        outcomes = engines.local(work, device, data_dir, jobs, on_epoch)
     bar = tqdm(  # once Ray is joined: a refusal to join is then the only line printed
-        total=run_epochs(configs),
-        initial=run_epochs([c for c in configs if repr(c) not in where]),
-        desc=f"{profile} sweep ({engine})",
+        total=run_epochs(runs),
+        initial=run_epochs([r for r in runs if repr(r.config) not in where]),
+        desc=f"{'/'.join(dict.fromkeys(str(r.profile) for r in runs))} sweep ({engine})",
         unit="run-epoch",
         disable=not progress,
     )
@@ -275,9 +222,9 @@ def sweep(
     return summary
 
 
-def run_epochs(configs: list[RunConfig]) -> int:
-    """Tasks x epochs of every run of ``configs``: the most epochs they can train."""
-    return sum(task_sizes(c)[0] * c.epochs for c in configs)
+def run_epochs(runs: list[Run]) -> int:
+    """Tasks x epochs of every one of ``runs``: the most epochs they can train."""
+    return sum(task_sizes(r.config)[0] * r.config.epochs for r in runs)
 
 
 def task_sizes(config: RunConfig) -> tuple[int, int, int]:
@@ -320,15 +267,15 @@ def step_seconds(config: RunConfig, runs: int, device: torch.device) -> float:
     return timed[len(timed) // 2]
 
 
-def estimate(configs: list[RunConfig], device="auto", group_size: int | None = None) -> float:
-    """Projected seconds for ``configs``, grouped as a sweep groups them, from a short
+def estimate(runs: list[Run], device="auto", group_size: int | None = None) -> float:
+    """Projected seconds for ``runs``, grouped as a sweep groups them, from a short
     calibration of grouped steps of each regime on ``device`` and each run's ``steps``
     (what it leaves out: ``ESTIMATE``)."""
     device = models.resolve_device(device)
     calibrated: dict[tuple, float] = {}
     total = 0.0
-    for unit in groups(configs, group_size, device):
-        c = unit[0]
+    for unit in groups(runs, group_size, device):
+        c = unit[0].config
         key = (c.dataset, c.regime, c.width, c.image_size, c.batch_size, c.precision, len(unit))
         if key not in calibrated:
             calibrated[key] = step_seconds(c, len(unit), device)

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cl_regimes import data, profiles, results, sweep
-from cl_regimes.config import SCENARIOS, TUNING_SEEDS, ConfigError, RunConfig
+from cl_regimes import data, profiles, results
+from cl_regimes.config import SCENARIOS, TUNING_SEEDS, ConfigError
+from cl_regimes.profiles import Profile
+from cl_regimes.results import Run
 
 STRENGTH = {"ewc": "lam", "lwf": "lam", "si": "c"}
 FACTORS = (0.01, 0.1, 1.0, 10.0)  # log-spaced around the paper's value, mostly below it
@@ -35,41 +37,38 @@ def check_methods(methods) -> tuple[str, ...]:
     return tuple(methods)
 
 
-def validation_size(profile: str, dataset: str) -> int:
+def validation_size(profile: Profile, dataset: str) -> int:
     """Validation images per task: as many as a run is evaluated on (the profile's test
     images per task, else a task's whole test set)."""
     spec = data.spec(dataset)
-    return profiles.settings_of(profile, dataset)["test_per_task"] or (
-        spec.sizes[1] // spec.num_tasks
-    )
+    return profile.values(dataset)["test_per_task"] or (spec.sizes[1] // spec.num_tasks)
 
 
-def profile_value(profile: str, dataset: str, method: str) -> float:
+def profile_value(profile: Profile, dataset: str, method: str) -> float:
     """The profile's value of a method's strength (the paper's, in ``paper``)."""
-    return profiles.settings_of(profile, dataset)[f"{method}.{STRENGTH[method]}"]
+    return profile.values(dataset)[f"{method}.{STRENGTH[method]}"]
 
 
-def candidates(profile: str, dataset: str, method: str, factors=FACTORS) -> list[float]:
+def candidates(profile: Profile, dataset: str, method: str, factors=FACTORS) -> list[float]:
     base = profile_value(profile, dataset, method)
     return [float(f"{base * f:.6g}") for f in factors]
 
 
 def plan(
-    profile: str,
+    profile: Profile,
     *,
     datasets=None,
     regimes=None,
     methods=None,
     overrides: dict | None = None,
     factors=None,
-) -> list[RunConfig]:
+) -> list[Run]:
     """The tuning runs: every candidate of every cell, on the tuning replicates."""
-    configs, factors = [], factors or FACTORS
-    for dataset in datasets or profiles.get_profile(profile).datasets:
+    runs, factors = [], factors or FACTORS
+    for dataset in datasets or profile.datasets:
         for method in check_methods(methods or STRENGTH):
             for value in candidates(profile, dataset, method, factors):
-                configs += sweep.plan(
-                    profile,
+                runs += profile.grid(
                     datasets=[dataset],
                     regimes=regimes,
                     methods=[method],
@@ -82,7 +81,7 @@ def plan(
                     },
                     variants=False,
                 )
-    return configs
+    return runs
 
 
 def load(folder) -> pd.DataFrame:
@@ -121,7 +120,8 @@ def choices(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, cell in scores(table).groupby([*CELL, "profile"], observed=True):
         cell_d = dict(zip([*CELL, "profile"], key))
-        paper = profile_value(cell_d["profile"], cell_d["dataset"], cell_d["method"])
+        own = profiles.get_profile(cell_d["profile"])  # the profile its records name
+        paper = profile_value(own, cell_d["dataset"], cell_d["method"])
         best = cell["mean"].max()
         tied = cell[cell["mean"] == best]["value"].tolist()
         chosen = paper if paper in tied else tied[0]
@@ -140,13 +140,14 @@ def choices(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluation_plan(profile: str, chosen: pd.DataFrame, *, orders=None, seeds=None):
+def evaluation_plan(
+    profile: Profile, chosen: pd.DataFrame, *, orders=None, seeds=None
+) -> list[Run]:
     """The evaluation runs of every chosen value that is not the profile's, on the
     profile's orders and seeds (or those given)."""
-    configs = []
+    runs = []
     for row in chosen[chosen.chosen != chosen.paper].itertuples():
-        configs += sweep.plan(
-            profile,
+        runs += profile.grid(
             datasets=[row.dataset],
             regimes=[row.regime],
             methods=[row.method],
@@ -155,7 +156,7 @@ def evaluation_plan(profile: str, chosen: pd.DataFrame, *, orders=None, seeds=No
             overrides={"scenario": row.scenario, f"{row.method}.{row.setting}": row.chosen},
             variants=False,
         )
-    return configs
+    return runs
 
 
 def tuned_runs(runs: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:

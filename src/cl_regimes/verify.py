@@ -20,6 +20,7 @@ import torch
 
 from cl_regimes import methods, provenance, results, runner
 from cl_regimes.config import ConfigError, RunConfig
+from cl_regimes.results import Run
 
 
 @dataclass
@@ -145,12 +146,17 @@ def verify(sources, device="cpu", data_dir=None, progress: bool = True) -> list[
         source = record.get("method_source")
         if source:
             methods.load(source["path"])
-        configs = [
-            RunConfig.from_dict({**record["config"], "order": o, "seed": s}) for o, s in check.group
+        runs = [
+            Run(
+                RunConfig.from_dict({**record["config"], "order": o, "seed": s}),
+                record.get("profile"),
+                record.get("variant", {}),
+            )
+            for o, s in check.group
         ]
         torch.set_num_threads(record["environment"].get("threads") or threads)
         try:
-            reruns = runner.run_group(configs, device, data_dir, profile=record.get("profile"))
+            reruns = runner.run_group(runs, device, data_dir)
         finally:
             torch.set_num_threads(threads)
         for _, record, check in members:
