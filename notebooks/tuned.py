@@ -62,18 +62,25 @@ if not grid:
         )
     )
 else:
+    full = len(tuning.FACTORS), len(tuning.ORDERS)  # candidates, replicates of each
     coverage = pd.concat(
         {
-            label: t.groupby(["scenario", "method"], observed=True).agg(
-                regimes=("regime", "nunique"),
-                candidates=("value", "nunique"),
-                replicates=("order", "nunique"),
-                runs=("acc", "size"),
+            label: chosen.assign(
+                complete=lambda c: (c.candidates == full[0]) & (c.replicates == full[1])
             )
-            for label, (t, *_) in grid.items()
-        }
+            .groupby(["scenario", "method"], observed=True)
+            .agg(regimes=("regime", "size"), complete=("complete", "sum"))
+            for label, (_, chosen, *_) in grid.items()
+        },
+        names=["grid"],
     )
-    display(Markdown("What is tuned: regimes, candidates and replicates per method."))
+    display(
+        Markdown(
+            f"What is tuned: the regimes of each method and scenario, and those whose tuning "
+            f"is complete ({full[0]} candidates x {full[1]} replicates). The choices of the "
+            "others are provisional: they may change as their runs arrive."
+        )
+    )
     report.show(report.style(coverage))
 
 # %% [markdown]
@@ -105,6 +112,23 @@ for label, (_, chosen, *_) in grid.items():
         )
         panels.append(panel)
 display(figures.heatmap_grid(panels, "log10(chosen / paper's value), by method and regime"))
+
+# %% [markdown]
+# A choice at the grid's lowest or highest candidate says only that the best value is
+# there or beyond it:
+
+# %%
+for label, (_, chosen, *_) in grid.items():
+    edge = chosen[chosen.edge != ""]
+    cells = ", ".join(
+        f"{r.scenario} `{r.regime}`/{r.method} ({r.edge}, {r.chosen:g})" for r in edge.itertuples()
+    )
+    display(
+        Markdown(
+            f"- **{label}**: {len(edge)} of {len(chosen)} choices at the grid's edge"
+            + (f": {cells}." if cells else ".")
+        )
+    )
 
 # %% [markdown]
 # Every candidate's validation ACC (mean over the three tuning replicates), by regime:

@@ -226,6 +226,7 @@ def test_toc_lists_every_regime_chapter_then_the_record_readers():
         *book.COMMITTED,  # the evidence first, then this build's own check
         "cross_regime",
         "scale",
+        "tuned",
         "scenarios",
         "evaluate",
     ]

@@ -19,9 +19,8 @@ from ray.cluster_utils import Cluster
 
 from cl_regimes import cli, engines, profiles, results, runner, sweep
 
-GRID = profiles.get_profile("smoke").grid(  # 6 runs, 6 tasks
-    regimes=["head", "full"], methods=["finetune", "ewc", "lwf"]
-)
+CELLS = dict(regimes=["head", "full"], methods=["finetune", "ewc", "lwf"])
+GRID = profiles.get_profile("smoke").grid(**CELLS)  # 6 runs, 6 tasks
 
 
 def records(folder: Path) -> dict[Path, dict]:
@@ -121,7 +120,7 @@ class InodeWatch(threading.Thread):
 def test_a_worker_killed_mid_run_is_retried_and_no_record_is_written_twice(tmp_path):
     command = [sys.executable, "-m", "cl_regimes", "sweep", "--profile", "smoke"]
     command += ["--results", str(tmp_path), "--engine", "ray", "--set", "epochs=4"]
-    command += ["--regimes", *GRID["regimes"], "--methods", *GRID["methods"]]
+    command += ["--regimes", *CELLS["regimes"], "--methods", *CELLS["methods"]]
     watch = InodeWatch(tmp_path)
     watch.start()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

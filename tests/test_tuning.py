@@ -85,7 +85,11 @@ def test_the_best_mean_validation_acc_is_chosen_and_the_papers_value_on_a_tie():
         return pd.DataFrame(rows)
 
     (row,) = tuning.choices(table({50.0: [0.8, 0.7, 0.9], 5000.0: [0.7, 0.7, 0.7]})).itertuples()
-    assert (row.paper, row.chosen, row.setting) == (5000.0, 50.0, "lam")
+    assert (row.paper, row.chosen, row.setting, row.edge) == (5000.0, 50.0, "lam", "lowest")
+    inside = {5.0: [0.6], 50.0: [0.8], 5000.0: [0.7], 50000.0: [0.9]}
+    assert tuning.choices(table(inside)).edge.tolist() == ["highest"]
+    inside[50000.0] = [0.5]
+    assert tuning.choices(table(inside)).edge.tolist() == [""]  # 50 is inside the grid
     assert (row.chosen_acc, row.paper_acc) == pytest.approx((0.8, 0.7))
     (row,) = tuning.choices(table({50.0: [0.7], 5000.0: [0.7], 0.5: [0.6]})).itertuples()
     assert row.chosen == 5000.0  # a tie goes to the paper's value

@@ -116,7 +116,10 @@ def scores(table: pd.DataFrame) -> pd.DataFrame:
 
 def choices(table: pd.DataFrame) -> pd.DataFrame:
     """Per cell: the profile's value, the chosen one (best mean validation ACC; the
-    profile's on a tie) and both scores."""
+    profile's on a tie), both scores, the candidates scored and the fewest replicates of
+    one (a cell with fewer than ``FACTORS`` x ``ORDERS`` is provisional), and ``edge``:
+    "lowest" or "highest" where a changed choice is the grid's end (the best value may
+    lie beyond it)."""
     rows = []
     for key, cell in scores(table).groupby([*CELL, "profile"], observed=True):
         cell_d = dict(zip([*CELL, "profile"], key))
@@ -126,6 +129,7 @@ def choices(table: pd.DataFrame) -> pd.DataFrame:
         tied = cell[cell["mean"] == best]["value"].tolist()
         chosen = paper if paper in tied else tied[0]
         at = cell.set_index("value")["mean"]
+        ends = {cell["value"].min(): "lowest", cell["value"].max(): "highest"}
         rows.append(
             {
                 **cell_d,
@@ -135,6 +139,8 @@ def choices(table: pd.DataFrame) -> pd.DataFrame:
                 "paper_acc": at.get(paper, float("nan")),
                 "chosen_acc": best,
                 "candidates": len(cell),
+                "replicates": int(cell["count"].min()),
+                "edge": ends.get(chosen, "") if chosen != paper else "",
             }
         )
     return pd.DataFrame(rows)
