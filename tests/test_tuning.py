@@ -93,6 +93,9 @@ def test_the_best_mean_validation_acc_is_chosen_and_the_papers_value_on_a_tie():
     assert (row.chosen_acc, row.paper_acc) == pytest.approx((0.8, 0.7))
     (row,) = tuning.choices(table({50.0: [0.7], 5000.0: [0.7], 0.5: [0.6]})).itertuples()
     assert row.chosen == 5000.0  # a tie goes to the paper's value
+    assert not row.complete  # 3 candidates of one replicate each
+    full = {v: [0.7, 0.7, 0.7] for v in (50.0, 500.0, 5000.0, 50000.0)}
+    assert tuning.choices(table(full)).complete.tolist() == [True]
     chosen = tuning.choices(
         pd.concat([table({1.0: [0.6], 10.0: [0.9]}, "si"), table({5000.0: [0.9]})])
     )

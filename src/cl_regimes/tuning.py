@@ -117,9 +117,9 @@ def scores(table: pd.DataFrame) -> pd.DataFrame:
 def choices(table: pd.DataFrame) -> pd.DataFrame:
     """Per cell: the profile's value, the chosen one (best mean validation ACC; the
     profile's on a tie), both scores, the candidates scored and the fewest replicates of
-    one (a cell with fewer than ``FACTORS`` x ``ORDERS`` is provisional), and ``edge``:
-    "lowest" or "highest" where a changed choice is the grid's end (the best value may
-    lie beyond it)."""
+    one, whether that is ``complete`` (``FACTORS`` x ``ORDERS``; else the choice is
+    provisional), and ``edge``: "lowest" or "highest" where a changed choice is the
+    grid's end (the best value may lie beyond it)."""
     rows = []
     for key, cell in scores(table).groupby([*CELL, "profile"], observed=True):
         cell_d = dict(zip([*CELL, "profile"], key))
@@ -140,6 +140,7 @@ def choices(table: pd.DataFrame) -> pd.DataFrame:
                 "chosen_acc": best,
                 "candidates": len(cell),
                 "replicates": int(cell["count"].min()),
+                "complete": len(cell) >= len(FACTORS) and cell["count"].min() >= len(ORDERS),
                 "edge": ends.get(chosen, "") if chosen != paper else "",
             }
         )
@@ -199,7 +200,8 @@ def _variant(row, settings: dict) -> str:
 
 def collect(records, profile: str, folder: str):
     """A tuned grid's committed records, or None without tuning records: (tuning runs,
-    choices, primary runs, tuned runs). ``records / "tuning" / profile`` holds the tuning
+    complete cells' choices, primary runs, tuned runs: of the complete cells, whose
+    choices are final). ``records / "tuning" / profile`` holds the tuning
     runs, ``records / "tuned" / profile`` the evaluation runs of changed choices, and
     ``records / folder`` the primary runs (each scenario's own, not its variants),
     restricted to the seeds the tuned runs have."""
@@ -211,7 +213,7 @@ def collect(records, profile: str, folder: str):
     own = ["", *(results.variant_name({"scenario": s}) for s in SCENARIOS)]
     primary = primary[primary.variant.isin(own)]
     table = table[table.scenario.isin(primary.scenario.unique())]
-    chosen = choices(table)
+    chosen = choices(table).query("complete")
     both = primary
     if (records / "tuned" / profile).is_dir():
         changed = results.load(records / "tuned" / profile)
