@@ -51,8 +51,6 @@ grid = {}  # label -> (tuning runs, choices, primary runs, tuned runs)
 for label, (grid_profile, folder) in grids.items():
     if (collected := tuning.collect(records_dir, grid_profile, folder)) is not None:
         grid[label] = collected
-
-# %%
 if not grid:
     display(
         Markdown(
@@ -61,12 +59,15 @@ if not grid:
             "--results records/tuned --tuning records/tuning` ({doc}`../book/reproduce`)."
         )
     )
-else:
+
+# %%
+if grid:
     coverage = pd.concat(
         {
             label: tuning.choices(table)
             .groupby(["scenario", "method"], observed=True)
             .agg(regimes=("regime", "size"), complete=("complete", "sum"))
+            .reindex(report.method_order(table.method), level="method")
             for label, (table, *_) in grid.items()
         },
         names=["grid"],
@@ -119,15 +120,9 @@ display(figures.heatmap_grid(panels, "log10(chosen / paper's value), by method a
 # %%
 for label, (_, chosen, *_) in grid.items():
     edge = chosen[chosen.edge != ""]
-    cells = ", ".join(
-        f"{r.scenario} `{r.regime}`/{r.method} ({r.edge}, {r.chosen:g})" for r in edge.itertuples()
-    )
-    display(
-        Markdown(
-            f"- **{label}**: {len(edge)} of {len(chosen)} choices at the grid's edge"
-            + (f": {cells}." if cells else ".")
-        )
-    )
+    display(Markdown(f"**{label}**: {len(edge)} of {len(chosen)} choices at the grid's edge."))
+    columns = ["scenario", "regime", "method", "paper", "chosen", "edge"]
+    report.show(report.style(edge[columns].set_index(columns[:3])))
 
 # %% [markdown]
 # Every candidate's validation ACC (mean over the three tuning replicates), by regime:
@@ -182,7 +177,7 @@ for label, (_, _, primary, tuned) in grid.items():
 # Finding 1's rank-change test ({ref}`statistics`) on the paper's values and on the
 # tuned ones: the same orders, methods and regimes, with `finetune` and `joint` where
 # the grid has them (their values are not tuned). Beside each verdict: the largest
-# crossing seen and the crossing the test would find with 80% power.
+# crossing seen (ACC) and the crossing the test would find with 80% power.
 
 # %%
 verdicts, names = [], []
@@ -197,9 +192,9 @@ if verdicts:
     table = findings.verdict_table(verdicts).set_index(
         pd.MultiIndex.from_tuples(names, names=["grid", "scenario", "values"])
     )
-    report.show(report.style(table.drop(columns=["finding", "part", "dataset", "role", "claim"])))
-    for (label, scenario, name), v in zip(names, verdicts):
-        display(Markdown(f"- {label}, {scenario}, {name}: {v.verdict} (p {v.p_text}); {v.seen()}"))
+    shown = ["verdict", "p_value", "n_orders", "largest_crossing", "largest_crossing_lo"]
+    shown += ["largest_crossing_hi", "detectable_crossing"]
+    report.show(report.style(table[shown]))
 
 # %% [markdown]
 # In words, grid by grid and scenario:
@@ -272,9 +267,9 @@ for table, at_lowest in learning:
     fixed = (table["finetune"] - table["EWC, paper's λ"]).max()
     lowest = table.loc[gap.index, "tuned λ"].min()
     text = (
-        f"With its tuned $\\lambda$ (down to {lowest:g}), EWC learns again: each new task "
+        f"With its tuned λ (down to {lowest:g}), EWC learns again: each new task "
         f"ends at most {gap.max():.3f} below finetune's accuracy on it in every regime, "
-        f"against up to {fixed:.3f} below with $\\lambda = 5000$."
+        f"against up to {fixed:.3f} below with λ = 5000."
     )
     if gap.max() >= 0.05:  # what is left of the gap, and whether the grid could close it
         text += (
