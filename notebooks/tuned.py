@@ -180,12 +180,15 @@ for label, (_, _, primary, tuned) in grid.items():
 # crossing seen (ACC) and the crossing the test would find with 80% power.
 
 # %%
-verdicts, names = [], []
+verdicts, names, untuned = [], [], {}
 for label, (_, _, primary, tuned) in grid.items():
     for scenario in primary.scenario.unique():
+        own = primary[primary.scenario == scenario]
+        lacking = tuning.missing(own, tuned[tuned.scenario == scenario])
+        untuned[label, scenario] = (len(lacking), own.groupby(tuning.CELL).ngroups)
         for name, runs in (("paper's values", primary), ("tuned", tuned)):
             sub = runs[runs.scenario == scenario].assign(variant="")
-            if sub.method.nunique() >= 2:
+            if sub.method.nunique() >= 2 and (name != "tuned" or lacking.empty):
                 verdicts.append(findings.finding_ranking(sub)[-1])
                 names.append((label, scenario, name))
 if verdicts:
@@ -205,6 +208,8 @@ lines = []
 for label, scenario in dict.fromkeys((g, s) for g, s, _ in names):
     paper, tuned_v = (by_name.get((label, scenario, n)) for n in ("paper's values", "tuned"))
     if paper is None or tuned_v is None:
+        lacking, cells = untuned[label, scenario]
+        lines.append(f"- **{label}, {scenario}**: {lacking} of {cells} cells not tuned yet.")
         continue
     held = {paper.verdict, tuned_v.verdict}
     if "not testable" in held:

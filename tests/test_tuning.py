@@ -168,3 +168,14 @@ def test_tuned_runs_take_the_chosen_values_runs_and_label_them_primary():
     )
     assert set(tuned.variant) == {"", "scenario=class_incremental"}
     assert len(tuned) == 7
+
+
+def test_cells_not_tuned_yet_are_missing_from_the_tuned_grid():
+    def cells(*pairs):
+        rows = [("fashion_mnist", "task_incremental", r, m) for r, m in pairs]
+        return pd.DataFrame(rows, columns=tuning.CELL)
+
+    primary = cells(("full", "gem"), ("full", "ewc"), ("head", "ewc"))
+    lacking = tuning.missing(primary, cells(("full", "gem"), ("head", "ewc")))
+    assert list(map(tuple, lacking.to_numpy())) == [tuple(primary.iloc[1])]
+    assert tuning.missing(primary, primary).empty

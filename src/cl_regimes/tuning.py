@@ -198,10 +198,19 @@ def _variant(row, settings: dict) -> str:
     return results.variant_name(settings)
 
 
+def missing(primary: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
+    """The cells of ``primary`` that ``tuned`` lacks: their tuning is not complete, or
+    their changed choice not evaluated yet."""
+    have = set(map(tuple, tuned[CELL].drop_duplicates().to_numpy()))
+    cells = primary[CELL].drop_duplicates()
+    return cells[[tuple(c) not in have for c in cells.to_numpy()]]
+
+
 def collect(records, profile: str, folder: str):
     """A tuned grid's committed records, or None without tuning records: (tuning runs,
-    complete cells' choices, primary runs, tuned runs: of the complete cells, whose
-    choices are final). ``records / "tuning" / profile`` holds the tuning
+    complete cells' choices, primary runs, tuned runs: the complete cells' under their
+    choices, and the methods without a strength to tune as they ran, so that both sets
+    hold the same methods). ``records / "tuning" / profile`` holds the tuning
     runs, ``records / "tuned" / profile`` the evaluation runs of changed choices, and
     ``records / folder`` the primary runs (each scenario's own, not its variants),
     restricted to the seeds the tuned runs have."""
@@ -219,4 +228,5 @@ def collect(records, profile: str, folder: str):
         changed = results.load(records / "tuned" / profile)
         primary = primary[primary.seed.isin(changed.seed.unique())]
         both = pd.concat([primary, changed], ignore_index=True)
-    return table, chosen, primary, tuned_runs(both, chosen)
+    fixed = primary[~primary.method.isin(STRENGTH)]  # GEM's memory is its cost; references
+    return table, chosen, primary, pd.concat([tuned_runs(both, chosen), fixed], ignore_index=True)
