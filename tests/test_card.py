@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cl_regimes import card, cli, methods
+from cl_regimes import card, card_page, cli, methods
 from cl_regimes.methods.base import REGISTRY
 from simulate import runs_table
 
@@ -111,8 +111,9 @@ def chance_runs(orders=3):
 def markdown(runs) -> str:
     table = card.stratified(runs, "mine")
     verdict, pairs = card.rank_changes(runs, "mine")
-    plan = card.Plan("mine", "sim", "task_incremental", "", [], [], "mine")
-    return card._markdown(plan, runs, table, verdict, pairs, [])
+    plan = card.Plan("mine", "sim", "task_incremental", "", "mine", [], [], "mine")
+    chance, ranks = card.chance_text(runs, "mine"), card.rank_text("mine", verdict, pairs)
+    return card_page.markdown(plan, runs, table, chance, ranks, [])
 
 
 def test_cells_at_chance_are_flagged_and_not_ranked():
@@ -189,3 +190,23 @@ def test_a_card_resolves_its_profile_once_and_passes_runs_down(tmp_path):
     assert len(made.runs) == 5  # the paper's four methods and the card's, trained
     assert {caller for caller, _ in entered} == {"card.py"}
     assert [name for _, name in entered].count("get_profile") == 1
+
+
+def test_a_card_of_a_papers_method_with_its_own_settings_names_it_apart(tmp_path):
+    """EWC with its own lambda beside the paper's EWC: two runs per order of one method,
+    told apart by the card's label, not refused as duplicate records."""
+    made = card.write(
+        "ewc",
+        "smoke",
+        tmp_path / "results",
+        tmp_path / "cards",
+        regimes_=["head"],
+        settings=["ewc.lam=1"],
+        orders=[0],
+        device="cpu",
+        progress=False,
+    )
+    label = "ewc (ewc.lam=1.0)"
+    assert sorted(made.runs.method) == sorted(["ewc", "gem", "lwf", "si", label])
+    assert ("ewc", label) in set(zip(made.pairs.method_1, made.pairs.method_2))  # compared
+    assert made.paths["markdown"].read_text().startswith(f"# Regime card: `{label}`")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cl_regimes import findings, methods, profiles, regimes, results, sweep
+from cl_regimes import card_page, findings, methods, profiles, regimes, results, sweep
 from cl_regimes.config import ConfigError
 from cl_regimes.findings.common import PAPER_METHODS
 from cl_regimes.results import Run
@@ -41,6 +41,7 @@ class Plan:
     profile: str
     scenario: str
     variant: str  # the method's settings that differ from the profile's ("" if none)
+    label: str  # its runs' name in the card's tables: "ewc (ewc.lam=1.0)" beside the paper's
     sweeps: list[tuple[list[Run], Path]]
     records: list[Path]
     stem: str
@@ -93,10 +94,11 @@ def plan(
         results.check_writable(folder)
     sweeps = list(zip(runs, folders))
     own, scenario = runs[1][0].variant, runs[1][0].config.scenario
+    mine = results.variant_name({k: v for k, v in own.items() if k != "scenario"})
     chosen_regimes = [r for r in regimes.REGIMES if r in (regimes_ or ())]
     label = [
         name,
-        results.variant_name({k: v for k, v in own.items() if k != "scenario"}),
+        mine,
         profile,
         scenario,
         "+".join(chosen_regimes) or "all-regimes",
@@ -107,6 +109,7 @@ def plan(
         profile,
         scenario,
         results.variant_name(own) if own else "",
+        f"{name} ({mine})" if name in PAPER_METHODS and mine else name,
         sweeps,
         [run.path(folder) for group, folder in sweeps for run in group],
         "-".join(filter(None, label)),
@@ -119,10 +122,12 @@ def pending(card: Plan) -> list[Run]:
 
 
 def train(card: Plan, **execution) -> pd.DataFrame:
-    """Sweep what is missing; the runs the card compares (``results.load``'s table)."""
+    """Sweep what is missing; the runs the card compares (``results.load``'s table), the
+    method's named ``card.label``."""
     for runs, folder in card.sweeps:
         sweep.sweep(runs, results_dir=folder, **execution)
-    return results.load(card.records)
+    paper, own = (results.load([r.path(f) for r in runs]) for runs, f in card.sweeps)
+    return pd.concat([paper, own.assign(method=card.label)], ignore_index=True)
 
 
 def _chance(runs: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -257,43 +262,6 @@ def figure(runs: pd.DataFrame, method: str, dataset: str):
     return fig
 
 
-def _markdown(card: Plan, runs, table, verdict, pairs, png_names) -> str:
-    label = card.method + (f" ({card.variant})" if card.variant else "")
-    lines = [
-        f"# Regime card: `{label}`",
-        "",
-        f"Profile `{card.profile}`, scenario `{card.scenario}`. Results are stratified by "
-        "fine-tuning regime: compare methods within a regime, never across regimes, and "
-        "never pool them into one number.",
-        "",
-        "| dataset | regime | orders | ACC [95% CI] | forgetting [95% CI] | rank (ACC) |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-
-    def cell(r, metric):
-        mean, lo, hi = (getattr(r, f"{metric}{s}") for s in ("", "_lo", "_hi"))
-        return f"{mean:.3f}" + ("" if np.isnan(lo) else f" [{lo:.3f}, {hi:.3f}]")
-
-    for r in table.itertuples():
-        rank = "at chance: not ranked" if r.at_chance else f"{r.rank} of {r.of}"
-        lines.append(
-            f"| {r.dataset} | {r.regime} | {r.orders} | {cell(r, 'acc')} | "
-            f"{cell(r, 'forgetting')} | {rank} |"
-        )
-    lines += ["", chance_text(runs, card.method), "## Rank changes", ""]
-    lines += [rank_text(card.method, verdict, pairs)]
-    lines += ["", *(f"![{name}]({name})" for name in png_names)]
-    lines += [
-        "",
-        f"<details><summary>The {len(runs)} run records of this card</summary>",
-        "",
-        *(f"- `{p}`" for p in runs.path),
-        "",
-        "</details>",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def chance_text(runs: pd.DataFrame, method: str) -> str:
     """The cells at chance, per dataset and regime, in Markdown ("" if none)."""
     low = _chance(runs, method).query("at_chance").reset_index()
@@ -363,35 +331,22 @@ def write(
     results.check_writable(output, "card folder", "--output")
     out = Path(output)
     runs = train(card, **execution)
-    table = stratified(runs, card.method)
-    verdict, pairs = rank_changes(runs, card.method)
+    table = stratified(runs, card.label)
+    verdict, pairs = rank_changes(runs, card.label)
     paths, pngs = {}, []
     for dataset in pd.unique(table.dataset):
-        fig = figure(runs, card.method, dataset)
+        fig = figure(runs, card.label, dataset)
         png = out / f"{card.stem}-{dataset}.png"
         fig.savefig(png, dpi=120)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=120)
         plt.close(fig)
         pngs.append((png, base64.b64encode(buffer.getvalue()).decode()))
-    text = _markdown(card, runs, table, verdict, pairs, [p.name for p, _ in pngs])
+    chance, ranks = chance_text(runs, card.label), rank_text(card.label, verdict, pairs)
+    text = card_page.markdown(card, runs, table, chance, ranks, [p.name for p, _ in pngs])
     paths["markdown"] = out / f"{card.stem}.md"
     paths["markdown"].write_text(text)
     paths["html"] = out / f"{card.stem}.html"
-    paths["html"].write_text(_html(text, pngs))
+    paths["html"].write_text(card_page.html(text, pngs))
     paths |= {f"figure ({p.stem})": p for p, _ in pngs}
     return Card(paths, runs, table, verdict, pairs)
-
-
-def _html(markdown: str, pngs) -> str:
-    import markdown_it
-
-    body = markdown_it.MarkdownIt("commonmark").enable("table").render(markdown)
-    for png, data in pngs:
-        body = body.replace(f'src="{png.name}"', f'src="data:image/png;base64,{data}"')
-    style = (
-        "body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
-        "table{border-collapse:collapse}td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd}"
-        "img{max-width:100%}"
-    )
-    return f"<!doctype html><meta charset=utf-8><style>{style}</style>\n{body}"
