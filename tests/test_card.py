@@ -155,6 +155,21 @@ def test_a_card_lists_its_records():
     assert "The 45 run records of this card" in text and "- `r/44.json`" in text
 
 
+def smoke_card(tmp_path, method: str, setting: str) -> card.Card:
+    """A card of ``method`` at smoke under ``head``, order 0: five runs."""
+    return card.write(
+        method,
+        "smoke",
+        tmp_path / "results",
+        tmp_path / "cards",
+        regimes_=["head"],
+        settings=[setting],
+        orders=[0],
+        device="cpu",
+        progress=False,
+    )
+
+
 def test_a_card_resolves_its_profile_once_and_passes_runs_down(tmp_path):
     """The profile's name is resolved at the card, the entry point, once: the sweep, its
     engine, the runner and the records below take runs, never the name (a call into
@@ -174,17 +189,7 @@ def test_a_card_resolves_its_profile_once_and_passes_runs_down(tmp_path):
 
     sys.setprofile(trace)
     try:
-        made = card.write(
-            "finetune",
-            "smoke",
-            tmp_path / "results",
-            tmp_path / "cards",
-            regimes_=["head"],
-            settings=["scenario=task_incremental"],
-            orders=[0],
-            device="cpu",
-            progress=False,
-        )
+        made = smoke_card(tmp_path, "finetune", "scenario=task_incremental")
     finally:
         sys.setprofile(None)
     assert len(made.runs) == 5  # the paper's four methods and the card's, trained
@@ -195,17 +200,7 @@ def test_a_card_resolves_its_profile_once_and_passes_runs_down(tmp_path):
 def test_a_card_of_a_papers_method_with_its_own_settings_names_it_apart(tmp_path):
     """EWC with its own lambda beside the paper's EWC: two runs per order of one method,
     told apart by the card's label, not refused as duplicate records."""
-    made = card.write(
-        "ewc",
-        "smoke",
-        tmp_path / "results",
-        tmp_path / "cards",
-        regimes_=["head"],
-        settings=["ewc.lam=1"],
-        orders=[0],
-        device="cpu",
-        progress=False,
-    )
+    made = smoke_card(tmp_path, "ewc", "ewc.lam=1")
     label = "ewc (ewc.lam=1.0)"
     assert sorted(made.runs.method) == sorted(["ewc", "gem", "lwf", "si", label])
     assert ("ewc", label) in set(zip(made.pairs.method_1, made.pairs.method_2))  # compared
