@@ -57,7 +57,7 @@ runs, tasks = results.load(sources), results.load(sources, level="task")
 main, main_tasks = runs[runs.variant == ""], tasks[tasks.variant == ""]
 glue("profile", profile, display=False)
 glue("n_runs", len(main), display=False)
-display(Markdown(words.coverage(profile, len(runs), main)))
+display(Markdown(words.coverage(profiles.get_profile(profile), len(runs), main)))
 if main.order.nunique() < findings.replicates.min_orders(findings.LEVEL):  # trends untestable
     display(
         Markdown(

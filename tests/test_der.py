@@ -207,7 +207,7 @@ def test_a_build_reads_committed_der_records_beside_its_own(tmp_path):
     assert results.with_committed(built, tmp_path / "none") == [built]
     assert results.with_committed(built, built) == [built]
     main = pd.DataFrame({"seed": 0, "regime": "full", "method": ["ewc"] * 4 + ["der"] * 2})
-    text = words.coverage("quick", 6, main)
+    text = words.coverage(profiles.get_profile("quick"), 6, main)
     assert "4 of the 126 runs of its grid (and 2 runs of `der`, run only when named" in text
 
 

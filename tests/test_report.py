@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from cl_regimes import report
+from cl_regimes import profiles, report
 from cl_regimes.report import figures, tables, words
 
 
@@ -171,10 +171,11 @@ def test_coverage_counts_the_grid_and_the_extra_seeds():
     def runs(seeds: list[int]) -> pd.DataFrame:
         return pd.DataFrame({"seed": seeds, "regime": "full", "method": "ewc"})
 
-    text = words.coverage("medium", 50, runs([0] * 44))
+    text = words.coverage(profiles.get_profile("medium"), 50, runs([0] * 44))
     assert "44 of the 462 runs of its grid. The grid is not complete" in text
-    assert words.coverage("smoke", 42, runs([0] * 42)).endswith("42 of the 42 runs of its grid.")
-    extra = words.coverage("smoke", 53, runs([0] * 42 + [1] * 11))
+    smoke = profiles.get_profile("smoke")
+    assert words.coverage(smoke, 42, runs([0] * 42)).endswith("42 of the 42 runs of its grid.")
+    extra = words.coverage(smoke, 53, runs([0] * 42 + [1] * 11))
     assert "42 of the 42 runs of its grid, and 11 runs of seed(s) 1 in 1 (regime" in extra
     assert "not complete" not in extra
 

@@ -34,17 +34,16 @@ def best_method(runs: pd.DataFrame, dataset: str, regime: str) -> tuple[str | No
     return best, sentence
 
 
-def coverage(profile: str, n_records: int, main: pd.DataFrame) -> str:
+def coverage(prof: profiles.Profile, n_records: int, main: pd.DataFrame) -> str:
     """A sentence on how much of the profile's grid the records ``main`` (its own settings)
     hold, on the replicates of other seeds they add, and on the runs of methods outside
     the grid (DER's committed records)."""
-    prof = profiles.get_profile(profile)
     grid = len(prof.grid(variants=False))
     outside = main[~main.method.isin(prof.grid_methods())]  # methods run when named (DER)
     main = main[main.method.isin(prof.grid_methods())]
     in_grid = int(main.seed.isin(prof.seeds).sum())
     text = (
-        f"{n_records} run records of profile `{profile}`; the findings use the {len(main)} "
+        f"{n_records} run records of profile `{prof.name}`; the findings use the {len(main)} "
         f"made with the profile's own settings: {in_grid} of the {grid} runs of its grid"
     )
     if len(outside):
