@@ -185,7 +185,8 @@ for label, (_, _, primary, tuned) in grid.items():
     for scenario in primary.scenario.unique():
         own = primary[primary.scenario == scenario]
         lacking = tuning.missing(own, tuned[tuned.scenario == scenario])
-        untuned[label, scenario] = (len(lacking), own.groupby(tuning.CELL).ngroups)
+        tunable = own[own.method.isin(tuning.STRENGTH)].groupby(tuning.CELL).ngroups
+        untuned[label, scenario] = (len(lacking), tunable)
         for name, runs in (("paper's values", primary), ("tuned", tuned)):
             sub = runs[runs.scenario == scenario].assign(variant="")
             if sub.method.nunique() >= 2 and (name != "tuned" or lacking.empty):
@@ -207,12 +208,10 @@ by_name = dict(zip(names, verdicts))
 lines = []
 for label, scenario in dict.fromkeys((g, s) for g, s, _ in names):
     paper, tuned_v = (by_name.get((label, scenario, n)) for n in ("paper's values", "tuned"))
+    lacking, cells = untuned[label, scenario]
     if paper is None or tuned_v is None:
-        lacking, cells = untuned[label, scenario]
-        lines.append(f"- **{label}, {scenario}**: {lacking} of {cells} cells not tuned yet.")
-        continue
-    held = {paper.verdict, tuned_v.verdict}
-    if "not testable" in held:
+        what = f"{lacking} of its {cells} tuned cells are not tuned or evaluated yet"
+    elif "not testable" in {paper.verdict, tuned_v.verdict}:
         what = "finding 1 is not testable under both (see the table)"
     elif paper.supported and tuned_v.supported:
         what = "the ranking change survives tuning"
