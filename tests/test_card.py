@@ -111,7 +111,7 @@ def chance_runs(orders=3):
 def markdown(runs) -> str:
     table = card.stratified(runs, "mine")
     verdict, pairs = card.rank_changes(runs, "mine")
-    plan = card.Plan("mine", "sim", "task_incremental", "", "mine", [], [], "mine")
+    plan = card.Plan("mine", "sim", "task_incremental", "", "mine", [], "mine")
     chance, ranks = card.chance_text(runs, "mine"), card.rank_text("mine", verdict, pairs)
     return card_page.markdown(plan, runs, table, chance, ranks, [])
 

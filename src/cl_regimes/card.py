@@ -43,8 +43,11 @@ class Plan:
     variant: str  # the method's settings that differ from the profile's ("" if none)
     label: str  # its runs' name in the card's tables: "ewc (ewc.lam=1.0)" beside the paper's
     sweeps: list[tuple[list[Run], Path]]
-    records: list[Path]
     stem: str
+
+    @property
+    def records(self) -> list[Path]:
+        return [run.path(folder) for runs, folder in self.sweeps for run in runs]
 
 
 @dataclass
@@ -111,7 +114,6 @@ def plan(
         results.variant_name(own) if own else "",
         f"{name} ({mine})" if name in PAPER_METHODS and mine else name,
         sweeps,
-        [run.path(folder) for group, folder in sweeps for run in group],
         "-".join(filter(None, label)),
     )
 

@@ -118,8 +118,8 @@ class Profile:
         values = self.values(dataset, overrides)
         run = {k: v for k, v in values.items() if "." not in k}
         params = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(method + ".")}
-        missing = set(FIELDS) - set(run) - set(IDENTITY) - {"method_params"}
         if set(run) | set(IDENTITY) | {"method_params"} != set(FIELDS):
+            missing = set(FIELDS) - set(run) - set(IDENTITY) - {"method_params"}
             raise ConfigError(f"profile {self.name!r} misses settings {sorted(missing)}")
         for key in ("train_per_task", "test_per_task", "validation_per_task"):  # a class each
             value = run[key]
@@ -191,22 +191,16 @@ class Profile:
             ]
         runs = {}
         for settings, regs, meths in sets:
-            cells = itertools.product(
+            cells = itertools.product(  # in the order of IDENTITY
                 datasets or self.datasets,
                 regs,
                 meths,
                 self.orders if orders is None else orders,
                 seeds or self.seeds,
             )
-            for d, r, m, o, s in cells:
-                run = self.run(
-                    dataset=d,
-                    regime=r,
-                    method=m,
-                    order=o,
-                    seed=s,
-                    overrides={**settings, **(overrides or {})},
-                )
+            for cell in cells:
+                identity = dict(zip(IDENTITY, cell))
+                run = self.run(**identity, overrides={**settings, **(overrides or {})})
                 runs[repr(run.config)] = run
         return list(runs.values())
 

@@ -76,6 +76,6 @@ def run_group(
     return [records[repr(r.config)] for r in runs]
 
 
-def run(run: Run | RunConfig, device="auto", data_dir=None, progress: bool = False) -> dict:
+def run(one: Run | RunConfig, device="auto", data_dir=None, progress: bool = False) -> dict:
     """One seeded continual-learning run -> its record (a JSON-ready dict)."""
-    return run_group([run], device, data_dir, progress)[0]
+    return run_group([one], device, data_dir, progress)[0]
