@@ -150,6 +150,20 @@ def test_an_entry_points_key_names_its_method(by_path, monkeypatch):
     assert methods.load("my_key") == "damped" and methods.load("damped") == "damped"
 
 
+def test_a_broken_installed_plugin_fails_only_the_runs_that_ask_for_it(monkeypatch, capsys):
+    """A package whose module is gone (uninstalled half-way, or not yet on a worker's path)
+    leaves the library's own methods usable; asked for, it is its one-line error."""
+    point = EntryPoint("gone", "no_such_module:Gone", methods.ENTRY_POINTS)
+    monkeypatch.setattr(methods, "entry_points", lambda group: [point])
+    monkeypatch.setattr(methods, "_discovered", False)
+    monkeypatch.setattr(methods, "BROKEN", {})
+    assert methods.load("ewc") == "ewc"
+    args = ["run", *SMOKE, "--dataset", "digits", "--regime", "head", "--method", "gone"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "entry point 'gone'" in err and "no_such_module" in err and err.count("\n") == 1
+
+
 def test_help_lists_a_plugins_settings_with_their_ranges(by_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "--method", "my_damped:Damped", "--help"])
@@ -164,8 +178,8 @@ def test_a_card_sets_only_the_methods_own_settings(by_path, capsys):
 
 
 def test_a_method_from_an_installed_packages_entry_point(tmp_path, shared_results):
-    """Installed with pip install -e (no project file edited), found by its entry point in
-    a fresh process, and uninstalled afterwards."""
+    """Installed with pip (no project file edited), found by its entry point in a fresh
+    process."""
     package = tmp_path / "pkg"
     package.mkdir()
     (package / "damped_ep.py").write_text(SOURCE.format(cls="DampedEP", name="damped_ep"))
@@ -191,21 +205,24 @@ def test_a_method_from_an_installed_packages_entry_point(tmp_path, shared_result
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     # without setuptools in the environment (Python >= 3.12 venvs), pip fetches it to build
     isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
-    subprocess.run([*pip, "install", "--no-deps", *isolation, "-e", str(package)], check=True)
-    try:
-        env = {k: v for k, v in os.environ.items() if k != methods.PATHS_ENV}
-        cmd = [sys.executable, "-m", "cl_regimes", "card", *SMOKE, *REGIMES]
-        done = subprocess.run(
-            [*cmd, "--method", "damped_ep", "--results", str(shared_results)]
-            + ["--output", str(tmp_path / "cards")],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        assert done.returncode == 0, done.stderr
-        card = tmp_path / "cards" / "damped_ep-smoke-task_incremental-head+from_layer4.md"
-        assert "| digits | from_layer4 | 1 |" in card.read_text()
-    finally:
-        subprocess.run([*pip, "uninstall", "-y", "cl-regimes-test-plugin"], check=True)
+    # installed into a folder of its own, on the path of the processes it is meant for
+    # only: tests running beside this one never see it come and go
+    site = tmp_path / "site"
+    subprocess.run(
+        [*pip, "install", "--no-deps", *isolation, "--target", site, package], check=True
+    )
+    env = {k: v for k, v in os.environ.items() if k != methods.PATHS_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "cl_regimes", "card", *SMOKE, *REGIMES]
+    done = subprocess.run(
+        [*cmd, "--method", "damped_ep", "--results", str(shared_results)]
+        + ["--output", str(tmp_path / "cards")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    card = tmp_path / "cards" / "damped_ep-smoke-task_incremental-head+from_layer4.md"
+    assert "| digits | from_layer4 | 1 |" in card.read_text()
     runs = results.load(shared_results)
     assert set(runs[runs.method == "damped_ep"].regime) == {"head", "from_layer4"}

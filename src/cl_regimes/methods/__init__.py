@@ -29,6 +29,7 @@ for _module in pkgutil.iter_modules(__path__):
 ENTRY_POINTS = "cl_regimes.methods"
 PATHS_ENV = "CL_REGIMES_METHODS"  # methods given by path, for the sweep's worker processes
 ALIASES: dict[str, str] = {}  # entry-point key -> the name of the method it declares
+BROKEN: dict[str, ConfigError] = {}  # entry-point key -> why its method cannot be loaded
 _named: set[type[Method]] = set()  # the plug-in classes asked for by path or entry point
 _discovered = False
 
@@ -90,13 +91,18 @@ def _paths() -> list[str]:
 
 
 def _discover() -> None:
-    """Register the plug-ins: installed entry points, then methods given by path."""
+    """Register the plug-ins: installed entry points, then methods given by path. An
+    installed plug-in that cannot be imported fails only a run that asks for it, so one
+    broken package does not stop the library's own methods."""
     global _discovered
     if _discovered:
         return
     _discovered = True
     for point in entry_points(group=ENTRY_POINTS):
-        ALIASES[point.name] = _import(point.value, f"entry point {point.name!r}").name
+        try:
+            ALIASES[point.name] = _import(point.value, f"entry point {point.name!r}").name
+        except ConfigError as err:
+            BROKEN[point.name] = err
     for spec in _paths():
         _import(spec, f"${PATHS_ENV}")
 
@@ -134,6 +140,8 @@ def load(method: str) -> str:
             return method
         if method in ALIASES:
             return ALIASES[method]
+        if method in BROKEN:
+            raise BROKEN[method]
         raise _unknown(method)
     name = _import(method, "given by path").name
     os.environ[PATHS_ENV] = ",".join(dict.fromkeys([*_paths(), method]))
