@@ -122,7 +122,7 @@ for label, (_, chosen, *_) in grid.items():
     edge = chosen[chosen.edge != ""]
     display(Markdown(f"**{label}**: {len(edge)} of {len(chosen)} choices at the grid's edge."))
     columns = ["scenario", "regime", "method", "paper", "chosen", "edge"]
-    report.show(report.style(edge[columns].set_index(columns[:3])))
+    report.show(report.style(edge[columns].set_index(columns[:3]), settings=["paper", "chosen"]))
 
 # %% [markdown]
 # Every candidate's validation ACC (mean over the three tuning replicates), by regime:
@@ -278,7 +278,7 @@ for _, chosen, primary, tuned in grid.values():
     ).reindex(report.regime_order(own.regime))
     edge = chosen[(chosen.scenario == domain) & (chosen.method == "ewc")].edge == "lowest"
     learning.append((table, edge.any()))
-    report.show(report.style(table))
+    report.show(report.style(table, settings=["tuned λ"]))
 
 # %%
 for table, at_lowest in learning:

@@ -60,6 +60,12 @@ def test_style_keeps_numbers_with_gaps_right_aligned():
     assert left == ["col0"], left
 
 
+def test_style_shows_hyperparameter_values_as_written():
+    table = pd.DataFrame({"chosen": [5000.0, 0.1, None], "acc": [0.5, 1.0, 0.25]})
+    cells = re.findall(r">([^<>]+)</td>", report.style(table, settings=["chosen"]).to_html())
+    assert cells == ["5,000", "0.500", "0.1", "1.000", "–", "0.250"]
+
+
 def test_heatmap_prints_every_value_in_a_cell_of_its_colour():
     html = figures.heatmap(
         np.array([[0.0, 1.0]]),

@@ -11,6 +11,7 @@ page, the numbers staying numbers) and ``show``. The kinds live in their own mod
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -57,10 +58,11 @@ def _is_text(column: pd.Series) -> bool:
     return any(not isinstance(v, (int, float, np.number)) for v in column.dropna())
 
 
-def style(table: pd.DataFrame, digits: int = 3):
+def style(table: pd.DataFrame, digits: int = 3, settings: Sequence[str] = ()):
     """A Styler of a numeric table: integers with thousands separators, shares as
-    percentages, other numbers with ``digits`` decimals (3 significant where smaller);
-    padded cells, numbers right-aligned, no 0..N index (it means nothing)."""
+    percentages, the ``settings`` columns (hyperparameter values) as written (5,000, 0.1),
+    other numbers with ``digits`` decimals (3 significant where smaller); padded cells,
+    numbers right-aligned, no 0..N index (it means nothing)."""
 
     def number(v):
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
@@ -90,6 +92,8 @@ def style(table: pd.DataFrame, digits: int = 3):
     )
     if isinstance(table.index, pd.RangeIndex):
         styler.hide(axis="index")
+    if settings:
+        styler.format("{:,g}", subset=list(settings), na_rep="–")
     shares = [c for c in table.columns if "share" in str(c)]
     return styler.format("{:.2%}", subset=shares) if shares else styler
 
