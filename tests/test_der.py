@@ -173,7 +173,7 @@ def test_a_resumed_der_cell_gives_the_numbers_of_an_uninterrupted_one(tmp_path, 
         patch.setattr(train.Trainer, "evaluate", stop)
         with pytest.raises(KeyboardInterrupt):
             runner.run_group(configs, "cpu", checkpoint_dir=tmp_path)
-    assert checkpoints.path_for(tmp_path, configs).exists()
+    assert checkpoints.Checkpoint(tmp_path, tuple(configs)).path.exists()
     resumed = runner.run_group(configs, "cpu", checkpoint_dir=tmp_path)
     for a, b in zip(uninterrupted, resumed):
         assert a["R"] == b["R"] and a["tasks"] == b["tasks"]

@@ -9,9 +9,12 @@ rows, per-task statistics). The optimiser and the early-stopping state restart a
 task, so nothing else carries over. A resumed group gives the same numbers as an
 uninterrupted one (``tests/test_checkpoints.py``).
 
-A checkpoint is named by the group's configurations (and an outside method's source),
-lives beside the group's records as a hidden file, is written atomically, and is
-removed once the group's records are saved.
+A checkpoint lives beside the group's records as a hidden file named by the group's slots
+(each run's order and seed: within one folder of records they name the group), and holds
+its configurations and outside method's source, which must match for it to be used. A
+checkpoint made before a configuration or the method's code changed is thus replaced by
+the group's next one, never left behind. It is written atomically and removed once the
+group's records are saved.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import hashlib
 import json
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +32,58 @@ import torch
 from cl_regimes.config import RunConfig
 
 
-def path_for(folder, configs: list[RunConfig], source: dict | None = None) -> Path:
-    """The checkpoint file of the group ``configs`` (in their slot order) in ``folder``."""
-    key = json.dumps([[c.to_dict() for c in configs], source], sort_keys=True, default=str)
-    return Path(folder) / f".checkpoint-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+@dataclass(frozen=True)
+class Checkpoint:
+    """The checkpoint of the group ``configs`` (in their slot order) in ``folder``."""
+
+    folder: Path
+    configs: tuple[RunConfig, ...]
+    source: dict | None = None  # an outside method's module and its sha256
+
+    @property
+    def path(self) -> Path:
+        slots = json.dumps([[c.order, c.seed] for c in self.configs])
+        return (
+            Path(self.folder) / f".checkpoint-{hashlib.sha256(slots.encode()).hexdigest()[:16]}.pt"
+        )
+
+    @property
+    def identity(self) -> dict:
+        return {"configs": [c.to_dict() for c in self.configs], "source": self.source}
+
+    def save(self, state: dict) -> None:
+        """Write ``state`` with this group's identity, atomically (a temporary file, then
+        a rename)."""
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save({**state, **self.identity}, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def load(self, device: torch.device) -> dict | None:
+        """The saved state if it holds this group (same configurations in the same slots,
+        same method source), else None; an unreadable one (a write cut short by a kill)
+        counts as none."""
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location=device, weights_only=False)
+        except Exception:  # truncated or from an incompatible version: start the group anew
+            return None
+        if any(state.get(k) != v for k, v in self.identity.items()):
+            return None
+        return state
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def capture(trainer, position: int, rows: list, per_task: list) -> dict:
     """Everything the trainer needs to go on at task ``position`` (the next to train)."""
     return {
-        "configs": [c.to_dict() for c in trainer.configs],
         "position": position,
         "model": trainer.model.state_dict(),
         "method": {  # a growing network (DER's) is the trainer's, saved as "model"
@@ -61,28 +107,3 @@ def restore(trainer, state: dict) -> tuple[int, list, list]:
     np.random.set_state(numpy_state)
     random.setstate(python_state)
     return state["position"], state["rows"], state["per_task"]
-
-
-def save(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def load(path: Path, configs: list[RunConfig], device: torch.device) -> dict | None:
-    """The checkpoint at ``path`` if it holds this group (same configurations, same slots),
-    else None; an unreadable one (a write cut short by a kill) counts as none."""
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception:  # truncated or from an incompatible version: start the group anew
-        return None
-    if state.get("configs") != [c.to_dict() for c in configs]:
-        return None
-    return state

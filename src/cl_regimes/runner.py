@@ -57,7 +57,9 @@ def run_group(
         configs = [r.config for r in group]
         started = time.perf_counter()
         trainer = Trainer(configs, device, data_dir, progress, on_epoch=on_epoch)
-        checkpoint = checkpoint_dir and checkpoints.path_for(checkpoint_dir, configs, source)
+        checkpoint = checkpoint_dir and checkpoints.Checkpoint(
+            checkpoint_dir, tuple(configs), source
+        )
         outcomes = trainer.run(checkpoint)
         seconds = (time.perf_counter() - started) / len(group)
         env = {
@@ -72,7 +74,7 @@ def run_group(
         if on_group:
             on_group(group, [records[repr(r.config)] for r in group])
         if checkpoint:
-            checkpoint.unlink(missing_ok=True)
+            checkpoint.remove()
     return [records[repr(r.config)] for r in runs]
 
 

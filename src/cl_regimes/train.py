@@ -16,7 +16,6 @@ import contextlib
 import functools
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -314,14 +313,14 @@ class Trainer:
             accuracy[:, block.block] = correct / len(block.test.y)
         return torch.stack([accuracy[k, order] for k, order in enumerate(self.orders)])
 
-    def run(self, checkpoint: Path | None = None) -> list[dict]:
+    def run(self, checkpoint: checkpoints.Checkpoint | None = None) -> list[dict]:
         """Train every task of each run's order; return, per run, R and per-task statistics.
         With ``checkpoint``, resume from the checkpoint there when it holds this group, and
         save one after every task (``checkpoints``)."""
         cfg, runs = self.cfg, self.runs
         frozen = models.frozen_state(self.model, cfg.bn_stats)
         start, rows, per_task = 0, [], [[] for _ in range(runs)]
-        state = checkpoint and checkpoints.load(checkpoint, self.configs, self.device)
+        state = checkpoint and checkpoint.load(self.device)
         if state:
             start, rows, per_task = checkpoints.restore(self, state)
         desc = (
@@ -372,9 +371,7 @@ class Trainer:
                         }
                     )
                 if checkpoint and position + 1 < positions:
-                    checkpoints.save(
-                        checkpoint, checkpoints.capture(self, position + 1, rows, per_task)
-                    )
+                    checkpoint.save(checkpoints.capture(self, position + 1, rows, per_task))
         for config, names in zip(self.configs, models.moved(self.model, frozen, runs)):
             if names:
                 raise RuntimeError(
