@@ -305,7 +305,7 @@ if variants:  # over the profile's grid: a method run only when named (DER) has 
     grid = profiles.get_profile(profile).grid_methods()
     in_grid, tasks_in_grid = runs[runs.method.isin(grid)], tasks[tasks.method.isin(grid)]
     survival = [findings.survival(in_grid, tasks_in_grid, v) for v in variants]
-    display(report.style(pd.concat(survival)))
+    display(report.style(pd.concat(survival, ignore_index=True)))
 
 # %%
 for variant in sorted(set(runs.variant) - {""}):
