@@ -269,12 +269,14 @@ definitions = pd.concat(
         update: findings.verdict_table(
             findings.finding_depth(main_tasks, update=update)
             + findings.finding_coupling(main_tasks, update=update)
-        ).query("dataset == 'pooled'")
+        )
+        .query("dataset == 'pooled'")
+        .set_index("part")
         for update in ("u", "orig_u")
     },
     names=["update statistic"],
 )
-report.style(definitions[["part", "verdict", "p_value", "note"]])
+report.style(definitions[["verdict", "p_value", "note"]])
 
 # %% [markdown]
 # ## Exploratory: does `head` decide?
@@ -289,14 +291,14 @@ report.style(definitions[["part", "verdict", "p_value", "note"]])
 # %%
 panel = findings.robustness(main, main_tasks)
 display(Markdown(findings.what_moves(panel)))
-report.style(panel)
+report.style(panel.set_index(["setting", "finding", "part"]))
 
 # %%
 variants = sorted(set(runs.variant) - {""})
 display(
     Markdown(
         "Primary verdicts over the regimes each variant covers, with the profile's runs "
-        "and with the variant's in their place:"
+        "and with the variant's in their place (the findings as stated at the top):"
         if variants
         else "No records of other settings in this profile."
     )
@@ -305,7 +307,7 @@ if variants:  # over the profile's grid: a method run only when named (DER) has 
     grid = profiles.get_profile(profile).grid_methods()
     in_grid, tasks_in_grid = runs[runs.method.isin(grid)], tasks[tasks.method.isin(grid)]
     survival = [findings.survival(in_grid, tasks_in_grid, v) for v in variants]
-    display(report.style(pd.concat(survival, ignore_index=True)))
+    display(report.style(tables.survival_table(survival)))
 
 # %%
 for variant in sorted(set(runs.variant) - {""}):

@@ -85,10 +85,13 @@ def test_no_table_shows_a_meaningless_row_index(pages):
     """A table's row labels say something: never pandas' default 0, 1, 2 ..."""
     for page in HTML.rglob("*.html"):
         for table in re.findall(r"<table.*?</table>", page.read_text(), flags=re.S):
-            heads = re.findall(
-                r'<th[^>]*class="row_heading level0[^"]*"[^>]*>\s*(.*?)\s*</th>', table
+            levels = re.findall(
+                r'<th[^>]*class="row_heading (level\d+)[^"]*"[^>]*>\s*(.*?)\s*</th>', table
             )
-            heads += re.findall(r"<tr[^>]*>\s*<th>\s*(\d+)\s*</th>", table)
+            for level in {lv for lv, _ in levels}:
+                heads = [h for lv, h in levels if lv == level]
+                assert len(heads) < 2 or not counts_from_zero(heads), (page.name, level)
+            heads = re.findall(r"<tr[^>]*>\s*<th>\s*(\d+)\s*</th>", table)
             assert len(heads) < 2 or not counts_from_zero(heads), page.name
 
 

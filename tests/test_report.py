@@ -238,3 +238,29 @@ def test_a_scenarios_runs_leave_out_the_variants_within_it():
         "class_incremental": [0.3],
     }
     assert set(pd.concat(parts.values()).variant) == {""}
+
+
+def test_survival_table_puts_each_variants_verdicts_beside_the_profiles():
+    def survival(variant, verdicts):
+        return pd.DataFrame(
+            [
+                {"variant": variant, "regimes": "head, full", "runs of": who, "finding": f}
+                | {"claim": "...", "p_value": p, "verdict": v}
+                for who, rows in (("profile", verdicts[0]), (variant, verdicts[1]))
+                for f, (v, p) in enumerate(rows, 1)
+            ]
+        )
+
+    no, yes = ("not supported", 0.5), ("supported", 0.01)
+    table = tables.survival_table(
+        [survival("a=1", ([no, no], [no, yes])), survival("b=2", ([no, no], [no, no]))]
+    )
+    assert list(table.columns) == [
+        ("profile", "verdict"),
+        ("profile", "p_value"),
+        ("variant", "verdict"),
+        ("variant", "p_value"),
+    ]
+    assert table.loc[("a=1", "head, full", 2), ("variant", "verdict")] == "supported"
+    assert table.loc[("a=1", "head, full", 2), ("profile", "p_value")] == 0.5
+    assert len(table) == 4  # two variants x two findings

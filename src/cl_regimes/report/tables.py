@@ -87,6 +87,19 @@ def variant_comparison(runs: pd.DataFrame, variant: str, metric: str = "acc") ->
     return table.assign(difference=table["variant"] - table["profile"])
 
 
+def survival_table(survival: list[pd.DataFrame]) -> pd.DataFrame:
+    """``findings.survival``'s tables side by side: per variant (with the regimes it covers)
+    and finding, the verdict and p-value from the profile's runs and from the variant's."""
+    table = pd.concat(survival, ignore_index=True)
+    table["runs of"] = table["runs of"].where(table["runs of"] == "profile", "variant")
+    wide = table.pivot(
+        index=["variant", "regimes", "finding"], columns="runs of", values=["verdict", "p_value"]
+    )
+    return wide.swaplevel(axis=1)[
+        [(who, what) for who in ("profile", "variant") for what in ("verdict", "p_value")]
+    ]
+
+
 def by_scenario(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Each scenario's own runs, as a profile's own runs (variant "") for the findings:
     those whose variant names nothing but their scenario (not a variant within it)."""
