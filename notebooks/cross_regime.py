@@ -81,7 +81,8 @@ for verdict in headline:
     display(Markdown(f"- {verdict.headline()}"))
 for key, verdict in zip(("finding1", "finding2", "finding3"), headline):
     glue(key, verdict.headline(), display=False)
-report.style(findings.verdict_table(headline).drop(columns=["claim", "role", "dataset", "note"]))
+shown = ["verdict", "p_value", "observed", "n_orders", "detectable", "left out"]
+report.style(findings.verdict_table(headline).set_index(["finding", "part"])[shown])
 
 # %% [markdown]
 # ## Cells where nothing learns
@@ -103,7 +104,8 @@ display(
         + "."
     )
 )
-report.style(cells.pivot_table(index="regime", columns="method", values="excess", sort=False))
+excess = cells.pivot_table(index="regime", columns="method", values="excess")
+report.style(excess.loc[report.regime_order(excess.index), report.method_order(excess.columns)])
 
 # %% [markdown]
 # ## Methods across regimes

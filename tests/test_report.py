@@ -49,6 +49,13 @@ def test_style_pads_right_aligns_and_hides_a_meaningless_index():
     assert 'class="row_heading' in named
 
 
+def test_style_gives_sentences_a_column_wide_enough_to_read():
+    sentence = "crossings larger than 0.0786 would have been seen (80% power)"
+    table = pd.DataFrame({"name": ["a", "b"], "note": [sentence, None], "x": [1.0, 2.0]})
+    html = report.style(table).to_html()
+    assert re.findall(r"td\.(col\d)[^}]*min-width", html) == ["col1"]
+
+
 def test_style_keeps_numbers_with_gaps_right_aligned():
     """A column of numbers and missing values (object dtype: None among floats), or of
     missing values only, is numeric: its cells, "–" included, align right."""

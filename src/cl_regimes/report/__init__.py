@@ -58,11 +58,16 @@ def _is_text(column: pd.Series) -> bool:
     return any(not isinstance(v, (int, float, np.number)) for v in column.dropna())
 
 
+def _longest(column: pd.Series) -> int:
+    return max((len(str(v)) for v in column.dropna()), default=0)
+
+
 def style(table: pd.DataFrame, digits: int = 3, settings: Sequence[str] = ()):
     """A Styler of a numeric table: integers with thousands separators, shares as
     percentages, the ``settings`` columns (hyperparameter values) as written (5,000, 0.1),
     other numbers with ``digits`` decimals (3 significant where smaller); padded cells,
-    numbers right-aligned, no 0..N index (it means nothing)."""
+    numbers right-aligned, sentences in columns wide enough to read, no 0..N index (it
+    means nothing)."""
 
     def number(v):
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
@@ -87,7 +92,12 @@ def style(table: pd.DataFrame, digits: int = 3, settings: Sequence[str] = ()):
             },
         ]
     ).set_table_styles(
-        {c: [{"selector": "td", "props": "text-align: left; white-space: normal;"}] for c in text},
+        {
+            c: [{"selector": "td", "props": "text-align: left; white-space: normal;" + width}]
+            for c in text
+            # a sentence wraps in a column wide enough to read, not one word a line
+            for width in [" min-width: 16em;" if _longest(table[c]) > 40 else ""]
+        },
         overwrite=False,
     )
     if isinstance(table.index, pd.RangeIndex):
