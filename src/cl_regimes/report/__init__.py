@@ -58,8 +58,11 @@ def _is_text(column: pd.Series) -> bool:
     return any(not isinstance(v, (int, float, np.number)) for v in column.dropna())
 
 
-def _longest(column: pd.Series) -> int:
-    return max((len(str(v)) for v in column.dropna()), default=0)
+def _text_props(column: pd.Series) -> str:
+    """A text column's cells: left-aligned and wrapping; a column of sentences (over 40
+    characters) wide enough to read, not one word a line."""
+    sentences = max((len(str(v)) for v in column.dropna()), default=0) > 40
+    return "text-align: left; white-space: normal;" + (" min-width: 16em;" if sentences else "")
 
 
 def style(table: pd.DataFrame, digits: int = 3, settings: Sequence[str] = ()):
@@ -92,12 +95,7 @@ def style(table: pd.DataFrame, digits: int = 3, settings: Sequence[str] = ()):
             },
         ]
     ).set_table_styles(
-        {
-            c: [{"selector": "td", "props": "text-align: left; white-space: normal;" + width}]
-            for c in text
-            # a sentence wraps in a column wide enough to read, not one word a line
-            for width in [" min-width: 16em;" if _longest(table[c]) > 40 else ""]
-        },
+        {c: [{"selector": "td", "props": _text_props(table[c])}] for c in text},
         overwrite=False,
     )
     if isinstance(table.index, pd.RangeIndex):
