@@ -27,7 +27,9 @@ def interrupt_at_evaluation(monkeypatch, count: int) -> None:
     monkeypatch.setattr(train.Trainer, "evaluate", stop)
 
 
-@pytest.mark.parametrize("method", ["ewc", "lwf", "si", "gem", "joint"])
+@pytest.mark.parametrize(
+    "method", ["ewc", "lwf", "si", "gem", "joint", "er", "agem", "derpp", "er_ace"]
+)
 def test_a_resumed_cell_gives_the_numbers_of_an_uninterrupted_one(
     method, smoke_config, tmp_path, monkeypatch
 ):

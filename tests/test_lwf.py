@@ -185,7 +185,7 @@ def test_second_student_forward_doubles_the_batchnorm_update(smoke_trainer):
         bn = trainer.model.layer1[0].bn1
         before = bn.running_mean.clone()
         x = tasks[1].train.x[None, :32]
-        xb, yb = trainer._batch(x, tasks[1].train.y[None, :32], {0: torch.arange(32)}, 0)
+        xb, _, _ = trainer._batch(x, tasks[1].train.y[None, :32], {0: torch.arange(32)}, 0)
         trainer.model.train()
         with torch.no_grad():
             trainer.model(xb)

@@ -111,4 +111,18 @@ def test_parameter_names():
     )
     assert names("finetune") == names("joint") == ()
     assert names("der") == ("alpha", "old_bn")
-    assert METHOD_NAMES == ("finetune", "joint", "der", "ewc", "gem", "lwf", "si")
+    assert names("er") == names("agem") == names("er_ace") == ("memory_size", "replay_batch_size")
+    assert names("derpp") == ("memory_size", "replay_batch_size", "alpha", "beta")
+    assert METHOD_NAMES == (
+        "finetune",
+        "joint",
+        "agem",
+        "der",
+        "derpp",
+        "er",
+        "er_ace",
+        "ewc",
+        "gem",
+        "lwf",
+        "si",
+    )

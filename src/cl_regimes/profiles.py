@@ -20,6 +20,20 @@ from cl_regimes.results import Run
 NUM_ORDERS = 11  # the canonical order + 10 permutations
 IDENTITY = ("dataset", "regime", "method", "order", "seed")
 
+REPLAY = ("er", "agem", "derpp", "er_ace")
+
+
+def replay_settings(memory_size: int, batch_size: int) -> dict:
+    """The replay methods' memory, one size for all (GEM's total: memories_per_task times
+    the tasks), and replay batches as large as the training batches (Mammoth's
+    ``minibatch_size`` = ``batch_size``)."""
+    return {
+        f"{m}.{k}": v
+        for m in REPLAY
+        for k, v in (("memory_size", memory_size), ("replay_batch_size", batch_size))
+    }
+
+
 PAPER_SETTINGS = {
     "seeding": "independent",  # the original seeded nothing: every run its own weights and data
     "scenario": "task_incremental",  # the study's: task identity known at test
@@ -56,6 +70,9 @@ PAPER_SETTINGS = {
     "gem.margin": 0.0,
     "gem.ridge": 1e-5,
     "gem.memory_bn": "update",
+    **replay_settings(memory_size=1000, batch_size=256),
+    "derpp.alpha": 0.2,  # Mammoth's best_args, seq-cifar10 (a ResNet-18), memory 500
+    "derpp.beta": 0.5,
     "der.alpha": 1.0,  # DER_ALPHA: the auxiliary loss's weight
     "der.old_bn": "follow_bn_stats",  # earlier extractors' BatchNorm: as bn_stats says
 }
@@ -212,7 +229,14 @@ PROFILES = {
         PAPER_SETTINGS,
         datasets=("mnist", "fashion_mnist", "kmnist", "qmnist", "cifar100"),
         orders=tuple(range(NUM_ORDERS)),
-        per_dataset={"cifar100": {"epochs": 20, "lwf.warmup_epochs": 10}},
+        per_dataset={
+            "cifar100": {
+                "epochs": 20,
+                "lwf.warmup_epochs": 10,
+                **replay_settings(memory_size=2000, batch_size=256),  # GEM's: 200 x 10 tasks
+                "derpp.alpha": 0.3,  # Mammoth's seq-cifar100, memory 500
+            }
+        },
     ),
     "quick": Profile(
         "quick",
@@ -227,6 +251,7 @@ PROFILES = {
             "test_per_task": 200,
             "eval_batch_size": 500,
             "gem.memories_per_task": 32,
+            **replay_settings(memory_size=160, batch_size=32),
         },
         datasets=("fashion_mnist",),
         orders=(0, 1, 2),
@@ -248,6 +273,7 @@ PROFILES = {
             "test_per_task": 500,
             "eval_batch_size": 500,
             "gem.memories_per_task": 32,
+            **replay_settings(memory_size=160, batch_size=32),
         },
         datasets=("fashion_mnist",),
         orders=tuple(range(NUM_ORDERS)),
@@ -265,6 +291,7 @@ PROFILES = {
             "lwf.warmup_epochs": 1,
             "permuted_tasks": 5,
             "gem.memories_per_task": 32,
+            **replay_settings(memory_size=160, batch_size=32),
             "ewc.fisher_samples": 64,
             "eval_batch_size": 512,
         },

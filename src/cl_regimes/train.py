@@ -80,6 +80,7 @@ class Trainer:
             cfg.validation_per_task,
         )
         self.seen: torch.Tensor | None = None  # each run's classes met so far [K, m]
+        self.incoming: torch.Tensor | None = None  # outputs the batch's loss scores [K, m]
         self.orders = [data.task_orders(self.scenario.num_tasks)[c.order] for c in configs]
         self.tasks = [data.tasks_in_order(self.blocks, order) for order in self.orders]
         if len({tuple(len(t.train.y) for t in tasks) for tasks in self.tasks}) > 1:
@@ -109,6 +110,8 @@ class Trainer:
             self.fit,
             self.task_gradients,
             self.network,
+            self.augment,
+            self.streams,
         )
         self.method = methods.make(cfg.method, view, cfg.method_params)
         self.model = self.method.network()  # DER's grows; the others' is self.model
@@ -119,10 +122,32 @@ class Trainer:
             self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"
         )
 
-    def score(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def score(
+        self, logits: torch.Tensor, labels: torch.Tensor, seen: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """(the logits [B, K, n] each sample is scored over under the scenario, the
-        position of its label among them [B, K]), given logits [B, K, classes]."""
-        return self.scenario.score(logits, labels, self.seen)
+        position of its label among them [B, K]), given logits [B, K, classes]; as if the
+        classes met so far were ``seen`` [K, m] when given."""
+        return self.scenario.score(logits, labels, self.seen if seen is None else seen)
+
+    def streams(self, salt: str) -> list[torch.Generator]:
+        return [torch.Generator(self.device).manual_seed(c.seed_for(salt)) for c in self.configs]
+
+    def augment(self, images: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        """uint8 images [N, K, C, S, S] with run k's crops and flips drawn from
+        ``generators[k]`` (unchanged where the scenario does not augment)."""
+        if not self.scenario.augment:
+            return images
+        n = len(images)
+        draws = [
+            inputs.draw_augmentation(n, images.shape[-1], self.spec.flip, g) for g in generators
+        ]
+        flat = images.transpose(0, 1).flatten(0, 1)
+        return (
+            inputs.augment(flat, *(torch.cat(d) for d in zip(*draws)))
+            .unflatten(0, (len(generators), n))
+            .transpose(0, 1)
+        )
 
     def _grad(self, loss, params, retain=False, out=None) -> torch.Tensor:
         grads = torch.autograd.grad(loss, params, retain_graph=retain, **ZERO_WHERE_UNUSED)
@@ -143,29 +168,22 @@ class Trainer:
 
     def _batch(self, x, y, perms: dict[int, torch.Tensor], step: int):
         """Batch ``step`` of each live run (its own permutation and augmentation draws);
-        zeros for stopped runs. -> (network input [B, K * 3, S, S], labels [B, K])"""
+        zeros for stopped runs. -> (network input [B, K * 3, S, S], labels [B, K], the
+        non-augmented uint8 images [B, K, C, S, S])"""
         size = self.cfg.batch_size
         live = list(perms)
         idx = torch.stack([perms[k][step * size : (step + 1) * size] for k in live])
-        n = idx.shape[1]
         runs_idx = torch.tensor(live, device=x.device)[:, None]
-        images = x[runs_idx, idx]
-        if self.scenario.augment:
-            draws = [
-                inputs.draw_augmentation(n, x.shape[-1], self.spec.flip, self.generators[k])
-                for k in live
-            ]
-            images = inputs.augment(
-                images.flatten(0, 1), *(torch.cat(d) for d in zip(*draws))
-            ).unflatten(0, (len(live), n))
+        raw = x[runs_idx, idx]  # [live, n, C, S, S]
+        generators = [self.generators[k] for k in live]
+        images = self.augment(raw.transpose(0, 1), generators).transpose(0, 1)
+        labels = y[runs_idx, idx]
         if len(live) < self.runs:
-            full = x.new_zeros((self.runs, n, *x.shape[2:]))
-            labels = y.new_zeros((self.runs, n))
-            full[live], labels[live] = images, y[runs_idx, idx]
-            images, out_y = full, labels
-        else:
-            out_y = y[runs_idx, idx]
-        return self.inputs(images.transpose(0, 1)), out_y.T
+            full = [t.new_zeros((self.runs, *t.shape[1:])) for t in (raw, images, labels)]
+            for whole, part in zip(full, (raw, images, labels)):
+                whole[live] = part
+            raw, images, labels = full
+        return self.inputs(images.transpose(0, 1)), labels.T, raw.transpose(0, 1)
 
     def fit(
         self,
@@ -189,11 +207,11 @@ class Trainer:
         [K, m]: each run's outputs to score over (sorted), as if they were the classes met
         so far (LwF's warm-up of a new task's outputs)."""
         if outputs is not None:
-            seen, self.seen = self.seen, outputs
+            incoming, self.incoming = self.incoming, outputs
             try:
                 return self.fit(x, y, params, epochs, method, schedule, early_stopping, on_epoch)
             finally:
-                self.seen = seen
+                self.incoming = incoming
         cfg, runs = self.cfg, self.runs
         opt = torch.optim.Adam(params, lr=cfg.lr, foreach=True)
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=cfg.lr_min)
@@ -213,8 +231,8 @@ class Trainer:
             }
             total = torch.zeros(runs, device=self.device)
             for step in range(steps):
-                xb, yb = self._batch(x, y, perms, step)
-                total += self._step(xb, yb, params, opt, method, stats, ~hold.stopped, hold)
+                batch = self._batch(x, y, perms, step)
+                total += self._step(*batch, params, opt, method, stats, ~hold.stopped, hold)
             if schedule:
                 cosine.step()
             for k, loss in enumerate((total / steps).tolist()):
@@ -237,14 +255,16 @@ class Trainer:
             for k in range(runs)
         ]
 
-    def _step(self, x, y, params, opt, method, stats, active, hold) -> torch.Tensor:
+    def _step(self, x, y, raw, params, opt, method, stats, active, hold) -> torch.Tensor:
         """One step of every run. The [K, N] gradients go to buffers reused step after
         step (``buffers``): valid until the next step, never kept by a method."""
+        b = len(y)
         if method:
             method.before_step()
+            x, y = method.join(x, y)
         with self.autocast():
             logits = self.model(x)
-            loss = cross_entropy(*self.score(logits, y))
+            loss = cross_entropy(*self.score(logits[:b], y[:b], self.incoming))
             penalty = method.penalty(x, logits, y) if method else None
         g, t = self.buffers(params)
         closed = method.penalty_gradient() if penalty is not None else None
@@ -272,6 +292,7 @@ class Trainer:
         hold.restore()
         if method:
             method.after_step(task_grad)
+            method.store(raw, y[:b], logits[:b].detach(), active)
         if penalty is not None and method.stop_on_total_loss:
             loss = loss + penalty
         return loss.detach()
@@ -355,7 +376,15 @@ class Trainer:
                 start = flatten(self.params, runs).detach().clone()
                 self.method.before_task(current)
                 x, y = self.method.train_data([tasks[: position + 1] for tasks in self.tasks])
-                stats = self.fit(x, y, self.params, cfg.epochs, self.method, on_epoch=epoch_done)
+                stats = self.fit(
+                    x,
+                    y,
+                    self.params,
+                    cfg.epochs,
+                    self.method,
+                    on_epoch=epoch_done,
+                    outputs=self.method.incoming_outputs(current),
+                )
                 self.method.after_task(current)
                 rows.append(self.evaluate())
                 drift = (flatten(self.params, runs).detach() - start).norm(dim=1).tolist()

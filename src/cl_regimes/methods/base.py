@@ -7,12 +7,15 @@ and gradients are [K, N], losses and penalties [K]. One step, as the trainer
 runs it::
 
     method.before_step()                                  # GEM: memory gradients
-    loss    = task loss of each run (over the outputs the scenario scores)       [K]
+    x, y    = method.join(x, y)                           # ER: the batch joined by replay
+    loss    = task loss of each run on the step's own batch (the first B samples; over
+              the outputs the scenario scores, or ``incoming_outputs``)           [K]
     penalty = method.penalty(x, logits, y)                # lambda * Omega, or None  [K]
     g, p    = gradients of the loss and of the penalty    (trainable parameters)  [K, N]
               (p from method.penalty_gradient() when the method has it in closed form)
     update  = method.direction(g + p, g, p, active)       # GEM projects, SI clips
     optimiser step along update;  method.after_step(g)
+    method.store(images, labels, logits, active)          # replay: the memory's offer
 
 around which ``grow``, ``before_task``, ``train_data`` and ``after_task`` run once per
 task. A method sees the tasks trained so far and the current one, never a later one.
@@ -71,6 +74,13 @@ class Runs:
     # as a single network (random or pretrained: ``init``) from a seed derived from its
     # own and ``salt`` (DER's extractors)
     network: Callable[[str], nn.Module] | None = None
+    # augment(uint8 images [N, K, C, S, S], generators) -> the same images with each run's
+    # random crops and flips drawn from its generator, as training batches get them (as
+    # they are where the scenario does not augment)
+    augment: Callable | None = None
+    # streams(salt) -> each run's own further random stream, seeded from its seed and
+    # ``salt`` (a replay memory's draws), apart from the data stream ``generators``
+    streams: Callable[[str], list[torch.Generator]] | None = None
 
     def flat(self, tensors, out: torch.Tensor | None = None) -> torch.Tensor:
         """[K, N] rows of ``tensors``; copied into ``out`` (detached) when given."""
@@ -115,7 +125,10 @@ class Method:
     @classmethod
     def parameters(cls) -> dict[str, Range | Choice]:
         """The method's hyperparameters and their valid values, from its constructor."""
-        hints = get_type_hints(cls.__init__, include_extras=True)
+        hints = {}  # a setting passed on to a base class is annotated there
+        for base in reversed(cls.__mro__):
+            if issubclass(base, Method) and "__init__" in vars(base):
+                hints.update(get_type_hints(base.__init__, include_extras=True))
         out = {}
         for n in list(inspect.signature(cls.__init__).parameters)[2:]:
             valid = getattr(hints.get(n), "__metadata__", (None,))[0]
@@ -160,6 +173,18 @@ class Method:
     def before_step(self) -> None:
         pass
 
+    def join(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network inputs [B + M, K * 3, S, S] and labels [B + M, K] of the step's
+        forward pass, given the batch's (x [B, ...], y [B, K]): the batch itself, or the
+        batch followed by M replayed samples (ER). The task loss scores the first B."""
+        return x, y
+
+    def incoming_outputs(self, tasks: list[Task]) -> torch.Tensor | None:
+        """The outputs [K, m] (sorted) each run's incoming batches of ``tasks`` are scored
+        over, in place of the classes met so far (ER-ACE's asymmetric loss); None: the
+        scenario's."""
+        return None
+
     def penalty(self, x, logits, y) -> torch.Tensor | None:
         """lambda * Omega of each run for this batch [K] (None: no penalty)."""
         return None
@@ -190,6 +215,11 @@ class Method:
 
     def after_step(self, task_grad: torch.Tensor | None) -> None:
         pass
+
+    def store(self, images, labels, logits, active) -> None:
+        """After each step: the batch's non-augmented uint8 images [B, K, C, S, S], labels
+        [B, K], the logits the step computed for them [B, K, classes] (detached) and which
+        runs trained ``active`` [K] (a replay memory's offer)."""
 
     def after_task(self, tasks: list[Task]) -> None:
         pass

@@ -1,0 +1,31 @@
+"""Experience replay (Chaudhry et al. 2019; Rolnick et al. 2019) with a reservoir memory."""
+
+from __future__ import annotations
+
+import torch
+
+from cl_regimes.methods.memory import Replay
+from cl_regimes.models import cross_entropy
+
+
+class ER(Replay):
+    """Each step's batch of B is joined by M replayed samples in one forward pass (so
+    BatchNorm sees both); the replayed samples' cross-entropy, weighted M / B, is the
+    penalty. The total is the joined batch's mean loss times (B + M) / B, a constant
+    factor to which Adam is invariant (Mammoth's ``er``)."""
+
+    name = "er"
+    stop_on_total_loss = True  # it minimises the joined batch's loss
+
+    def join(self, x, y):
+        self.batch = len(y)
+        if not self.memory.held():
+            return x, y
+        images, labels = self.replayed()
+        return torch.cat([x, self.runs.inputs(images)]), torch.cat([y, labels])
+
+    def penalty(self, x, logits, y):
+        b = self.batch
+        if len(y) == b:
+            return None
+        return cross_entropy(*self.runs.score(logits[b:], y[b:])) * (len(y) - b) / b
