@@ -107,9 +107,10 @@ def test_er_joins_each_batch_with_replayed_images(smoke_trainer):
     def spy(x, logits, y, penalty):
         sizes.append(len(y))
         b = trainer.method.batch
-        if len(y) > b:  # the replayed part's loss, weighted M / B
-            expected = cross_entropy(*trainer.score(logits[b:], y[b:])) * (len(y) - b) / b
-            torch.testing.assert_close(penalty, expected)
+        if len(y) > b:  # the task loss plus the penalty: the joined batch's mean loss
+            task = cross_entropy(*trainer.score(logits[:b], y[:b]))
+            joined = cross_entropy(*trainer.score(logits, y))
+            torch.testing.assert_close(task + penalty, joined)
         else:
             assert penalty is None
 

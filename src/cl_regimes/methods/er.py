@@ -10,9 +10,9 @@ from cl_regimes.models import cross_entropy
 
 class ER(Replay):
     """Each step's batch of B is joined by M replayed samples in one forward pass (so
-    BatchNorm sees both); the replayed samples' cross-entropy, weighted M / B, is the
-    penalty. The total is the joined batch's mean loss times (B + M) / B, a constant
-    factor to which Adam is invariant (Mammoth's ``er``)."""
+    BatchNorm sees both) and trained on the joined batch's mean cross-entropy (Mammoth's
+    ``er``): the task loss L on the B plus the penalty M / (B + M) (L_replay - L), which
+    is what replay adds to the task loss's gradient."""
 
     name = "er"
     stop_on_total_loss = True  # it minimises the joined batch's loss
@@ -28,4 +28,8 @@ class ER(Replay):
         b = self.batch
         if len(y) == b:
             return None
-        return cross_entropy(*self.runs.score(logits[b:], y[b:])) * (len(y) - b) / b
+        task, replay = (
+            cross_entropy(*self.runs.score(logits[part], y[part]))
+            for part in (slice(None, b), slice(b, None))
+        )
+        return (replay - task) * (len(y) - b) / len(y)
