@@ -92,8 +92,11 @@ class AnchorL2(Method):
 # `card.write` checks every input first (the method's settings, the scenario it applies
 # to, the folders), sweeps what is missing (the method under every chosen regime and
 # order of the profile, and the paper's four methods where their records are missing)
-# and writes the card. The method's records go to a folder of their own, so that the
-# other chapters, which read the profile's records, never count it.
+# and writes the card. A method from outside the library keeps its records in
+# `results/yours/`, where `python -m cl_regimes card` keeps them too, so that each reuses
+# the other's runs, and the other chapters, which read the profile's folder, never count
+# them. They are reused only while the method's code is the same: edit the class and
+# rerun, and its runs train anew (the card gives the digest of the code it ran).
 
 # %%
 made = card.write(
@@ -103,7 +106,6 @@ made = card.write(
     output=f"{results_dir}/cards",
     regimes_=regimes,
     orders=orders,
-    own_results=f"{results_dir}/yours",  # apart from the profile's own records
     device=device,
     group_size=group_size,
 )

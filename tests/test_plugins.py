@@ -7,7 +7,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import textwrap
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -83,6 +82,9 @@ def test_a_method_given_by_path_sweeps_and_gets_a_card(by_path, shared_results, 
         )
         == 0
     )
+    # its records apart from the profile's, which the book's chapters read (issue 38)
+    assert len(list((shared_results / "yours" / "smoke").rglob("damped/*/*.json"))) == 2
+    assert not list((shared_results / "smoke").rglob("damped"))
     # the card: stratified by regime, the method among the paper's four in each
     stem = "damped-damped.scale=0.25-smoke-task_incremental-head+from_layer4"
     text = (out / f"{stem}.md").read_text()
@@ -177,6 +179,30 @@ def test_a_card_sets_only_the_methods_own_settings(by_path, capsys):
     assert "takes damped's own settings" in capsys.readouterr().err
 
 
+def pyproject(name: str, entry_points: dict[str, str], kind: str) -> str:
+    """A package's pyproject.toml: its methods' entry points, and what setuptools installs
+    (``kind``: ``py-modules`` or ``packages``), the first entry point's top-level module."""
+    module = next(iter(entry_points.values())).split(".")[0].partition(":")[0]
+    points = "".join(f'{key} = "{value}"\n' for key, value in entry_points.items())
+    return (
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        f'\n[project]\nname = "{name}"\nversion = "0.1"\n'
+        f'\n[project.entry-points."cl_regimes.methods"]\n{points}'
+        f'\n[tool.setuptools]\n{kind} = ["{module}"]\n'
+    )
+
+
+def pip_install(package, site) -> None:
+    """Install ``package`` with pip into the folder ``site`` (on the path only of the
+    processes given it)."""
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    # without setuptools in the environment (Python >= 3.12 venvs), pip fetches it to build
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    subprocess.run(
+        [*pip, "install", "--no-deps", *isolation, "--target", site, package], check=True
+    )
+
+
 def test_a_method_from_an_installed_packages_entry_point(tmp_path, shared_results):
     """Installed with pip (no project file edited), found by its entry point in a fresh
     process."""
@@ -184,33 +210,12 @@ def test_a_method_from_an_installed_packages_entry_point(tmp_path, shared_result
     package.mkdir()
     (package / "damped_ep.py").write_text(SOURCE.format(cls="DampedEP", name="damped_ep"))
     (package / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """\
-            [build-system]
-            requires = ["setuptools"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "cl-regimes-test-plugin"
-            version = "0.1"
-
-            [project.entry-points."cl_regimes.methods"]
-            damped_ep = "damped_ep:DampedEP"
-
-            [tool.setuptools]
-            py-modules = ["damped_ep"]
-            """
-        )
+        pyproject("cl-regimes-test-plugin", {"damped_ep": "damped_ep:DampedEP"}, "py-modules")
     )
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    # without setuptools in the environment (Python >= 3.12 venvs), pip fetches it to build
-    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
     # installed into a folder of its own, on the path of the processes it is meant for
     # only: tests running beside this one never see it come and go
     site = tmp_path / "site"
-    subprocess.run(
-        [*pip, "install", "--no-deps", *isolation, "--target", site, package], check=True
-    )
+    pip_install(package, site)
     env = {k: v for k, v in os.environ.items() if k != methods.PATHS_ENV}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "cl_regimes", "card", *SMOKE, *REGIMES]
@@ -226,3 +231,66 @@ def test_a_method_from_an_installed_packages_entry_point(tmp_path, shared_result
     assert "| digits | from_layer4 | 1 |" in card.read_text()
     runs = results.load(shared_results)
     assert set(runs[runs.method == "damped_ep"].regime) == {"head", "from_layer4"}
+
+
+PACKAGE = {  # a plug-in package of two modules, and a method byte-identical to my_damped's
+    "nu_pkg/__init__.py": '"""Methods of my own."""\n',
+    "nu_pkg/helper.py": "SCALE = 0.5\n",
+    "nu_pkg/scaled.py": (
+        "from cl_regimes.methods import Method\n\nfrom .helper import SCALE\n\n\n"
+        "class Scaled(Method):\n    name = 'scaled'\n\n"
+        "    def direction(self, total, task_grad, penalty_grad, active):\n"
+        "        return SCALE * total\n"
+    ),
+    "nu_pkg/damped.py": SOURCE.format(cls="Damped", name="damped_dev"),
+    "pyproject.toml": pyproject(
+        "cl-regimes-test-package",
+        {"scaled": "nu_pkg.scaled:Scaled", "damped_dev": "nu_pkg.damped:Damped"},
+        "packages",
+    ),
+}
+
+
+def test_a_method_is_the_code_it_runs_wherever_it_is_loaded_from(tmp_path):
+    """Issue 38: a constant changed in a helper module the plug-in imports was "already
+    done"; a comment edited retrained; byte-identical code installed and run by its entry
+    point retrained the records made by path; an installed copy beside a development copy
+    was refused as a name clash."""
+    source, dev, site = tmp_path / "source", tmp_path / "dev", tmp_path / "site"
+    for name, text in PACKAGE.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text)
+    dev.mkdir()
+    (dev / "damped_dev.py").write_text(PACKAGE["nu_pkg/damped.py"])
+    env = {k: v for k, v in os.environ.items() if k != methods.PATHS_ENV}
+
+    def run(method: str, *path) -> str:
+        """``run``'s output, in a fresh process with ``path`` as its PYTHONPATH."""
+        command = [sys.executable, "-m", "cl_regimes", "run", *SMOKE, "--dataset", "digits"]
+        command += ["--regime", "head", "--results", str(tmp_path / "results")]
+        done = subprocess.run(
+            [*command, "--method", method],
+            capture_output=True,
+            text=True,
+            env={**env, "PYTHONPATH": os.pathsep.join(map(str, path))},
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()[0]
+
+    assert run("nu_pkg.scaled:Scaled", source).startswith("record written")
+    helper, scaled = source / "nu_pkg" / "helper.py", source / "nu_pkg" / "scaled.py"
+    helper.write_text('"""The damping."""\n\nSCALE = (\n    0.5  # of the gradient\n)\n')
+    scaled.write_text(scaled.read_text().replace("    def", "    # damped\n    def"))
+    assert run("nu_pkg.scaled:Scaled", source).startswith("already done")  # the same code
+    helper.write_text("SCALE = 1.0\n")
+    assert run("nu_pkg.scaled:Scaled", source).startswith("record written")
+    [record] = (tmp_path / "results").rglob("scaled/*.json")
+    hashed = results.read(record)["method_source"]
+    assert hashed["files"] == ["nu_pkg/helper.py", "nu_pkg/scaled.py"]
+
+    pip_install(source, site)
+    assert run("scaled", site).startswith("already done")  # by its entry point
+    assert results.read(record)["method_source"] == hashed  # not replaced
+    assert run("damped_dev:Damped", dev).startswith("record written")
+    assert run("damped_dev", site).startswith("already done")  # as nu_pkg.damped:Damped
+    assert run("damped_dev:Damped", site, dev).startswith("already done")  # no clash

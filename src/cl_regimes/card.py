@@ -9,12 +9,18 @@ chance are flagged and left out of the ranks and the test; a pair that cannot be
 says why; the smallest crossing the test would have seen is given. ``plan`` checks every
 input before anything trains; a card is named by everything that makes it, so that none
 replaces another.
+
+An outside method's records go to ``<results>/yours/``, beside the profiles' folders and
+apart from them: the command and the notebook "Evaluate your method" read and write the
+same records, and the book's chapters, which read ``<results>/<profile>/``, never count
+them.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,19 +29,21 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cl_regimes import card_page, findings, methods, profiles, regimes, results, sweep
+from cl_regimes import card_page, findings, methods, profiles, provenance, regimes, results, sweep
 from cl_regimes.config import ConfigError
 from cl_regimes.findings.common import PAPER_METHODS
 from cl_regimes.results import Run
 
 BOUNDS = {"acc": (0.0, 1.0), "forgetting": (-1.0, 1.0)}  # the values each metric can take
+OUTSIDE = "yours"  # the folder, under the results folder, of outside methods' records
 
 
 @dataclass
 class Plan:
     """A card's inputs, checked: its method's registered name, its two sweeps (the paper's
     methods with the profile's settings; the method with its own), each its runs and
-    their results folder, the record path of every run it compares, and its file name."""
+    their results folder, the record path of every run it compares, its file name and
+    the method's code (``provenance.method_source``; None for the library's)."""
 
     method: str
     profile: str
@@ -44,6 +52,7 @@ class Plan:
     label: str  # its runs' name in the card's tables: "ewc (ewc.lam=1.0)" beside the paper's
     sweeps: list[tuple[list[Run], Path]]
     stem: str
+    source: dict | None = None
 
     @property
     def records(self) -> list[Path]:
@@ -73,10 +82,12 @@ def plan(
 ) -> Plan:
     """Check everything a card needs before anything trains: the method, its ``settings``
     ("key=value": its own, and ``scenario=...`` for all), every run's configuration
-    (ranges, the scenario each method applies to) and the results folders. ``method``'s
-    records go to ``own_results`` (default: ``results_dir``, beside the paper methods').
-    The profile is resolved here, once: the sweeps below take its runs."""
+    (ranges, the scenario each method applies to), the results folders and that an
+    outside method's code can be read. ``method``'s records go to ``own_results``
+    (default: ``<results_dir>/yours`` for an outside method, else ``results_dir``). The
+    profile is resolved here, once: the sweeps below take its runs."""
     name = methods.load(method)
+    source = provenance.method_source(name)
     prof = profiles.get_profile(profile)
     overrides = profiles.parse_overrides(settings)
     foreign = [k for k in overrides if not k.startswith(f"{name}.") and k != "scenario"]
@@ -92,7 +103,8 @@ def plan(
         prof.grid(methods=list(chosen), overrides=values, **grid)
         for chosen, values in ((PAPER_METHODS, shared), ([name], overrides))
     ]
-    folders = [Path(results_dir), Path(own_results or results_dir)]
+    own_results = own_results or Path(results_dir, OUTSIDE if source else "")
+    folders = [Path(results_dir), Path(own_results)]
     for folder in folders:
         results.check_writable(folder)
     sweeps = list(zip(runs, folders))

@@ -18,6 +18,7 @@ def markdown(card, runs, table, chance: str, ranks: str, png_names) -> str:
         "fine-tuning regime: compare methods within a regime, never across regimes, and "
         "never pool them into one number.",
         "",
+        *code(card.source),
         "| dataset | regime | orders | ACC [95% CI] | forgetting [95% CI] | rank (ACC) |",
         "|---|---|---:|---:|---:|---:|",
     ]
@@ -43,6 +44,20 @@ def markdown(card, runs, table, chance: str, ranks: str, png_names) -> str:
         "</details>",
     ]
     return "\n".join(lines) + "\n"
+
+
+def code(source: dict | None) -> list[str]:
+    """The lines that name an outside method's code: its digest and what was hashed (its
+    records are reused only while the digest is the same); none for the library's."""
+    if not source:
+        return []
+    return [
+        f"Method code: sha256 `{source['sha256']}` of "
+        + ", ".join(f"`{f}`" for f in source["files"])
+        + " (comments, docstrings and formatting left out; loaded as "
+        f"`{source['path']}`). Its records are reused only while this digest is the same.",
+        "",
+    ]
 
 
 def html(text: str, pngs) -> str:

@@ -11,7 +11,7 @@ uninterrupted one (``tests/test_checkpoints.py``).
 
 A checkpoint lives beside the group's records as a hidden file named by the group's slots
 (each run's order and seed: within one folder of records they name the group), and holds
-its configurations and outside method's source, which must match for it to be used. A
+its configurations and the digest of an outside method's code, which must match for it to be used. A
 checkpoint made before a configuration or the method's code changed is thus replaced by
 the group's next one, never left behind. It is written atomically and removed once the
 group's records are saved.
@@ -31,6 +31,13 @@ import torch
 
 from cl_regimes.config import RunConfig
 
+PATTERN = ".checkpoint-*.pt"
+
+
+def kept(folders) -> int:
+    """How many checkpoints ``folders`` hold (what an interrupted sweep kept)."""
+    return sum(len(list(Path(f).glob(PATTERN))) for f in folders)
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -38,18 +45,21 @@ class Checkpoint:
 
     folder: Path
     configs: tuple[RunConfig, ...]
-    source: dict | None = None  # an outside method's module and its sha256
+    source: dict | None = None  # an outside method's code (``provenance.method_source``)
 
     @property
     def path(self) -> Path:
         slots = json.dumps([[c.order, c.seed] for c in self.configs])
-        return (
-            Path(self.folder) / f".checkpoint-{hashlib.sha256(slots.encode()).hexdigest()[:16]}.pt"
+        return Path(self.folder) / PATTERN.replace(
+            "*", hashlib.sha256(slots.encode()).hexdigest()[:16]
         )
 
     @property
     def identity(self) -> dict:
-        return {"configs": [c.to_dict() for c in self.configs], "source": self.source}
+        """What a checkpoint must hold to be used: the configurations, and the digest of an
+        outside method's code (not where it was loaded from)."""
+        code = self.source and self.source.get("sha256")
+        return {"configs": [c.to_dict() for c in self.configs], "source": code}
 
     def save(self, state: dict) -> None:
         """Write ``state`` with this group's identity, atomically (a temporary file, then

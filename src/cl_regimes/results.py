@@ -184,11 +184,20 @@ def upgrade(config: dict) -> dict:
     return config
 
 
+def same_code(stored: dict | None, current: dict | None) -> bool:
+    """Whether two ``method_source`` facts name the same code: the same digest, wherever
+    it was loaded from (None, a library method's: the same commit's). A record without a
+    digest (a notebook's class, before it was hashed) is never the same."""
+    if stored is None or current is None:
+        return stored is current
+    return stored.get("sha256") is not None and stored.get("sha256") == current.get("sha256")
+
+
 def is_done(path, config: RunConfig, source: dict | None = None) -> bool:
     """True if ``path`` holds a finished run of ``config``, made by an outside method's
-    current source (``source``, see ``provenance.method_source``); False if there is none,
-    or if the method's source changed since (a rerun replaces it). Refuses a record of
-    another configuration."""
+    current code (``source``, see ``provenance.method_source`` and ``same_code``); False
+    if there is none, or if the method's code changed since (a rerun replaces it).
+    Refuses a record of another configuration."""
     path = Path(path)
     if not path.exists():
         return False
@@ -204,7 +213,7 @@ def is_done(path, config: RunConfig, source: dict | None = None) -> bool:
             f"run record {path} was made with another configuration "
             f"(stored vs asked: {diff}); delete it or use another results folder"
         )
-    return record.get("method_source") == source
+    return same_code(record.get("method_source"), source)
 
 
 def records(source) -> list[tuple[Path, dict]]:

@@ -165,7 +165,7 @@ def verify(sources, device="cpu", data_dir=None, progress: bool = True) -> list[
             now = facts({**rerun["environment"], "group": check.group})
             then = facts(record["environment"])
             check.facts = {k: (then[k], now[k]) for k in now if then[k] != now[k]}
-            if source and rerun.get("method_source") != source:
+            if not results.same_code(source, rerun.get("method_source")):
                 check.facts["method_source"] = (source["sha256"], rerun["method_source"]["sha256"])
             checks.append(check)
     return checks

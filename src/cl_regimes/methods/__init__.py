@@ -6,8 +6,9 @@ values in profiles.py). A method of one's own needs no edit here (a plug-in): gi
 path, ``--method mypkg.module:MyMethod`` (``load``), or declared by an installed
 package in the entry-point group ``cl_regimes.methods``, whose key is another name for
 it (records and cards use the class's ``name``). Only the class named is registered,
-not the module's other methods. Its settings' values are its constructor's defaults,
-overridden with ``--set <name>.<setting>=value``.
+not the module's other methods; one given by path takes the place of an installed one
+of the same name (a development copy beside its installed release). Its settings'
+values are its constructor's defaults, overridden with ``--set <name>.<setting>=value``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ PATHS_ENV = "CL_REGIMES_METHODS"  # methods given by path, for the sweep's worke
 ALIASES: dict[str, str] = {}  # entry-point key -> the name of the method it declares
 BROKEN: dict[str, ConfigError] = {}  # entry-point key -> why its method cannot be loaded
 _named: set[type[Method]] = set()  # the plug-in classes asked for by path or entry point
+_installed: set[type[Method]] = set()  # those of them declared by an entry point
 _discovered = False
 
 
@@ -44,7 +46,13 @@ def builtin(name: str) -> bool:
 
 def _module_methods(module_name: str, spec: str, origin: str) -> dict[str, type[Method]]:
     """Import a plug-in's module; its Method classes with a name, by attribute. Those not
-    asked for by name are unregistered (a module's test-only or helper methods)."""
+    asked for by name are unregistered (a module's test-only or helper methods). An
+    installed method makes way for a class of its name given by path (a development copy
+    of it): it is registered again only where the name stayed free."""
+    by_path = not origin.startswith("entry point")
+    installed = {name: cls for name, cls in REGISTRY.items() if by_path and cls in _installed}
+    for name in installed:
+        del REGISTRY[name]
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # a broken plug-in is one line, whatever it raises
@@ -52,6 +60,9 @@ def _module_methods(module_name: str, spec: str, origin: str) -> dict[str, type[
             f"method {spec!r} ({origin}): cannot import {module_name!r}: "
             f"{type(err).__name__}: {err}"
         ) from None
+    finally:
+        for name, cls in installed.items():
+            REGISTRY.setdefault(name, cls)
     found = {
         attr: cls
         for attr, cls in vars(module).items()
@@ -79,6 +90,8 @@ def _import(spec: str, origin: str) -> type[Method]:
             else f"{module_name!r} has no {attr!r}"
         )
         raise ConfigError(f"method {spec!r} ({origin}): {what}; {listed}")
+    if origin.startswith("entry point"):
+        _installed.add(cls)
     _named.add(cls)
     register(cls)
     cls.parameters()  # every setting annotated with its valid values
