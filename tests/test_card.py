@@ -4,10 +4,16 @@ tested, the test's detectable crossing, and card files that never replace anothe
 
 from __future__ import annotations
 
+import ast
+import linecache
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from cl_regimes import card, card_page, cli, methods
+from cl_regimes import card, card_page, cli, methods, results
+from cl_regimes.config import ConfigError
 from cl_regimes.methods.base import REGISTRY
 from simulate import runs_table
 
@@ -49,6 +55,8 @@ def task_only(tmp_path, monkeypatch):
         (["--scenario", "domain_incremental"], "does not apply to the domain_incremental"),
         (["--output", "FILE"], "card folder"),
         (["--output", "/proc/nope"], "card folder '/proc/nope' cannot be created"),
+        # issue 38: said "No such file or directory" of a folder that exists
+        (["--output", "/proc/1"], "card folder '/proc/1' exists but is not writable"),
     ],
 )
 def test_a_card_checks_every_input_before_anything_trains(
@@ -74,6 +82,117 @@ def test_a_card_dry_run_lists_the_runs_it_needs_and_their_time(task_only, tmp_pa
     assert "runs to train" in out and "task_only" in out and "ewc" in out
     assert "10 runs, 0 already done" in out and " h (" in out
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_card_force_recomputes_the_methods_runs_only(task_only, tmp_path, capsys, monkeypatch):
+    """Issue 38: ``card --force`` was "unrecognized arguments"."""
+    monkeypatch.setattr(card.sweep.results, "is_done", lambda *args: True)  # all recorded
+    args = ["card", *SMOKE, "--method", task_only, "--results", str(tmp_path), "--regimes", "head"]
+    assert cli.main([*args, "--dry-run"]) == 0
+    assert "5 runs, 5 already done" in capsys.readouterr().out
+    assert cli.main([*args, "--dry-run", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "5 runs, 4 already done" in out and "task_only" in out.split("5 runs")[0]
+
+
+def test_the_chapter_and_the_command_keep_an_outside_methods_records_in_one_place(
+    task_only, tmp_path
+):
+    """Issue 38: the notebook kept its records in ``results/yours``, the command beside the
+    paper's methods, and neither reused the other's runs. Both now use ``card``'s layout:
+    an outside method's under ``<results>/yours``, which no chapter reads."""
+    plan = card.plan(task_only, "smoke", tmp_path, ["head"])
+    assert [folder for _, folder in plan.sweeps] == [tmp_path, tmp_path / "yours"]
+    assert plan.records[-1] == tmp_path / "yours/smoke/digits/head/task_only/order00-seed0.json"
+    ewc = card.plan("ewc", "smoke", tmp_path, ["head"], ["ewc.lam=1"])  # the library's own
+    assert [folder for _, folder in ewc.sweeps] == [tmp_path, tmp_path]
+    chapter = Path(__file__).parents[1] / "notebooks" / "evaluate.py"
+    calls = [
+        node
+        for node in ast.walk(ast.parse(chapter.read_text()))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "card.write"
+    ]
+    assert calls and all("own_results" not in {k.arg for k in c.keywords} for c in calls)
+
+
+CELL = '''
+from cl_regimes.methods import Method
+
+
+class Cell(Method):
+    """A method as the chapter "Evaluate your method" has one defined, in a notebook."""
+
+    name = "notebook_cell"
+
+    def direction(self, total, task_grad, penalty_grad, active):
+        return {scale} * total
+'''
+
+
+@pytest.fixture
+def notebook():
+    """``define(source)`` runs ``source`` as IPython runs a notebook cell: its code in
+    ``__main__``, its text in ``linecache`` only (there is no file); ``define(source,
+    "<string>")`` as ``exec`` does, its text nowhere."""
+    cells = []
+
+    def define(source: str, filename: str | None = None) -> None:
+        if filename is None:
+            filename = f"/tmp/ipykernel_0/{len(cells)}.py"  # IPython's name of a cell
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        cells.append(filename)
+        exec(compile(source, filename, "exec"), {"__name__": "__main__"})
+
+    yield define
+    for filename in cells:
+        linecache.cache.pop(filename, None)
+    REGISTRY.pop("notebook_cell", None)
+
+
+def chapter_card(tmp_path, **kwargs) -> card.Card:
+    """The card as the chapter makes it, at smoke under from_layer4, one order."""
+    return card.write(
+        "notebook_cell",
+        "smoke",
+        tmp_path / "results",
+        output=tmp_path / "cards",
+        regimes_=["from_layer4"],
+        orders=[0],
+        device="cpu",
+        progress=False,
+        **kwargs,
+    )
+
+
+def test_a_notebooks_method_is_retrained_when_its_code_changes(notebook, tmp_path):
+    """Issue 38: a method defined in the chapter, its loss changed, rerun: "trained 0,
+    already done 1", the old numbers and no warning (its record's digest was None)."""
+    notebook(CELL.format(scale=0.5))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        made = chapter_card(tmp_path)
+    # at one order, no numpy warning reached the notebook (nor the terminal) either
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    [path] = (tmp_path / "results" / "yours").rglob("*.json")
+    first = results.read(path)["method_source"]
+    assert first["files"] == ["__main__.Cell"] and len(first["sha256"]) == 64
+    assert first["sha256"] in made.paths["markdown"].read_text()  # the card shows it
+
+    plan = card.plan("notebook_cell", "smoke", tmp_path / "results", ["from_layer4"], orders=[0])
+    commented = CELL.format(scale=0.5).replace('"""A method', '"""Edited: a method')
+    notebook(commented.replace("        return", "        # damped\n        return"))
+    assert card.pending(plan) == []  # a comment and a docstring are not code
+    notebook(CELL.format(scale=0.25))  # the loss changed
+    assert [run.config.method for run in card.pending(plan)] == ["notebook_cell"]
+    chapter_card(tmp_path)
+    assert results.read(path)["method_source"]["sha256"] != first["sha256"]
+    records = {p: p.stat().st_ino for p in (tmp_path / "results").rglob("*.json")}
+    chapter_card(tmp_path, force=True)  # the method's runs anew, the paper's reused
+    assert [p for p in records if p.stat().st_ino != records[p]] == [path]
+
+    notebook(CELL.format(scale=0.25), "<string>")  # its source cannot be read
+    with pytest.raises(ConfigError, match="its source cannot be read"):
+        card.plan("notebook_cell", "smoke", tmp_path / "results", ["from_layer4"])
 
 
 def test_card_files_are_named_by_what_makes_the_card(task_only, tmp_path):

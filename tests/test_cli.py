@@ -112,6 +112,12 @@ BAD = {
     ),
     "seed": (["--seed", "-3"], "seed=-3", ("in [0, 4294967295]",)),
     "results": (["--results", "/proc/nope"], "results folder '/proc/nope'", ("--results",)),
+    # issue 38: "No such file or directory" of a folder that exists
+    "unwritable": (
+        ["--results", "/proc/1"],
+        "'/proc/1' exists but is not writable",
+        ("--results",),
+    ),
     "epochs": (["--set", "epochs=0"], "epochs=0", (">= 1",)),
     "temperature": (
         ["--method", "lwf", "--set", "lwf.temperature=0.0"],

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 
-from cl_regimes import cli, methods, results, verify
+from cl_regimes import cli, methods, provenance, results, verify
 from cl_regimes.methods.base import REGISTRY
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,32 @@ def test_verify_names_the_facts_that_differ():
     new = {"R": [[1.0]], "metrics": {"acc": 1.0}, "tasks": [{"u": 2.0, "u_head": 1.0}]}
     assert verify.compare(old, new) == ([], 0.0)  # a statistic added since: not compared
     assert verify.compare(new, old) == (["tasks[0].u_head"], math.inf)
+
+
+def test_verify_names_the_isa_to_pass(tmp_path, monkeypatch, capsys):
+    """Issue 38: a committed AVX2 record verified on an AVX-512 machine without ``--isa``
+    gave "0 of 1 identical" and no hint; a record made before records named their
+    instruction set says nothing of it either."""
+    records = Path(__file__).parents[1] / "records" / "medium"
+    [committed] = records.glob("*/full/si/order00-seed0.json")
+    record = json.loads(committed.read_text())
+    assert "cpu_capability" not in record["environment"]
+    path = tmp_path / committed.name
+    path.write_text(committed.read_text())
+    differs = verify.Check(path, [[0, 0]], 0, False, ["R[0][0]"], 0.01)
+    differs.facts = {"cpu_capability": (None, "AVX512")}
+    monkeypatch.setattr(verify, "verify", lambda *args: [differs])
+    isas = ("AVX512", "AVX2", "DEFAULT")
+    monkeypatch.setattr(provenance, "cpu_isas", lambda: isas, raising=False)
+    assert cli.main(["verify", str(path)]) == 1
+    assert "rerun them with --isa AVX2 or --isa DEFAULT" in capsys.readouterr().out
+
+    differs.facts = {"cpu_capability": ("AVX2", "AVX512")}  # named, e.g. --isa AVX512 given
+    assert verify.isa_hint([differs]).endswith("rerun them with --isa AVX2")
+    monkeypatch.setattr(provenance, "cpu_isas", lambda: ("AVX512", "DEFAULT"))
+    assert verify.isa_hint([differs]) == ""  # this CPU cannot run AVX2's kernels
+    same = verify.Check(path, [[0, 0]], 0, False, facts={"cpu_capability": ("AVX2", "AVX512")})
+    assert verify.isa_hint([same]) == ""  # identical: nothing to explain
 
 
 def test_verify_refuses_a_missing_path(tmp_path, capsys):

@@ -127,19 +127,38 @@ def plan(
         f"{name} ({mine})" if name in PAPER_METHODS and mine else name,
         sweeps,
         "-".join(filter(None, label)),
+        source,
     )
 
 
-def pending(card: Plan) -> list[Run]:
-    """The runs the card still needs trained."""
-    return [run for runs, folder in card.sweeps for run, _ in sweep.pending(runs, folder)[1]]
+def pending(card: Plan, force: bool = False) -> list[Run]:
+    """The runs the card still needs trained (with ``force``, every run of the method)."""
+    return [
+        run
+        for k, (runs, folder) in enumerate(card.sweeps)
+        for run, _ in sweep.pending(runs, folder, force and k == 1)[1]
+    ]
 
 
-def train(card: Plan, **execution) -> pd.DataFrame:
-    """Sweep what is missing; the runs the card compares (``results.load``'s table), the
-    method's named ``card.label``."""
-    for runs, folder in card.sweeps:
-        sweep.sweep(runs, results_dir=folder, **execution)
+def train(card: Plan, force: bool = False, **execution) -> pd.DataFrame:
+    """Sweep what is missing (``force``: the method's runs anew, the paper methods' reused);
+    the runs the card compares (``results.load``'s table), the method's named
+    ``card.label``. An interrupt says what the card's sweeps together kept."""
+    trained = 0
+    for k, (runs, folder) in enumerate(card.sweeps):
+        try:
+            trained += len(
+                sweep.sweep(runs, results_dir=folder, force=force and k == 1, **execution).trained
+            )
+        except sweep.SweepInterrupted as stop:
+            later = sum(
+                len(sweep.pending(r, f, force and j == 1)[1])
+                for j, (r, f) in enumerate(card.sweeps)
+                if j > k
+            )
+            raise sweep.SweepInterrupted(
+                trained + stop.trained, stop.unfinished + later, stop.checkpoints
+            ) from None
     paper, own = (results.load([r.path(f) for r in runs]) for runs, f in card.sweeps)
     return pd.concat([paper, own.assign(method=card.label)], ignore_index=True)
 
@@ -201,7 +220,9 @@ def rank_changes(runs: pd.DataFrame, method: str) -> tuple[findings.Verdict, pd.
     pair that could not be tested, why (``untested``)."""
     runs = runs.assign(variant="")  # the card chose each method's variant
     chosen = tuple(dict.fromkeys((*PAPER_METHODS, method)))
-    verdict = findings.finding_ranking(runs, methods=chosen)[-1]
+    with warnings.catch_warnings():  # a gap of fewer than 2 orders has no spread: untested
+        warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
+        verdict = findings.finding_ranking(runs, methods=chosen)[-1]
     columns = ["dataset", "method_1", "method_2", "p_holm", "crosses", "ahead_in", "behind_in"]
     tested = pd.DataFrame(columns=columns)
     if not verdict.detail.empty:
@@ -336,15 +357,17 @@ def write(
     settings: list[str] | None = None,
     orders: list[int] | None = None,
     own_results=None,
+    force: bool = False,
     **execution,
 ) -> Card:
-    """``plan`` (and check ``output``) before anything trains, ``train``, then write
-    ``<output>/<stem>.md``, ``.html`` and one PNG per dataset, the stem naming the method,
-    its settings, the profile, scenario, regimes and orders (``Plan.stem``)."""
+    """``plan`` (and check ``output``) before anything trains, ``train`` (``force``: the
+    method's runs anew), then write ``<output>/<stem>.md``, ``.html`` and one PNG per
+    dataset, the stem naming the method, its settings, the profile, scenario, regimes and
+    orders (``Plan.stem``)."""
     card = plan(method, profile, results_dir, regimes_, settings, own_results, orders)
     results.check_writable(output, "card folder", "--output")
     out = Path(output)
-    runs = train(card, **execution)
+    runs = train(card, force, **execution)
     table = stratified(runs, card.label)
     verdict, pairs = rank_changes(runs, card.label)
     paths, pngs = {}, []

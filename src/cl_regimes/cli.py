@@ -154,6 +154,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="groups trained at once")
     p.add_argument("--group-size", type=int, default=None, help=GROUP_HELP)
     engine_options(p)
+    force_option(
+        p,
+        "recompute the method's runs and replace their records (default: reuse "
+        "them; the paper's methods' are always reused)",
+    )
     p.set_defaults(func=commands.make_card)
 
     p = sub.add_parser(
@@ -201,12 +206,11 @@ def weights_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def force_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="recompute the runs asked for and replace their records (default: reuse them)",
-    )
+def force_option(
+    p: argparse.ArgumentParser,
+    help: str = "recompute the runs asked for and replace their records (default: reuse them)",
+) -> None:
+    p.add_argument("--force", action="store_true", help=help)
 
 
 def engine_options(p: argparse.ArgumentParser) -> None:

@@ -196,6 +196,8 @@ def verify_records(args) -> int:
         print(verify.table(checks).to_string(index=False))
     same = sum(c.identical for c in checks)
     print(f"{same} of {len(checks)} records identical")
+    if hint := verify.isa_hint(checks):
+        print(hint)
     return 0 if same == len(checks) else 1
 
 
@@ -208,7 +210,7 @@ def make_card(args) -> int | None:
         plan = card.plan(
             args.method, args.profile, args.results, args.regimes, args.set, orders=args.orders
         )
-        return projection(args, len(plan.records), card.pending(plan))
+        return projection(args, len(plan.records), card.pending(plan, args.force))
     try:
         made = card.write(
             args.method,
@@ -218,6 +220,7 @@ def make_card(args) -> int | None:
             args.regimes,
             args.set,
             args.orders,
+            force=args.force,
             data_dir=args.data_dir,
             **execution,
         )

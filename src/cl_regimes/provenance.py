@@ -51,6 +51,27 @@ ISA_VARIABLES = {  # ATen's capability -> the environment that selects it
 }
 
 
+ISA_FLAGS = {  # ATen's capability -> the CPU flags it needs (/proc/cpuinfo's names)
+    "AVX512": {"avx512f", "avx512bw", "avx512vl", "avx512dq"},
+    "AVX2": {"avx2", "fma"},
+    "DEFAULT": set(),
+}
+
+
+@cache
+def cpu_isas() -> tuple[str, ...]:
+    """The instruction sets of ``ISA_VARIABLES`` this CPU has (its flags in /proc/cpuinfo;
+    elsewhere, the one torch uses and those below it)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next(set(x.split(":", 1)[1].split()) for x in info if x.startswith("flags"))
+        return tuple(isa for isa, needs in ISA_FLAGS.items() if needs <= flags)
+    except (OSError, StopIteration):
+        names = list(ISA_VARIABLES)
+        now = torch.backends.cpu.get_cpu_capability()
+        return tuple(names[names.index(now) :] if now in names else ["DEFAULT"])
+
+
 @cache
 def package_versions() -> dict[str, str | None]:
     versions = {}

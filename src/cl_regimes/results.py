@@ -111,8 +111,8 @@ def assemble(run: Run, outcome: dict, environment: dict, wall_time_s: float) -> 
 
 
 def check_writable(results_dir, what: str = "results folder", option: str = "--results") -> None:
-    """Raise ConfigError, naming the folder (``what``) and the ``option`` that chooses
-    another, unless files can be written under it."""
+    """Raise ConfigError, naming the folder (``what``), why it cannot be used and the
+    ``option`` that chooses another, unless files can be written under it."""
     folder = Path(results_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -120,10 +120,13 @@ def check_writable(results_dir, what: str = "results folder", option: str = "--r
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise ConfigError(
-            f"{what} {str(folder)!r} cannot be created or written "
-            f"({err.strerror or err}); choose another with {option}"
-        ) from None
+        if folder.is_dir():  # writing in it failed, whatever errno says (/proc/1: ENOENT)
+            why = "exists but is not writable"
+        elif folder.exists():
+            why = "is a file, not a folder"
+        else:
+            why = f"cannot be created or written ({err.strerror or err})"
+        raise ConfigError(f"{what} {str(folder)!r} {why}; choose another with {option}") from None
 
 
 def save(record: dict, path, replace: bool = False) -> Path:

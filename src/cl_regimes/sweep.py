@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from cl_regimes import data, engines, models, provenance, results, scenarios
+from cl_regimes import checkpoints, data, engines, models, provenance, results, scenarios
 from cl_regimes.config import RunConfig
 from cl_regimes.models import ResNet18, apply_regime, cross_entropy
 from cl_regimes.results import Run
@@ -112,12 +112,19 @@ class SweepFailed(RuntimeError):
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """A sweep stopped by an interrupt; its finished records and checkpoints are kept."""
+    """A sweep stopped by an interrupt: the runs it trained and saved, those not finished,
+    and the checkpoints that keep some of their finished tasks."""
 
-    def __init__(self, trained: int, unfinished: int):
+    def __init__(self, trained: int, unfinished: int, checkpoints: int = 0):
+        self.trained, self.unfinished, self.checkpoints = trained, unfinished, checkpoints
+        kept = (
+            f" (their cells' finished tasks are kept in {checkpoints} checkpoint(s))"
+            if checkpoints
+            else ""
+        )
         super().__init__(
-            f"interrupted: {trained} run(s) trained and saved, {unfinished} not finished (their "
-            "cells' finished tasks are kept in checkpoints); rerun the same command to resume"
+            f"interrupted: {trained} run(s) trained and saved, {unfinished} not finished{kept}; "
+            "rerun the same command to resume"
         )
 
 
@@ -214,7 +221,8 @@ def sweep(
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (cli): workers stopped by the engine
         outcomes.close()
         unfinished = len(todo) - len(summary.trained) - len(summary.failed)
-        raise SweepInterrupted(len(summary.trained), unfinished) from None
+        kept = checkpoints.kept({p.parent for _, p in todo})
+        raise SweepInterrupted(len(summary.trained), unfinished, kept) from None
     if progress:
         print(summary)
     if summary.failed:

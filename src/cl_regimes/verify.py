@@ -122,6 +122,32 @@ def isa_environment(isa: str) -> dict[str, str]:
     return provenance.ISA_VARIABLES[isa.upper()]
 
 
+def isa_hint(checks: list[Check]) -> str:
+    """The ``--isa`` to pass for records that differ and were, or may have been, trained
+    with another instruction set than the rerun's, one this CPU has ("" if none)."""
+    differing = [
+        c.facts["cpu_capability"] for c in checks if not c.identical and "cpu_capability" in c.facts
+    ]
+    if not differing:
+        return ""
+    has, now = provenance.cpu_isas(), differing[0][1]
+    named = {then for then, _ in differing if then in has}
+    unnamed = sum(then is None for then, _ in differing)
+    lines = [
+        f"records trained with the {isa} instruction set differ on this CPU's {now}: "
+        f"rerun them with --isa {isa}"
+        for isa in sorted(named)
+    ]
+    others = [isa for isa in has if isa != now]
+    if unnamed and others:
+        lines.append(
+            f"{unnamed} record(s) that differ do not name their instruction set (made before "
+            f"records did); if it was not this CPU's {now}, rerun them with "
+            + " or ".join(f"--isa {isa}" for isa in others)
+        )
+    return "\n".join(lines)
+
+
 def verify(sources, device="cpu", data_dir=None, progress: bool = True) -> list[Check]:
     """Rerun every record under ``sources`` (files or folders), one group at a time, with
     the record's threads; one ``Check`` per record."""
