@@ -246,7 +246,11 @@ def with_committed(folder, committed) -> list[Path]:
 METHOD_ORDER = (
     "finetune",
     "joint",
+    "agem",
     "der",
+    "derpp",
+    "er",
+    "er_ace",
     "ewc",
     "gem",
     "lwf",
