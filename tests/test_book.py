@@ -228,6 +228,7 @@ def test_toc_lists_every_regime_chapter_then_the_record_readers():
         "scale",
         "tuned",
         "scenarios",
+        "leaderboard",
         "evaluate",
     ]
     assert all(c.source.exists() for c in pages)

@@ -53,7 +53,7 @@ def test_chapter_has_tables_and_figures_and_no_error(pages, chapter):
     assert "&lt;Figure size" not in page and "<Figure size" not in page
 
 
-@pytest.mark.parametrize("chapter", ["tuned", "scenarios", "evaluate"])
+@pytest.mark.parametrize("chapter", ["tuned", "scenarios", "leaderboard", "evaluate"])
 def test_the_chapters_beyond_the_study_show_tables_figures_and_a_verdict(pages, chapter):
     page = pages[chapter]
     assert page.count("<table") >= 2 and re.search(r"<img[^>]+\.png", page)

@@ -138,7 +138,7 @@ def measured(browser):
 
 
 def test_every_chapter_is_checked():
-    assert {"head", "full", "cross_regime"} <= set(CHAPTERS)
+    assert {"head", "full", "cross_regime", "leaderboard"} <= set(CHAPTERS)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -244,3 +244,39 @@ def trend_figure(trends: pd.DataFrame, names: list[str]):
     axes[0][0].legend(fontsize=7, title="profile", title_fontsize=7)
     fig.suptitle("Depth trends per method at each scale (95% bootstrap intervals)", fontsize=10)
     return fig
+
+
+def rank_figure(boards: dict[str, pd.DataFrame], replay=()):
+    """The leaderboard as a picture: per board (a panel: one scenario and profile), each
+    method's mean rank by regime (1 = highest ACC within a replicate) with its 95%
+    interval over orders; the methods in ``replay`` drawn solid, the others dashed."""
+    fig, axes = plt.subplots(
+        1, len(boards), figsize=(4.2 * len(boards), 3.6), sharey=True, constrained_layout=True
+    )
+    n = max(len(t.index.unique("method")) for t in boards.values())
+    for ax, (title, table) in zip(np.atleast_1d(axes), boards.items()):
+        regs = list(table.index.unique("regime"))
+        for i, method in enumerate(method_order(table.index.unique("method"))):
+            rows = table.xs(method, level="method").reindex(regs)
+            x = np.arange(len(regs)) + (i - n / 2) * 0.03  # a small offset: overlaps stay legible
+            ax.errorbar(
+                x,
+                rows["rank"],
+                yerr=[rows["rank"] - rows["rank_low"], rows["rank_high"] - rows["rank"]],
+                marker="o",
+                ms=4,
+                capsize=2,
+                lw=1.4,
+                ls="-" if method in replay else "--",
+                color=plt.get_cmap("tab10")(i % 10),
+                label=method,
+            )
+        ax.set_xticks(range(len(regs)), regs, rotation=25)
+        ax.set(title=title, xlabel="regime (deeper to the right)")
+        ax.grid(axis="y", alpha=0.3)
+    first = np.atleast_1d(axes)[0]
+    first.set_ylabel("mean rank (1 = best ACC)")
+    first.set_ylim(n + 0.5, 0.5)
+    first.set_yticks(range(1, n + 1))
+    fig.legend(*first.get_legend_handles_labels(), loc="outside right", frameon=False)
+    return fig
