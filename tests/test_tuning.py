@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -65,29 +66,31 @@ def test_tuning_replicates_never_overlap_evaluation_ones():
     assert sorted({c.method_params["lam"] for c in tuned}) == [50.0, 500.0, 5000.0, 50000.0]
 
 
-def test_the_best_mean_validation_acc_is_chosen_and_the_papers_value_on_a_tie():
-    def table(accs: dict[float, list[float]], method="ewc") -> pd.DataFrame:
-        rows = [
-            {
-                "dataset": "fashion_mnist",
-                "scenario": "task_incremental",
-                "regime": "full",
-                "method": method,
-                "profile": "medium",
-                "value": value,
-                "order": order,
-                "seed": TUNING_SEEDS,
-                "acc": acc,
-            }
-            for value, values in accs.items()
-            for order, acc in enumerate(values)
-        ]
-        return pd.DataFrame(rows)
+def table(accs: dict[float, list[float]], method="ewc", profile="medium") -> pd.DataFrame:
+    """Tuning records of one cell: each candidate's validation ACC by order."""
+    rows = [
+        {
+            "dataset": "fashion_mnist" if profile == "medium" else "digits",
+            "scenario": "task_incremental",
+            "regime": "full",
+            "method": method,
+            "profile": profile,
+            "value": value,
+            "order": order,
+            "seed": TUNING_SEEDS,
+            "acc": acc,
+        }
+        for value, values in accs.items()
+        for order, acc in enumerate(values)
+    ]
+    return pd.DataFrame(rows)
 
+
+def test_the_best_mean_validation_acc_is_chosen_and_the_papers_value_on_a_tie():
     (row,) = tuning.choices(table({50.0: [0.8, 0.7, 0.9], 5000.0: [0.7, 0.7, 0.7]})).itertuples()
     assert (row.paper, row.chosen, row.setting, row.edge) == (5000.0, 50.0, "lam", "lowest")
     inside = {5.0: [0.6], 50.0: [0.8], 5000.0: [0.7], 50000.0: [0.9]}
-    assert tuning.choices(table(inside)).edge.tolist() == ["highest"]
+    assert tuning.choices(table(inside))[["edge", "next"]].values.tolist() == [["highest", 5e5]]
     inside[50000.0] = [0.5]
     assert tuning.choices(table(inside)).edge.tolist() == [""]  # 50 is inside the grid
     assert (row.chosen_acc, row.paper_acc) == pytest.approx((0.8, 0.7))
@@ -106,6 +109,59 @@ def test_the_best_mean_validation_acc_is_chosen_and_the_papers_value_on_a_tie():
     assert evaluation[0].variant == {"si.c": 10.0}
 
 
+def test_a_gain_within_the_replicates_standard_error_keeps_the_papers_value():
+    # 500 is best by 0.03 on average, but its paired differences (0.02, -0.02, 0.09) have a
+    # standard error of 0.032: within the noise, so the paper's 5000 stays
+    accs = {50.0: [0.6] * 3, 500.0: [0.80, 0.70, 0.90], 5000.0: [0.78, 0.72, 0.81]}
+    (row,) = tuning.choices(table({**accs, 50000.0: [0.5] * 3})).itertuples()
+    assert (row.chosen, row.edge) == (5000.0, "")
+    assert row.se == pytest.approx(np.std([0.02, -0.02, 0.09], ddof=1) / np.sqrt(3))
+    accs[500.0] = [0.85, 0.75, 0.90]  # differences 0.07, 0.03, 0.09: beyond the noise
+    assert tuning.choices(table({**accs, 50000.0: [0.5] * 3})).chosen.tolist() == [500.0]
+    # within the noise of the best, the candidate nearest the paper's value is chosen
+    near = {0.5: [0.91, 0.90, 0.92], 5.0: [0.90, 0.91, 0.90], 50.0: [0.8] * 3}
+    (row,) = tuning.choices(table({**near, 500.0: [0.7] * 3, 5000.0: [0.6] * 3})).itertuples()
+    assert (row.chosen, row.edge) == (5.0, "")
+
+
+def test_a_choice_at_an_edge_extends_the_search_until_it_is_interior():
+    peak = 0.5  # EWC's best lambda, four factors of 10 below the grid's lowest (50)
+    made = []
+
+    def train(runs):  # validation ACC falls with the distance from the peak
+        made.extend(
+            {
+                **{k: getattr(r.config, k) for k in tuning.CELL},
+                "profile": "medium",
+                "value": r.config.method_params["lam"],
+                "order": r.config.order,
+                "seed": r.config.seed,
+                "acc": 0.9 - 0.1 * abs(np.log10(r.config.method_params["lam"] / peak)),
+            }
+            for r in runs
+        )
+
+    medium = profiles.get_profile("medium")
+    runs = tuning.plan(medium, methods=["ewc"], regimes=["full"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tuning, "load", lambda folder: pd.DataFrame(made))
+        (row,) = tuning.search(medium, runs, train, "unused").itertuples()
+    assert (row.chosen, row.edge, row.complete) == (0.5, "", True)
+    tried = pd.DataFrame(made).groupby("value").size()
+    assert tried.to_dict() == {v: len(tuning.ORDERS) for v in (0.05, 0.5, 5, 50, 500, 5000, 50000)}
+    assert {r["seed"] for r in made} == {TUNING_SEEDS}
+
+
+def test_the_search_stops_where_the_settings_range_ends():
+    row = {"dataset": "digits", "scenario": "task_incremental", "regime": "full"}
+    row |= {"method": "ewc", "setting": "gamma", "chosen": 1.0}  # gamma: (0, 1]
+    smoke = profiles.get_profile("smoke")
+    assert tuning.next_value(smoke, row, "highest") is None
+    assert tuning.next_value(smoke, row, "lowest") == 0.1
+    (cell,) = tuning.choices(table({1e6: [0.9] * 3, 5.0: [0.1] * 3}, profile="smoke")).itertuples()
+    assert (cell.edge, cell.next, cell.range_end) == ("highest", 1e7, False)
+
+
 def test_only_methods_with_a_strength_are_tuned():
     with pytest.raises(ConfigError, match="method 'gem' has no strength to tune"):
         tuning.plan(profiles.get_profile("smoke"), methods=["gem"])
@@ -118,13 +174,15 @@ def test_tune_runs_the_candidates_chooses_and_evaluates_a_changed_choice(tmp_pat
     out = subprocess.run(command, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     records = sorted((tmp_path / "tuning").rglob("*.json"))
-    assert len(records) == 2 * len(tuning.ORDERS)
     configs = [json.loads(p.read_text())["config"] for p in records]
     assert {c["seed"] for c in configs} == {TUNING_SEEDS}
     assert {c["validation_per_task"] for c in configs} == {
         tuning.validation_size(profiles.get_profile("smoke"), "digits")
     }
     (chosen,) = tuning.choices(tuning.load(tmp_path / "tuning")).itertuples()
+    # two candidates: the choice was an edge, so the search went on until it was not
+    assert len(records) == chosen.candidates * len(tuning.ORDERS) > 2 * len(tuning.ORDERS)
+    assert chosen.edge == "" and pd.isna(chosen.next)
     assert f"{chosen.chosen:g}" in out.stdout
     evaluated = list((tmp_path / "results").rglob("*.json"))
     assert len(evaluated) == (chosen.chosen != chosen.paper)

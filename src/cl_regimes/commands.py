@@ -100,15 +100,18 @@ def run_tuning(args) -> int | None:
         return projection(args, len(runs), [r for r, _ in todo])
     execution = execution_of(args)
     try:
-        sweep.sweep(
+        chosen = tuning.search(
+            profile,
             runs,
-            data_dir=args.data_dir,
-            force=args.force,
-            **{**execution, "results_dir": args.tuning},
+            lambda todo: sweep.sweep(
+                todo,
+                data_dir=args.data_dir,
+                force=args.force,
+                **{**execution, "results_dir": args.tuning},
+            ),
+            Path(args.tuning) / args.profile,
+            grid["overrides"],
         )
-        cells = {tuple(getattr(r.config, k) for k in tuning.CELL) for r in runs}
-        chosen = tuning.choices(tuning.load(Path(args.tuning) / args.profile))
-        chosen = chosen[[tuple(r) in cells for r in chosen[tuning.CELL].itertuples(index=False)]]
         print(chosen.to_string(index=False))
         evaluation = tuning.evaluation_plan(profile, chosen, orders=args.orders, seeds=args.seeds)
         if evaluation:

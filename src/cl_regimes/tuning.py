@@ -7,9 +7,14 @@ the tuning replicates: the orders ``ORDERS`` with the seed ``TUNING_SEEDS``, whi
 evaluation run may use (``RunConfig``). A method's candidates are the profile's value
 of its strength (``STRENGTH``: EWC's lambda, SI's c, LwF's lambda; GEM's memory is its
 cost, kept fixed) times ``FACTORS``. In each (dataset, scenario, regime, method) the
-candidate with the highest mean validation ACC over the replicates is chosen, the
-profile's own on a tie. A chosen value that is not the profile's is then evaluated as a
-variant of the primary grid (its orders and seeds), so the paper's fixed values stay the
+chosen value is the one nearest the profile's (in factors of 10) among the candidates
+whose mean validation ACC over the replicates is within one standard error of the best
+one's (the standard error of their paired difference): a gain smaller than the
+replicates' own noise keeps the profile's value. A choice at the lowest or highest
+candidate tried has not finished its search: the next factor of 10 beyond it is tried on
+the same replicates (``search``), until the choice is interior or the setting's valid
+range ends. A chosen value that is not the profile's is then evaluated as a variant of
+the primary grid (its orders and seeds), so the paper's fixed values stay the
 replication and the tuned ones sit beside them.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cl_regimes import data, profiles, results
@@ -68,20 +74,25 @@ def plan(
     for dataset in datasets or profile.datasets:
         for method in check_methods(methods or STRENGTH):
             for value in candidates(profile, dataset, method, factors):
-                runs += profile.grid(
-                    datasets=[dataset],
-                    regimes=regimes,
-                    methods=[method],
-                    orders=ORDERS,
-                    seeds=[TUNING_SEEDS],
-                    overrides={
-                        **(overrides or {}),
-                        f"{method}.{STRENGTH[method]}": value,
-                        "validation_per_task": validation_size(profile, dataset),
-                    },
-                    variants=False,
-                )
+                runs += replicates(profile, dataset, regimes, method, value, overrides)
     return runs
+
+
+def replicates(profile: Profile, dataset, regimes, method, value, overrides=None) -> list[Run]:
+    """The tuning runs of one candidate ``value`` of a method's strength."""
+    return profile.grid(
+        datasets=[dataset],
+        regimes=regimes,
+        methods=[method],
+        orders=ORDERS,
+        seeds=[TUNING_SEEDS],
+        overrides={
+            **(overrides or {}),
+            f"{method}.{STRENGTH[method]}": value,
+            "validation_per_task": validation_size(profile, dataset),
+        },
+        variants=False,
+    )
 
 
 def load(folder) -> pd.DataFrame:
@@ -114,37 +125,105 @@ def scores(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def paired_se(acc: pd.DataFrame, value) -> pd.Series:
+    """The standard error of each candidate's paired difference to ``value`` over the
+    replicates both have (``acc``: replicates x candidates); 0 with one replicate."""
+    diff = acc.sub(acc[value], axis=0)
+    return (diff.std() / np.sqrt(diff.count())).fillna(0.0)
+
+
+def choose(acc: pd.DataFrame, paper: float) -> float:
+    """The chosen value of one cell (``acc``: validation ACC, replicates x candidates):
+    the candidate nearest ``paper`` (in factors of 10; the higher mean between two as
+    near) whose mean is below the best's by at most the standard error of their paired
+    difference."""
+    means = acc.mean()
+    best = means.idxmax()
+    gap = acc.rsub(acc[best], axis=0).mean()
+    near = means.index[gap <= paired_se(acc, best)]
+    return float(
+        min(near, key=lambda v: (abs(np.log10(v / paper)) if v > 0 else np.inf, -means[v]))
+    )
+
+
+def next_value(profile: Profile, row: dict, edge: str) -> float | None:
+    """The candidate beyond a choice at the grid's ``edge`` ("lowest": a tenth of it,
+    "highest": ten times it), or None where that is outside the setting's valid range."""
+    value = float(f"{row['chosen'] * (0.1 if edge == 'lowest' else 10.0):.6g}")
+    try:
+        profile.config(
+            dataset=row["dataset"],
+            regime=row["regime"],
+            method=row["method"],
+            overrides={"scenario": row["scenario"], f"{row['method']}.{row['setting']}": value},
+        )
+    except ConfigError:
+        return None
+    return value
+
+
 def choices(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: the profile's value, the chosen one (best mean validation ACC; the
-    profile's on a tie), both scores, the candidates scored and the fewest replicates of
-    one, whether that is ``complete`` (``FACTORS`` x ``ORDERS``; else the choice is
-    provisional), and ``edge``: "lowest" or "highest" where a changed choice is the
-    grid's end (the best value may lie beyond it)."""
+    """Per cell: the profile's value, the chosen one (``choose``), both scores, the best
+    candidate's and ``se``, the standard error of its paired difference to the profile's
+    value over the replicates (a gain below it keeps the profile's value), the candidates
+    scored and the fewest replicates of one; ``edge``: "lowest" or "highest" where the
+    choice is the grid's end, ``next``: the candidate beyond it (None where the setting's
+    range ends there: ``range_end``); and ``complete``: every candidate has all
+    replicates, ``FACTORS`` are all tried and the choice is not at an edge but where the
+    range ends (else the choice is provisional)."""
     rows = []
-    for key, cell in scores(table).groupby([*CELL, "profile"], observed=True):
+    for key, runs in table.groupby([*CELL, "profile"], observed=True):
         cell_d = dict(zip([*CELL, "profile"], key))
         own = profiles.get_profile(cell_d["profile"])  # the profile its records name
         paper = profile_value(own, cell_d["dataset"], cell_d["method"])
-        best = cell["mean"].max()
-        tied = cell[cell["mean"] == best]["value"].tolist()
-        chosen = paper if paper in tied else tied[0]
-        at = cell.set_index("value")["mean"]
-        ends = {cell["value"].min(): "lowest", cell["value"].max(): "highest"}
+        acc = runs.pivot_table(index=["order", "seed"], columns="value", values="acc")
+        chosen = choose(acc, paper)
+        at = runs.groupby("value")["acc"].agg(["mean", "count"])
+        edge = {at.index.min(): "lowest", at.index.max(): "highest"}.get(chosen, "")
+        row = {**cell_d, "setting": STRENGTH[cell_d["method"]], "paper": paper, "chosen": chosen}
+        beyond = next_value(own, row, edge) if edge else None
+        tried = set(candidates(own, cell_d["dataset"], cell_d["method"])) <= set(at.index)
         rows.append(
             {
-                **cell_d,
-                "setting": STRENGTH[cell_d["method"]],
-                "paper": paper,
-                "chosen": chosen,
-                "paper_acc": at.get(paper, float("nan")),
-                "chosen_acc": best,
-                "candidates": len(cell),
-                "replicates": int(cell["count"].min()),
-                "complete": len(cell) >= len(FACTORS) and cell["count"].min() >= len(ORDERS),
-                "edge": ends.get(chosen, "") if chosen != paper else "",
+                **row,
+                "paper_acc": at["mean"].get(paper, float("nan")),
+                "chosen_acc": at["mean"][chosen],
+                "best_acc": at["mean"].max(),
+                "se": paired_se(acc, paper)[at["mean"].idxmax()] if paper in acc else np.nan,
+                "candidates": len(at),
+                "replicates": int(at["count"].min()),
+                "edge": edge,
+                "next": beyond,
+                "range_end": bool(edge) and beyond is None,
+                "complete": tried
+                and at["count"].min() >= len(ORDERS)
+                and (not edge or beyond is None),
             }
         )
     return pd.DataFrame(rows)
+
+
+def extension(profile: Profile, chosen: pd.DataFrame, overrides: dict | None = None) -> list[Run]:
+    """The tuning runs of the next candidate of every cell whose choice is at an edge of
+    its candidates, on the same replicates (``plan``'s ``overrides``)."""
+    runs = []
+    for row in chosen[chosen.next.notna()].itertuples():
+        cell = {**(overrides or {}), "scenario": row.scenario}
+        runs += replicates(profile, row.dataset, [row.regime], row.method, row.next, cell)
+    return runs
+
+
+def search(profile: Profile, runs: list[Run], train, folder, overrides=None) -> pd.DataFrame:
+    """Train ``runs`` (``train(runs)``, records under ``folder``), then the next candidate
+    of every cell whose choice is at an edge, again until none is: the choices of the
+    cells of ``runs``."""
+    cells = {tuple(getattr(r.config, k) for k in CELL) for r in runs}
+    while True:
+        train(runs)
+        chosen = choices(load(folder))
+        chosen = chosen[[tuple(r) in cells for r in chosen[CELL].itertuples(index=False)]]
+        if not (runs := extension(profile, chosen, overrides)):
+            return chosen
 
 
 def evaluation_plan(
