@@ -154,6 +154,24 @@ def test_tasks_follow_order_and_are_reproducible():
         data.tasks_in_order(shared, [0, 1, 2, 3, 3])
 
 
+def test_no_task_trains_on_another_tasks_validation_images():
+    ds = data.load("digits", image_size=16)
+    every = [list(range(10))] * 5  # domain-incremental: every task holds every class
+    pairs = data.block_indices(ds, 200, None, every, validation_per_task=50)
+    held = set(torch.cat([h for _, h in pairs]).tolist())
+    for train, _ in pairs:
+        assert not set(train.tolist()) & held
+    # class blocks share no class: the same images as when each task held out its own only
+    gen, held_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    for task_classes, (train, val) in zip(
+        data.class_blocks(10, 5), data.block_indices(ds, 60, None, validation_per_task=20)
+    ):
+        assert torch.equal(val, data.subsample(ds.train.y, task_classes, 20, held_gen))
+        own = ds.train.y.clone()
+        own[val] = -1
+        assert torch.equal(train, data.subsample(own, task_classes, 60, gen))
+
+
 def test_digits_loads():
     ds = data.load("digits")
     assert ds.spec.num_classes == 10 and ds.spec.num_tasks == 5

@@ -293,22 +293,24 @@ def block_indices(
     A task holds a class block, or the classes ``classes`` gives it. With
     ``validation_per_task``, the second indices are a validation set held out of the
     task's training images (into ``ds.train``; the test images are never read), and
-    the training images are drawn from the rest."""
+    every task's training images are drawn from the images no task holds out: where
+    tasks share classes (domain-incremental), one task's validation images are never
+    another's training images."""
     gen = torch.Generator().manual_seed(0)
     held_gen = torch.Generator().manual_seed(1)
-    out = []
-    for task_classes in classes or class_blocks(ds.spec.num_classes, ds.spec.num_tasks):
-        if validation_per_task is None:
-            held, train_y = None, ds.train.y
-        else:
-            held = subsample(ds.train.y, task_classes, validation_per_task, held_gen)
-            train_y = ds.train.y.clone()
-            train_y[held] = -1  # no class: never drawn for training
-        train = subsample(train_y, task_classes, train_per_task, gen)
-        if held is None:
-            held = subsample(ds.test.y, task_classes, test_per_task, gen)
-        out.append((train, held))
-    return out
+    tasks = classes or class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
+    if validation_per_task is None:
+        return [
+            (
+                subsample(ds.train.y, c, train_per_task, gen),
+                subsample(ds.test.y, c, test_per_task, gen),
+            )
+            for c in tasks
+        ]
+    held = [subsample(ds.train.y, c, validation_per_task, held_gen) for c in tasks]
+    train_y = ds.train.y.clone()
+    train_y[torch.cat(held)] = -1  # no class: never drawn for training
+    return [(subsample(train_y, c, train_per_task, gen), h) for c, h in zip(tasks, held)]
 
 
 def make_blocks(
