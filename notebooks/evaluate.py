@@ -18,9 +18,10 @@
 # within a fine-tuning regime, never across regimes, and report results stratified by
 # regime. This chapter applies the rule to a method that is not part of the library,
 # defined in the next cell, exactly as you would apply it to yours. It trains the method
-# under several regimes beside the paper's four methods (reusing their records where
-# they exist), then shows its **regime card**: per regime, its ACC and forgetting with
-# intervals and its rank among the paper's methods, and the rank changes that involve it.
+# under several regimes beside the paper's four methods and the field's four replay
+# methods (reusing their records where they exist), then shows its **regime card**: per
+# regime, its ACC and forgetting with intervals and its rank among those eight methods,
+# and the rank changes that involve it.
 #
 # From a terminal, the same card for a method in your own module or package:
 #
@@ -91,7 +92,7 @@ class AnchorL2(Method):
 #
 # `card.write` checks every input first (the method's settings, the scenario it applies
 # to, the folders), sweeps what is missing (the method under every chosen regime and
-# order of the profile, and the paper's four methods where their records are missing)
+# order of the profile, and the eight compared methods where their records are missing)
 # and writes the card. A method from outside the library keeps its records in
 # `results/yours/`, where `python -m cl_regimes card` keeps them too, so that each reuses
 # the other's runs, and the other chapters, which read the profile's folder, never count
@@ -113,7 +114,7 @@ print(f"{len(made.runs)} runs: {made.runs.groupby('method', observed=True).size(
 
 # %% [markdown]
 # Per regime: the method's mean ACC and forgetting over orders with 95% t-intervals, and
-# its rank by mean ACC among the paper's four methods and itself (1 = highest). Read
+# its rank by mean ACC among the eight compared methods and itself (1 = highest). Read
 # each row on its own: a regime is a different problem, so a number in one row is not
 # comparable with a number in another. A cell **at chance** learned too little for its
 # rank to mean anything (it forgets nothing because it learned nothing): it is flagged,
@@ -132,7 +133,7 @@ for dataset in made.runs.dataset.unique():
 # %% [markdown]
 # ## Does its rank change between regimes?
 #
-# Finding 1's test over the paper's four methods and this one ({ref}`statistics`),
+# Finding 1's test over the eight compared methods and this one ({ref}`statistics`),
 # restricted here to the pairs that involve it: a pair crosses when the method is clearly
 # ahead of the other in one regime and clearly behind in another. The test pairs the
 # orders, so with the `quick` profile's three it has little power: the card says which

@@ -80,7 +80,7 @@ def test_a_card_dry_run_lists_the_runs_it_needs_and_their_time(task_only, tmp_pa
     assert cli.main([*args, "--regimes", "head", "full", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "runs to train" in out and "task_only" in out and "ewc" in out
-    assert "10 runs, 0 already done" in out and " h (" in out
+    assert "18 runs, 0 already done" in out and " h (" in out  # 8 compared methods + 1
     assert not list(tmp_path.rglob("*.json"))
 
 
@@ -89,10 +89,10 @@ def test_card_force_recomputes_the_methods_runs_only(task_only, tmp_path, capsys
     monkeypatch.setattr(card.sweep.results, "is_done", lambda *args: True)  # all recorded
     args = ["card", *SMOKE, "--method", task_only, "--results", str(tmp_path), "--regimes", "head"]
     assert cli.main([*args, "--dry-run"]) == 0
-    assert "5 runs, 5 already done" in capsys.readouterr().out
+    assert "9 runs, 9 already done" in capsys.readouterr().out
     assert cli.main([*args, "--dry-run", "--force"]) == 0
     out = capsys.readouterr().out
-    assert "5 runs, 4 already done" in out and "task_only" in out.split("5 runs")[0]
+    assert "9 runs, 8 already done" in out and "task_only" in out.split("9 runs")[0]
 
 
 def test_the_chapter_and_the_command_keep_an_outside_methods_records_in_one_place(
@@ -311,7 +311,8 @@ def test_a_card_resolves_its_profile_once_and_passes_runs_down(tmp_path):
         made = smoke_card(tmp_path, "finetune", "scenario=task_incremental")
     finally:
         sys.setprofile(None)
-    assert len(made.runs) == 5  # the paper's four methods and the card's, trained
+    assert len(made.runs) == 9  # the eight compared methods and the card's, trained
+    assert set(profiles.REPLAY) <= set(made.pairs.method_1)  # ranked among the field's too
     assert {caller for caller, _ in entered} == {"card.py"}
     assert [name for _, name in entered].count("get_profile") == 1
 
@@ -321,6 +322,6 @@ def test_a_card_of_a_papers_method_with_its_own_settings_names_it_apart(tmp_path
     told apart by the card's label, not refused as duplicate records."""
     made = smoke_card(tmp_path, "ewc", "ewc.lam=1")
     label = "ewc (ewc.lam=1.0)"
-    assert sorted(made.runs.method) == sorted(["ewc", "gem", "lwf", "si", label])
+    assert sorted(made.runs.method) == sorted([*card.COMPARED, label])
     assert ("ewc", label) in set(zip(made.pairs.method_1, made.pairs.method_2))  # compared
     assert made.paths["markdown"].read_text().startswith(f"# Regime card: `{label}`")

@@ -1,10 +1,11 @@
 """A regime card: one method's results stratified by fine-tuning regime, never pooled.
 
 The method (a built-in one, or a plug-in: ``methods.load``) is swept under every regime
-of a profile beside the paper's four methods, reusing the records that exist. The card
-gives, per dataset and regime, its mean ACC and forgetting over orders with 95%
-t-intervals, its rank among the paper's methods and itself, and the rank-change test of
-finding 1 over those five methods, restricted to the pairs that involve it. Cells at
+of a profile beside the methods it is ranked among (``COMPARED``: the paper's four and
+the field's four replay methods), reusing the records that exist. The card gives, per
+dataset and regime, its mean ACC and forgetting over orders with 95% t-intervals, its
+rank among those methods and itself, and the rank-change test of finding 1 over them all,
+restricted to the pairs that involve it. Cells at
 chance are flagged and left out of the ranks and the test; a pair that cannot be tested
 says why; the smallest crossing the test would have seen is given. ``plan`` checks every
 input before anything trains; a card is named by everything that makes it, so that none
@@ -35,6 +36,7 @@ from cl_regimes.findings.common import PAPER_METHODS
 from cl_regimes.results import Run
 
 BOUNDS = {"acc": (0.0, 1.0), "forgetting": (-1.0, 1.0)}  # the values each metric can take
+COMPARED = (*PAPER_METHODS, *profiles.REPLAY)  # the methods a card ranks its method among
 OUTSIDE = "yours"  # the folder, under the results folder, of outside methods' records
 
 
@@ -94,14 +96,14 @@ def plan(
     if foreign:
         raise ConfigError(
             f"card: --set takes {name}'s own settings ({name}.<setting>) and the scenario "
-            f"only, not {', '.join(foreign)}: the paper's methods it is compared with keep "
+            f"only, not {', '.join(foreign)}: the methods it is compared with keep "
             "the profile's"
         )
     shared = {k: v for k, v in overrides.items() if k == "scenario"}  # every method's
     grid = dict(regimes=regimes_, orders=orders, variants=False)
     runs = [  # every value checked
         prof.grid(methods=list(chosen), overrides=values, **grid)
-        for chosen, values in ((PAPER_METHODS, shared), ([name], overrides))
+        for chosen, values in ((COMPARED, shared), ([name], overrides))
     ]
     own_results = own_results or Path(results_dir, OUTSIDE if source else "")
     folders = [Path(results_dir), Path(own_results)]
@@ -124,7 +126,7 @@ def plan(
         profile,
         scenario,
         results.variant_name(own) if own else "",
-        f"{name} ({mine})" if name in PAPER_METHODS and mine else name,
+        f"{name} ({mine})" if name in COMPARED and mine else name,
         sweeps,
         "-".join(filter(None, label)),
         source,
@@ -163,6 +165,11 @@ def train(card: Plan, force: bool = False, **execution) -> pd.DataFrame:
     return pd.concat([paper, own.assign(method=card.label)], ignore_index=True)
 
 
+def _compared(runs: pd.DataFrame, method: str) -> tuple[str, ...]:
+    """The compared methods that ``runs`` hold, and ``method``."""
+    return tuple(m for m in dict.fromkeys((*COMPARED, method)) if m in set(runs.method))
+
+
 def _chance(runs: pd.DataFrame, method: str) -> pd.DataFrame:
     """Per dataset, regime and method: whether the cell is at chance (finding's rule,
     ``findings.chance_cells``), over the card's runs (each method's own variant). A table
@@ -170,15 +177,14 @@ def _chance(runs: pd.DataFrame, method: str) -> pd.DataFrame:
     columns = ["dataset", "regime", "method", "diag_acc", "chance", "at_chance"]
     if not {"R", "chance"} <= set(runs):
         return pd.DataFrame(columns=columns).set_index(columns[:3])
-    chosen = tuple(dict.fromkeys((*PAPER_METHODS, method)))
-    cells = findings.chance_cells(runs.assign(variant=""), methods=chosen)
+    cells = findings.chance_cells(runs.assign(variant=""), methods=_compared(runs, method))
     return cells[columns].set_index(columns[:3])
 
 
 def stratified(runs: pd.DataFrame, method: str) -> pd.DataFrame:
     """Per dataset and regime (in depth order): the method's mean ACC and forgetting over
     orders with 95% t-intervals, the orders, whether it is at chance, and its ACC rank
-    among the paper's methods and itself that are above chance (1 = highest mean ACC;
+    among the compared methods and itself that are above chance (1 = highest mean ACC;
     none when it is at chance: it learned too little for a rank to mean anything)."""
     chance = _chance(runs, method).at_chance
     rows = []
@@ -215,11 +221,11 @@ def _mean_ci(values: pd.Series, bounds: tuple[float, float]) -> tuple[float, flo
 
 
 def rank_changes(runs: pd.DataFrame, method: str) -> tuple[findings.Verdict, pd.DataFrame]:
-    """Finding 1's test over the paper's methods and ``method`` (pooled verdict), and one
+    """Finding 1's test over the compared methods and ``method`` (pooled verdict), and one
     row per pair that involves it: its Holm p and whether, where, it crosses; or, for a
     pair that could not be tested, why (``untested``)."""
     runs = runs.assign(variant="")  # the card chose each method's variant
-    chosen = tuple(dict.fromkeys((*PAPER_METHODS, method)))
+    chosen = _compared(runs, method)
     with warnings.catch_warnings():  # a gap of fewer than 2 orders has no spread: untested
         warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
         verdict = findings.finding_ranking(runs, methods=chosen)[-1]
@@ -276,13 +282,13 @@ def _why_untested(runs, chance, dataset, other, method) -> str:
 
 def figure(runs: pd.DataFrame, method: str, dataset: str):
     """ACC and forgetting by regime: the method with its 95% intervals (hollow where it is
-    at chance), the paper's methods' means as thin lines."""
+    at chance), the compared methods' means as thin lines."""
     sub = runs[runs.dataset == dataset]
     order = [r for r in regimes.REGIMES if r in set(sub.regime)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
     mine = stratified(sub, method).set_index("regime").reindex(order)
     for ax, metric in zip(axes, ("acc", "forgetting")):
-        for other in [m for m in PAPER_METHODS if m in set(sub.method) and m != method]:
+        for other in [m for m in COMPARED if m in set(sub.method) and m != method]:
             means = sub[sub.method == other].groupby("regime")[metric].mean().reindex(order)
             ax.plot(order, means.to_numpy(), lw=1, alpha=0.6, label=other)
         err = np.abs(mine[[f"{metric}_lo", f"{metric}_hi"]].to_numpy().T - mine[metric].to_numpy())
@@ -320,7 +326,7 @@ def rank_text(method: str, verdict: findings.Verdict, pairs: pd.DataFrame) -> st
     """Finding 1's verdict, the effect it would have detected, and the pairs that involve
     ``method`` (tested, or why not), in Markdown."""
     lines = [
-        f"Finding 1's test over the paper's methods and `{method}`: {verdict.verdict}"
+        f"Finding 1's test over the compared methods and `{method}`: {verdict.verdict}"
         + ("" if np.isnan(verdict.p_value) else f" (p = {verdict.p_value:.3g})")
         + f". Null: {verdict.null}.",
         "",

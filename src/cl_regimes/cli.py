@@ -157,7 +157,7 @@ def parser() -> argparse.ArgumentParser:
     force_option(
         p,
         "recompute the method's runs and replace their records (default: reuse "
-        "them; the paper's methods' are always reused)",
+        "them; the compared methods' are always reused)",
     )
     p.set_defaults(func=commands.make_card)
 
