@@ -113,6 +113,22 @@ def test_domain_incremental_tasks_hold_every_class_under_a_permutation_per_task_
     assert not torch.equal(again[0].test.x, blocks[0].test.x)
 
 
+def test_the_first_permuted_task_keeps_its_images_where_asked(smoke_config):
+    ds = data.load("digits", image_size=16)
+    cfg = smoke_config("head", "finetune", scenario="domain_incremental")
+    assert cfg.permuted_first == "permuted"  # as the committed records ran
+    for first in ("permuted", "identity"):
+        kind = scenarios.of(
+            smoke_config("head", "finetune", permuted_first=first, scenario=cfg.scenario)
+        )
+        blocks = kind.blocks(ds, 270, 100, torch.device("cpu"), seed=0)
+        plain = data.make_blocks(ds, 270, 100, torch.device("cpu"), [list(range(10))] * 5)
+        assert torch.equal(blocks[0].test.x, plain[0].test.x) == (first == "identity")
+        assert not torch.equal(blocks[1].test.x, plain[1].test.x)
+    with pytest.raises(config.ConfigError, match="permuted_first='first'.*permuted, identity"):
+        smoke_config("head", "finetune", permuted_first="first")
+
+
 def test_domain_incremental_trains_on_the_permuted_images_as_they_are(smoke_config):
     config = smoke_config("head", "finetune", scenario="domain_incremental")
     trainer = train.Trainer([config], device="cpu")
@@ -325,7 +341,7 @@ def test_records_made_before_the_scenario_settings_read_as_their_code_ran(
 ):
     cfg = smoke_config("head", "lwf", scenario=scenario)
     stored = cfg.to_dict()
-    for key in ("permuted_tasks", "permuted_images"):
+    for key in ("permuted_tasks", "permuted_images", "permuted_first"):
         del stored[key]
     del stored["method_params"]["warmup_outputs"]
     path = saved_record(tmp_path, stored)
@@ -336,6 +352,7 @@ def test_records_made_before_the_scenario_settings_read_as_their_code_ran(
     assert (read["permuted_tasks"], read["permuted_images"]) == (
         (5, "resize") if domain else (10, "pad")
     )
+    assert read["permuted_first"] == "permuted"  # every task was permuted
 
 
 @pytest.mark.parametrize("scenario", config.SCENARIOS)

@@ -105,6 +105,7 @@ class RunConfig:
     scenario: str = setting(Choice(SCENARIOS))
     permuted_tasks: int = setting(Range(2))  # the domain-incremental scenario's task count
     permuted_images: str = setting(Choice(("pad", "resize")))  # its 28x28 images to 32x32
+    permuted_first: str = setting(Choice(("permuted", "identity")))  # its first task's pixels
     bn_stats: str = setting(Choice(("always_update", "follow_regime")))
     init: str = setting(Choice(INITS))
     width: int = setting(AT_LEAST_ONE)
@@ -184,7 +185,9 @@ def hash32(text: str) -> int:
 FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
 
 
-SCENARIO_ONLY = {"permuted_tasks": "domain_incremental", "permuted_images": "domain_incremental"}
+SCENARIO_ONLY = dict.fromkeys(
+    ("permuted_tasks", "permuted_images", "permuted_first"), "domain_incremental"
+)
 
 
 def used_settings(config: dict) -> dict:

@@ -39,6 +39,7 @@ PAPER_SETTINGS = {
     "scenario": "task_incremental",  # the study's: task identity known at test
     "permuted_tasks": 10,  # domain-incremental only: Permuted-MNIST as the field runs it,
     "permuted_images": "pad",  # 10 tasks, 28x28 images zero-padded to 32x32
+    "permuted_first": "permuted",  # as the committed records ran; van de Ven's: identity
     "bn_stats": "always_update",  # the original put the whole network in training mode
     "init": "random",  # the original's INIT_MODE; pretrained: ImageNet weights (--weights)
     "width": 64,

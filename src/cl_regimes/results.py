@@ -181,6 +181,7 @@ def upgrade(config: dict) -> dict:
     domain = config["scenario"] == "domain_incremental"
     config.setdefault("permuted_tasks", 5 if domain else 10)  # 5: the dataset's task count
     config.setdefault("permuted_images", "resize" if domain else "pad")
+    config.setdefault("permuted_first", "permuted")
     if config["method"] == "lwf":  # every scored output, the new task's task-incrementally
         scored = config["scenario"] != "task_incremental"
         config["method_params"].setdefault("warmup_outputs", "scored" if scored else "new")

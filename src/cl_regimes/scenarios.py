@@ -8,7 +8,9 @@
   permutation fixed per task and seed (Permuted-MNIST, Permuted-Fashion-MNIST): one
   head over every class. No crops or flips: they would move the permuted pixels. As
   the field runs it: ``permuted_tasks`` tasks (10 by default), the 28x28 images
-  zero-padded to 32x32 (``permuted_images="pad"``), not resized.
+  zero-padded to 32x32 (``permuted_images="pad"``), not resized. The first task (block
+  0) is permuted too (``permuted_first="permuted"``), or keeps its images as they are
+  (``"identity"``, van de Ven's reference code's default).
 
 A scenario turns labels into ``(index, target)``: the outputs each sample is scored
 over ([B, K, n] indices into the head) and the position of its label among them
@@ -94,19 +96,22 @@ class DomainIncremental(Scenario):
     augment = False
     seeded_tasks = True
 
-    def __init__(self, spec, tasks: int | None = None, pad: bool = False):
+    def __init__(self, spec, tasks: int | None = None, pad: bool = False, identity: bool = False):
         super().__init__(spec)
-        self.num_tasks, self.pad = tasks or spec.num_tasks, pad
+        self.num_tasks, self.pad, self.identity = tasks or spec.num_tasks, pad, identity
 
     @classmethod
     def configured(cls, spec, config):
-        return cls(spec, config.permuted_tasks, config.permuted_images == "pad")
+        pad, identity = config.permuted_images == "pad", config.permuted_first == "identity"
+        return cls(spec, config.permuted_tasks, pad, identity)
 
     def blocks(self, ds, train_per_task, test_per_task, device, seed, validation=None):
         every = [list(range(ds.spec.num_classes))] * self.num_tasks
         blocks = data.make_blocks(ds, train_per_task, test_per_task, device, every, validation)
         shape = ds.train.x.shape[1:]
         permutations = pixel_permutations(len(blocks), shape[-1], seed).to(device)
+        if self.identity:
+            permutations[0] = torch.arange(permutations.shape[1], device=device)
 
         def permuted(split, pixels):
             return data.Split(split.x.flatten(2)[..., pixels].view(-1, *shape), split.y)
