@@ -157,10 +157,11 @@ def test_tasks_follow_order_and_are_reproducible():
 def test_no_task_trains_on_another_tasks_validation_images():
     ds = data.load("digits", image_size=16)
     every = [list(range(10))] * 5  # domain-incremental: every task holds every class
-    pairs = data.block_indices(ds, 200, None, every, validation_per_task=50)
-    held = set(torch.cat([h for _, h in pairs]).tolist())
-    for train, _ in pairs:
-        assert not set(train.tolist()) & held
+    pairs = data.block_indices(ds, None, None, every, validation_per_task=50)
+    held = set(pairs[0][1].tolist())
+    for train, val in pairs:  # one validation draw, every other image trained on
+        assert set(val.tolist()) == held and len(held) == 50
+        assert set(train.tolist()) == set(range(len(ds.train.y))) - held
     # class blocks share no class: the same images as when each task held out its own only
     gen, held_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     for task_classes, (train, val) in zip(

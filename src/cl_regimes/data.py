@@ -293,9 +293,10 @@ def block_indices(
     A task holds a class block, or the classes ``classes`` gives it. With
     ``validation_per_task``, the second indices are a validation set held out of the
     task's training images (into ``ds.train``; the test images are never read), and
-    every task's training images are drawn from the images no task holds out: where
-    tasks share classes (domain-incremental), one task's validation images are never
-    another's training images."""
+    every task's training images are drawn from the images no task holds out. Tasks of
+    the same classes (domain-incremental) share one validation draw, each seeing it
+    under its own permutation: no task trains on another's validation images, and the
+    training images left are as many as with one task."""
     gen = torch.Generator().manual_seed(0)
     held_gen = torch.Generator().manual_seed(1)
     tasks = classes or class_blocks(ds.spec.num_classes, ds.spec.num_tasks)
@@ -307,10 +308,13 @@ def block_indices(
             )
             for c in tasks
         ]
-    held = [subsample(ds.train.y, c, validation_per_task, held_gen) for c in tasks]
+    held = {}
+    for c in map(tuple, tasks):
+        if c not in held:
+            held[c] = subsample(ds.train.y, list(c), validation_per_task, held_gen)
     train_y = ds.train.y.clone()
-    train_y[torch.cat(held)] = -1  # no class: never drawn for training
-    return [(subsample(train_y, c, train_per_task, gen), h) for c, h in zip(tasks, held)]
+    train_y[torch.cat(list(held.values()))] = -1  # no class: never drawn for training
+    return [(subsample(train_y, c, train_per_task, gen), held[tuple(c)]) for c in tasks]
 
 
 def make_blocks(
