@@ -4,13 +4,16 @@ choice of each cell's strength and the command that runs it all."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from cl_regimes import data, profiles, tuning
 from cl_regimes.config import TUNING_SEEDS, ConfigError
@@ -150,6 +153,8 @@ def test_a_choice_at_an_edge_extends_the_search_until_it_is_interior():
     tried = pd.DataFrame(made).groupby("value").size()
     assert tried.to_dict() == {v: len(tuning.ORDERS) for v in (0.05, 0.5, 5, 50, 500, 5000, 50000)}
     assert {r["seed"] for r in made} == {TUNING_SEEDS}
+    (first,) = tuning.choices(tuning.initial(pd.DataFrame(made))).itertuples()
+    assert (first.chosen, first.edge, first.complete) == (50.0, "lowest", False)
 
 
 def test_the_search_stops_where_the_settings_range_ends():
@@ -237,3 +242,49 @@ def test_cells_not_tuned_yet_are_missing_from_the_tuned_grid():
     lacking = tuning.missing(primary, cells(("full", "gem"), ("head", "ewc")))
     assert list(map(tuple, lacking.to_numpy())) == [tuple(primary.iloc[1])]
     assert tuning.missing(primary, primary).empty
+
+
+def test_the_pairs_whose_order_tuning_reverses_with_their_gaps_and_intervals():
+    def runs(accs: dict[str, list[float]], regime="full"):
+        return pd.DataFrame(
+            [
+                {"dataset": "d", "scenario": "task_incremental", "regime": regime}
+                | {"method": m, "order": o, "seed": s, "acc": acc + 0.01 * s}
+                for m, values in accs.items()
+                for o, acc in enumerate(values)
+                for s in (0, 1)
+            ]
+        )
+
+    gem = {"gem": [0.8] * 3}
+    primary = pd.concat(
+        [runs({"ewc": [0.65, 0.75, 0.85]} | gem), runs({"ewc": [0.5] * 3} | gem, "head")]
+    )
+    tuned = pd.concat(
+        [runs({"ewc": [0.8, 0.9, 1.0]} | gem), runs({"ewc": [0.6] * 3} | gem, "head")]
+    )
+    (row,) = tuning.reversals(primary, tuned).itertuples()  # head keeps its order
+    assert (row.regime, row.first, row.second) == ("full", "ewc", "gem")
+    half = stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3)  # 3 orders, gaps' sd 0.1
+    assert (row.gap_paper, row.lo_paper, row.hi_paper) == pytest.approx(
+        (-0.05, -0.05 - half, -0.05 + half)
+    )
+    assert (row.gap_tuned, row.lo_tuned, row.hi_tuned) == pytest.approx(
+        (0.1, 0.1 - half, 0.1 + half)
+    )
+
+
+def test_a_tuned_grid_compares_the_studys_methods_only(tmp_path):
+    committed = Path(__file__).parents[1] / "records"
+    cell = "fashion_mnist/full/{}/order00-seed{}.json"
+    tuning_run = "tuning/quick/" + cell.format("ewc/validation_per_task=200", 1000)
+    for path in (tuning_run, "scenarios/quick/" + cell.format("ewc", 0)):
+        (tmp_path / path).parent.mkdir(parents=True)
+        shutil.copy(committed / path, tmp_path / path)
+    record = json.loads((committed / "scenarios/quick" / cell.format("ewc", 0)).read_text())
+    record["config"]["method"] = "er"  # a method beside the study's in the same folder
+    other = tmp_path / "scenarios/quick" / cell.format("er", 0)
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps(record))
+    _, _, primary, _ = tuning.collect(tmp_path, "quick", "scenarios/quick")
+    assert primary.method.tolist() == ["ewc"]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cl_regimes import data, profiles, results
 from cl_regimes.config import SCENARIOS, TUNING_SEEDS, ConfigError
@@ -33,6 +34,7 @@ from cl_regimes.results import Run
 STRENGTH = {"ewc": "lam", "lwf": "lam", "si": "c"}
 FACTORS = (0.01, 0.1, 1.0, 10.0)  # log-spaced around the paper's value, mostly below it
 ORDERS = (0, 1, 2)
+STUDY = ("finetune", "joint", "ewc", "lwf", "si", "gem")  # the grid a tuned chapter compares
 CELL = ["dataset", "scenario", "regime", "method"]
 
 
@@ -114,6 +116,18 @@ def load(folder) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=[*CELL, "profile", "value", "order", "seed", "acc"])
+
+
+def initial(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs of ``table`` (``load``) at their cell's first candidates (``FACTORS``),
+    before any search went beyond them."""
+    first = [
+        value in candidates(profiles.get_profile(p), dataset, method)
+        for value, p, dataset, method in table[
+            ["value", "profile", "dataset", "method"]
+        ].itertuples(index=False)
+    ]
+    return table[first]
 
 
 def scores(table: pd.DataFrame) -> pd.DataFrame:
@@ -285,21 +299,49 @@ def missing(primary: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
     return cells[[tuple(c) not in have for c in cells.to_numpy()]]
 
 
+def reversals(primary: pd.DataFrame, tuned: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The pairs of methods whose order by mean ACC tuning reverses, per dataset, scenario
+    and regime: each pair's gap (first minus second, mean over orders of the order's mean
+    over seeds) and its ``level`` t-interval over the orders, with the paper's values and
+    with the tuned ones (runs as ``collect`` gives them)."""
+    keys, rows = ["dataset", "scenario", "regime"], []
+    for name, runs in (("paper", primary), ("tuned", tuned)):
+        by_order = runs.groupby([*keys, "method", "order"], observed=True).acc.mean()
+        wide = by_order.unstack("method")
+        for key, cell in wide.groupby(keys, observed=True):
+            methods = list(cell.dropna(axis=1, how="all").columns)
+            for i, a in enumerate(methods):
+                for b in methods[i + 1 :]:
+                    gap = (cell[a] - cell[b]).dropna()
+                    half = stats.t.ppf((1 + level) / 2, len(gap) - 1) * stats.sem(gap)
+                    mean = gap.mean()
+                    rows.append((*key, a, b, name, mean, mean - half, mean + half))
+    gaps = pd.DataFrame(rows, columns=[*keys, "first", "second", "values", "gap", "lo", "hi"])
+    wide = gaps.pivot_table(
+        index=[*keys, "first", "second"], columns="values", values=["gap", "lo", "hi"]
+    ).dropna()
+    wide.columns = [f"{stat}_{name}" for stat, name in wide.columns]
+    flipped = np.sign(wide.gap_paper) * np.sign(wide.gap_tuned) < 0
+    columns = ["gap_paper", "lo_paper", "hi_paper", "gap_tuned", "lo_tuned", "hi_tuned"]
+    return wide.loc[flipped, columns].reset_index()
+
+
 def collect(records, profile: str, folder: str):
     """A tuned grid's committed records, or None without tuning records: (tuning runs,
     complete cells' choices, primary runs, tuned runs: the complete cells' under their
     choices, and the methods without a strength to tune as they ran, so that both sets
-    hold the same methods). ``records / "tuning" / profile`` holds the tuning
-    runs, ``records / "tuned" / profile`` the evaluation runs of changed choices, and
-    ``records / folder`` the primary runs (each scenario's own, not its variants),
-    restricted to the seeds the tuned runs have."""
+    hold the same methods: the study's, ``STUDY``, whatever else ``folder`` holds).
+    ``records / "tuning" / profile`` holds the tuning runs, ``records / "tuned" /
+    profile`` the evaluation runs of changed choices, and ``records / folder`` the
+    primary runs (each scenario's own, not its variants), restricted to the seeds the
+    tuned runs have."""
     records = Path(records)
     table = load(records / "tuning" / profile) if (records / "tuning" / profile).is_dir() else None
     if table is None or table.empty or not (records / folder).is_dir():
         return None
     primary = results.load(records / folder)
     own = ["", *(results.variant_name({"scenario": s}) for s in SCENARIOS)]
-    primary = primary[primary.variant.isin(own)]
+    primary = primary[primary.variant.isin(own) & primary.method.isin(STUDY)]
     table = table[table.scenario.isin(primary.scenario.unique())]
     chosen = choices(table).query("complete")
     both = primary
