@@ -137,9 +137,8 @@ for label, (chosen, first) in searched.items():
     text = (
         f"**{label}**: {(first.edge != '').sum()} of {len(first)} choices were at an edge "
         f"of the first {len(tuning.FACTORS)} candidates; after the search {len(edge)} "
-        f"{'is' if len(edge) == 1 else 'are'}"
-        f" ({ends} where the setting's range ends, {len(edge) - ends} waiting for "
-        "their next candidate)."
+        f"{'is' if len(edge) == 1 else 'are'} at an edge ({ends} where the setting's range "
+        f"ends, {len(edge) - ends} waiting for their next candidate's runs)."
     )
     display(Markdown(text))
     extended = first.merge(chosen, on=tuning.CELL, suffixes=("_first", ""))
@@ -158,7 +157,12 @@ for label, (chosen, first) in searched.items():
 for label, (chosen, _) in searched.items():
     best = chosen.best_acc > chosen.chosen_acc
     kept = chosen[best].assign(gain=lambda c: c.best_acc - c.paper_acc)
-    display(Markdown(f"**{label}**: {len(kept)} of {len(chosen)} choices."))
+    display(
+        Markdown(
+            f"**{label}**: in {len(kept)} of {len(chosen)} cells a candidate scored higher "
+            "than the one chosen, by less than the noise."
+        )
+    )
     columns = ["paper", "chosen", "paper_acc", "best_acc", "gain", "se"]
     shown = kept.set_index(["scenario", "regime", "method"])[columns]
     report.show(report.style(shown, settings=["paper", "chosen"]))
