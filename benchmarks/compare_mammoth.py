@@ -217,7 +217,8 @@ def parse_args(argv=None):
         args.batch_size = args.train_per_task
         args.memory = args.replay_batch = args.train_per_task * args.epochs * 5
     suffix = "_deterministic" if args.deterministic else ""
-    args.output = args.output or Path(f"benchmarks/evidence/compare_mammoth{suffix}.json")
+    output = args.output or Path(f"benchmarks/evidence/compare_mammoth{suffix}.json")
+    args.output = output.resolve()  # Mammoth changes the working folder when imported
     return args
 
 
