@@ -131,6 +131,7 @@ class Trainer:
         return self.scenario.score(logits, labels, self.seen if seen is None else seen)
 
     def streams(self, salt: str) -> list[torch.Generator]:
+        """Each run's own further random stream, named by ``salt`` (a replay memory's)."""
         return [torch.Generator(self.device).manual_seed(c.seed_for(salt)) for c in self.configs]
 
     def augment(self, images: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
@@ -204,8 +205,9 @@ class Trainer:
         (EWC, LwF), the task loss alone otherwise (SI and GEM act on the gradient, as in
         the original); ``method``'s hooks apply when given. ``on_epoch(runs, loss)``
         follows each epoch: the runs that trained in it and their mean loss. ``outputs``
-        [K, m]: each run's outputs to score over (sorted), as if they were the classes met
-        so far (LwF's warm-up of a new task's outputs)."""
+        [K, m]: each run's outputs its batches' task loss scores over (sorted), as if they
+        were the classes met so far (LwF's warm-up of a new task's outputs, ER-ACE's
+        incoming batches); a method's replayed samples are still scored over those met."""
         if outputs is not None:
             incoming, self.incoming = self.incoming, outputs
             try:
