@@ -100,11 +100,12 @@ display(
 # %% [markdown]
 # ## How much a method's standing depends on the regime
 #
-# For each method: its best and worst place (the rank of its mean ACC among the methods in
-# a regime), and the other method against which its standing swings most: its ACC gap to
-# that method where it leads most, minus the gap where it trails most. The interval is
-# for that pair of regimes, chosen on the same records, so it is optimistic about the
-# swing's size; read it as "the swing is at least this clear".
+# For each method: its best and worst place (the rank of its mean ACC among the methods
+# in a regime), and the other method (not `finetune`) against which its standing swings
+# most: its ACC gap to that method where it leads most, minus the gap where it trails
+# most. That swing is the largest of several, picked on the same records, so it
+# overstates the true one a little; its interval is for the pair of regimes picked and
+# does not correct for the picking. Finding 1's test below does.
 
 # %% tags=["hide-input"]
 for name, runs in boards.items():

@@ -61,3 +61,11 @@ def test_incomplete_regimes_and_replicates_are_left_out_and_named():
     assert left["regime full"] == "no runs of er"
     assert "1 (order, seed) pairs" in left["replicates"]  # order 10 lost gem in head
     assert table.groupby(["order", "seed"]).size().eq(2 * 4).all()
+
+
+def test_a_swing_is_never_against_the_reference():
+    made = runs()
+    made.loc[(made.method == "finetune") & (made.regime == "from_layer4"), "acc"] += 0.35
+    standing = leaderboard.standing(made)
+    assert standing.at["ewc", "largest swing against"] == "er"  # finetune's swing is larger
+    assert standing.at["finetune", "largest swing against"] != "finetune"

@@ -106,16 +106,18 @@ def rank_table(runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 def standing(runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Per method, how much its standing depends on the regime: its best and worst place
-    (and where), and its largest swing against another method: the gap in ACC to that
-    method in the regime where it leads most minus the gap where it trails most (paired
-    by replicate), with its interval for those two regimes."""
+    (and where), and its largest swing against another method (not the reference, whose
+    own swings say little about a method): the gap in ACC to that method in the regime
+    where it leads most minus the gap where it trails most (paired by replicate), with
+    its interval for those two regimes."""
     wide = _wide(runs)
     place = rank_table(runs, seed)["place"].unstack("method")
     means = wide.groupby(level="regime").mean()
     rows = []
     for method in wide.columns:
         best, worst = place[method].idxmin(), place[method].idxmax()
-        gaps = means[[method]].to_numpy() - means.drop(columns=method)
+        rivals = means.drop(columns=[method, REFERENCE], errors="ignore")
+        gaps = means[[method]].to_numpy() - rivals
         swings = gaps.max() - gaps.min()
         other = swings.idxmax()
         ahead, behind = gaps[other].idxmax(), gaps[other].idxmin()
