@@ -81,7 +81,7 @@ for verdict in headline:
     display(Markdown(f"- {verdict.headline()}"))
 for key, verdict in zip(("finding1", "finding2", "finding3"), headline):
     glue(key, verdict.headline(), display=False)
-shown = ["verdict", "p_value", "observed", "n_orders", "detectable", "left out"]
+shown = ["verdict", "p_value", "statistic", "observed", "n_orders", "detectable", "left out"]
 report.style(findings.verdict_table(headline).set_index(["finding", "part"])[shown])
 
 # %% [markdown]
@@ -92,7 +92,9 @@ report.style(findings.verdict_table(headline).set_index(["finding", "part"])[sho
 # itself. Each (regime, method) cell's accuracy on a task right after training it is
 # measured as its excess over chance, $(a - 1/k) / (1 - 1/k)$ for $k$ classes per task;
 # a cell below half the way from chance to perfect is left out of every test, and each
-# verdict names what it left out.
+# verdict names what it left out. A cell within 0.1 of that threshold must not decide a
+# verdict: each test runs with such cells in and with them out, and a verdict is supported
+# only if it is both ways (its note says whether it holds both ways).
 
 # %%
 cells = findings.chance_cells(main)
@@ -127,7 +129,8 @@ for dataset in main.dataset.unique():
 # in one regime and clearly behind in another. For each pair and regime the ACC gap is
 # paired within each order; a gap within ±{glue:text}`margin` is a tie. The test asks
 # whether some pair's gap is above the margin in one regime and below it in another, with
-# the family-wise error over pairs and regimes held at 0.05. How large a crossing the
+# the family-wise error over pairs and regimes held at 0.05 by sign flips of the orders
+# ({ref}`statistics`). How large a crossing the
 # test can detect depends on the number of orders and the noise: the
 # `detectable_crossing` below is the gap (on each side) it finds with 80% power.
 
@@ -146,9 +149,9 @@ display(
 )
 
 # %% [markdown]
-# Every gap, with its 95% interval over orders and its call at the test's threshold
-# (`ahead`, `behind`, `tie` when the interval lies within the margin, blank when the
-# orders cannot tell):
+# Every gap, with its 95% interval over orders and its call: in a pair that crosses,
+# `ahead` and `behind` mark the regimes beyond the margin on each side (those its
+# statistic rests on); `tie` when the interval lies within the margin; blank otherwise:
 
 # %%
 gaps = ranking[-1].detail
@@ -201,7 +204,7 @@ for dataset, matrix in with_head.matrices.items():
 # of an order averaged, and a sign-flip test over the orders, which stays valid when the
 # trend varies from order to order. The claim is "in every method": the verdict takes the
 # largest p over methods, needs every method testable, and the note counts in how many
-# methods the trend holds after Holm's adjustment. Finding 2 has two parts that must both
+# methods the trend holds at the level (every one is needed). Finding 2 has two parts that must both
 # hold: updates per trainable parameter, and forgetting. The total $u$ is summed over the
 # trainable parameters, so it grows with their number by construction (a factor of about
 # 270 from `head` to `full` at `medium`); it is shown, as exploratory. Finding 3's

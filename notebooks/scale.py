@@ -59,6 +59,7 @@ verdicts = {name: findings.primary(runs, tasks) for name, (runs, tasks, _) in lo
 table = pd.DataFrame(
     [
         {"profile": name, "finding": v.finding, "verdict": v.verdict, "p_value": v.p_value}
+        | {"statistic": v.statistic, "observed": v.observed}
         | {"detectable": v.detectable, "would have seen": v.seen(), "note": v.note}
         for name, vs in verdicts.items()
         for v in vs
@@ -67,13 +68,15 @@ table = pd.DataFrame(
 report.style(table.pivot(index="finding", columns="profile", values="verdict")[list(loaded)])
 
 # %% [markdown]
-# What each verdict would have seen with 80% power, found by simulating its test on that
-# scale's own noise and number of orders (the crossing on each side for finding 1, the mean
-# per-order Spearman ρ in every method for finding 2, the change of coupling from the
-# shallowest to the deepest regime for finding 3):
+# Each verdict's statistic by name, and what it would have seen with 80% power, found by
+# simulating its test on that scale's own noise and number of orders (the crossing on
+# each side for finding 1, the mean per-order Spearman ρ in every method for finding 2,
+# the change of coupling from the shallowest to the deepest regime for finding 3):
 
 # %%
-report.style(table[["profile", "finding", "verdict", "p_value", "would have seen"]])
+report.style(
+    table[["profile", "finding", "verdict", "p_value", "statistic", "observed", "would have seen"]]
+)
 
 # %% [markdown]
 # ## Finding 1: which pairs cross, and by how much

@@ -207,7 +207,7 @@ def test_depth_chance_rule_and_u_total():
 
 def test_depth_one_method_counted():
     v = depth("one_method", "forgetting", draw={"slope": 0.6})(np.random.default_rng(4))
-    assert v.verdict == "not supported" and v.note.startswith("trend in 1 of 4 methods")
+    assert v.verdict == "not supported" and v.note.startswith("trend at p < 0.05 in 1 of 4")
     assert v.detail.set_index("method").p_holm["ewc"] < 0.05
 
 

@@ -8,7 +8,6 @@ import importlib
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from cl_regimes import findings
 from cl_regimes.config import ConfigError
@@ -88,13 +87,60 @@ def test_a_cell_with_no_records_is_named():
     assert findings.finding_depth(tasks, **FAST)[-1].excluded["d0/head/si"] == "no records"
 
 
-def test_detail_p_values_are_bonferroni_adjusted_over_regimes():
-    """The detail's p of each side is the one-sided t-test's times the pair's regimes (its
-    docstring said so; it was the raw p)."""
+def test_a_pairs_p_is_its_larger_side_and_the_adjustment_keeps_order():
+    """A pair crosses only if both sides are beyond the margin: its p is the larger of its
+    two sides' flip p's; the step-down adjusted p is at least it and keeps its order."""
     d = findings.finding_ranking(swap_runs(), **RANK)[-1].detail
-    se = (d.gap_hi - d.gap) / stats.t.ppf(0.975, d.n_orders - 1)
-    raw = stats.t.sf((d.gap - findings.MARGIN) / se, d.n_orders - 1)
-    assert np.allclose(d.p_ahead, np.minimum(1, 6 * raw))
+    pairs = d.groupby(["method_1", "method_2"]).first()
+    assert np.allclose(pairs.p_value, np.maximum(pairs.p_ahead, pairs.p_behind))
+    assert (pairs.p_adjusted >= pairs.p_value - 1e-12).all()
+    ranked = pairs.sort_values("p_value")
+    assert ranked.p_adjusted.is_monotonic_increasing
+    assert pairs.crosses.sum() == 1 and pairs.loc[("ewc", "lwf")].crosses
+
+
+def test_missing_runs_task_rows_and_task_counts_are_named():
+    """A run missing from a replicate the others have, a run with a task row missing and a
+    3-task run among 5-task ones were averaged or dropped silently."""
+    runs = swap_runs()
+    runs = runs.drop(
+        index=runs[(runs.regime == "full") & (runs.method == "si") & (runs.order == 4)].index
+    )
+    v = findings.finding_ranking(runs, **RANK)[-1]
+    assert "no record" in v.excluded["d0/full/si/4/0"]
+    tasks = trend_tasks()
+    run = (tasks.regime == "from_layer3") & (tasks.method == "lwf")
+    short = tasks.drop(index=tasks[run & (tasks.order == 2) & (tasks.position == 1)].index)
+    in_run = (short.regime == "from_layer3") & (short.method == "lwf")
+    three = short[~(in_run & (short.order == 5) & (short.position >= 3))]
+    for v in findings.finding_depth(three, **FAST) + findings.finding_coupling(three, **FAST):
+        assert "task rows" in v.excluded["d0/from_layer3/lwf/2/0"], v.part
+        assert "have 5 tasks" in v.excluded["d0/from_layer3/lwf/5/0"], v.part
+
+
+def test_each_verdict_names_its_statistic_and_never_shows_a_p_as_it():
+    """The table's ``observed`` was a t for finding 1, a p for finding 2's primary verdict
+    and unnamed for finding 3."""
+    tasks = trend_tasks()
+    verdicts = findings.primary(swap_runs(), tasks, n_permutations=199, n_power=0)
+    table = findings.verdict_table(verdicts).set_index("finding")
+    assert table.loc[1, "statistic"] == "largest crossing (ACC gap)"
+    assert table.loc[1, "observed"] == pytest.approx(verdicts[0].effects["largest_crossing"])
+    assert "rho" in table.loc[2, "statistic"] and "coupling" in table.loc[3, "statistic"]
+    both = verdicts[1]
+    assert both.observed == pytest.approx(min(both.effects.values()))
+    assert both.observed != both.p_value
+
+
+def test_the_method_count_agrees_with_the_verdict():
+    """At 6 orders every method's sign-flip p is 1/64: "in every method" is supported, and
+    the note said "trend in 0 of 4 methods (Holm)"."""
+    v = next(
+        v
+        for v in findings.finding_depth(trend_tasks(orders=6), **FAST)
+        if v.part == "forgetting" and v.dataset == "pooled"
+    )
+    assert v.verdict == "supported" and "in 4 of 4 methods" in v.note
 
 
 def test_seeds_of_an_order_are_averaged():

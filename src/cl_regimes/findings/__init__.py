@@ -8,9 +8,10 @@ out and named, and so are the cells with no records. A replicate is an (order, s
 the seeds of one order share its task sequence, so each test averages them within the order
 and treats the orders as its independent units. Cells (dataset, regime, method) that learn
 less than half the way from chance to perfect are left out of every test
-(``common.chance_cells``). Every verdict states the smallest effect it would have seen with
-80% power (``Verdict.detectable``), by simulation on the records' own noise
-(``replicates``).
+(``common.chance_cells``), and no verdict turns on a cell near that threshold
+(``common.both_ways``). Every verdict names its statistic and states the smallest effect it
+would have seen with 80% power (``Verdict.detectable``), by simulation on the records' own
+noise (``replicates``; ``noise.noise_table`` measures that noise).
 
 One primary verdict per finding, pooled over datasets (``primary``):
 1. ``ranking.finding_ranking``: some pair of methods crosses between regimes;
@@ -42,6 +43,7 @@ from cl_regimes.findings.common import (
     verdict_table,
 )
 from cl_regimes.findings.coupling import coupling_table, finding_coupling
+from cl_regimes.findings.noise import noise_table
 from cl_regimes.findings.original import (
     ORIGINAL_REGIMES,
     OriginalKendall,
@@ -75,6 +77,7 @@ __all__ = [
     "finding_depth",
     "finding_ranking",
     "gap_table",
+    "noise_table",
     "original_depth_u",
     "original_kendall",
     "original_update_forgetting",

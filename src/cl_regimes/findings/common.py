@@ -3,6 +3,8 @@ records, the chance rule and the multiplicity adjustment."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +22,7 @@ DEPTH = {
     "full": 5,
 }  # the nested regimes; bn_affine is not nested and has no depth
 MIN_EXCESS = 0.5  # a cell learns when it covers half the way from chance to perfect accuracy
+BORDER = 0.1  # a cell within this of the chance threshold must not decide a verdict
 LEVEL = 0.05
 REPLICATE = ["order", "seed"]
 RUN_KEYS = ["dataset", "regime", "method", *REPLICATE]
@@ -149,6 +152,7 @@ def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
                 "claim",
                 "verdict",
                 "p_value",
+                "statistic",
                 "observed",
                 "n_orders",
                 "detectable",
@@ -288,12 +292,57 @@ def learned(table: pd.DataFrame) -> pd.Series:
 
 def clean(table: pd.DataFrame, columns, excluded: dict[str, str]) -> pd.DataFrame:
     """``table`` without the runs whose ``columns`` or learned accuracy (``learned``: R, or
-    acc_learned) are not finite, each named in ``excluded``."""
-    if "R" not in table and "acc_learned" not in table:
-        return drop_missing(table, columns, excluded)
-    name = "acc_learned" if "acc_learned" in table else "R"
-    bad = table.assign(**{name: learned(table)})
-    return table.loc[drop_missing(bad, [*columns, name], excluded).index]
+    acc_learned) are not finite, or (a tasks table) whose task rows are incomplete, each
+    named in ``excluded``; the runs missing from a replicate that others of their dataset
+    have are named too (a test over replicates leaves that replicate out)."""
+    if "position" in table:
+        table = whole_runs(table, excluded)
+    if "R" in table or "acc_learned" in table:
+        name = "acc_learned" if "acc_learned" in table else "R"
+        bad = table.assign(**{name: learned(table)})
+        table = table.loc[drop_missing(bad, [*columns, name], excluded).index]
+    else:
+        table = drop_missing(table, columns, excluded)
+    missing_runs(table, excluded)
+    return table
+
+
+def whole_runs(tasks: pd.DataFrame, excluded: dict[str, str]) -> pd.DataFrame:
+    """The tasks of the runs that have a row for each of their dataset's tasks (positions
+    0 .. T-1, T the most common count among its runs); the others are named and left out (a
+    run's mean over fewer tasks, or over a shorter sequence, is not the same quantity)."""
+    keys = [k for k in RUN_KEYS if k in tasks]
+    runs = tasks.groupby(keys, sort=False).position.agg(["count", "max", "nunique"])
+    runs = runs.reset_index()
+    usual = runs.groupby("dataset")["max"].agg(lambda v: v.mode().max()) + 1
+    wanted = runs.dataset.map(usual)
+    bad = (runs["max"] + 1 != wanted) | (runs["count"] != wanted) | (runs["nunique"] != wanted)
+    bad |= tasks.groupby(keys, sort=False).position.min().to_numpy() != 0
+    for row in runs[bad].itertuples(index=False):
+        name = "/".join(str(getattr(row, k)) for k in keys)
+        excluded[name] = (
+            f"{row.nunique} task rows up to position {row.max} where the dataset's runs "
+            f"have {usual[row.dataset]} tasks"
+        )
+    drop = runs[bad].set_index(keys).index
+    return tasks[~tasks.set_index(keys).index.isin(drop)]
+
+
+def missing_runs(table: pd.DataFrame, excluded: dict[str, str]) -> None:
+    """Name in ``excluded`` each run that a (dataset, regime, method) cell lacks for a
+    replicate (order, seed) that other cells of its dataset have."""
+    keys = [k for k in RUN_KEYS if k in table]
+    if not {"order", "seed"} <= set(keys):
+        return
+    have = table[keys].drop_duplicates()
+    for dataset, sub in have.groupby("dataset", sort=False):
+        replicates = sub[REPLICATE].drop_duplicates()
+        for (regime, method), cell in sub.groupby(["regime", "method"], sort=False):
+            present = set(zip(cell.order, cell.seed))
+            for o, sd in zip(replicates.order, replicates.seed):
+                name = f"{dataset}/{regime}/{method}/{o}/{sd}"
+                if (o, sd) not in present and name not in excluded:
+                    excluded[name] = "no record, though other cells have this replicate"
 
 
 def chance_cells(
@@ -370,3 +419,76 @@ def chance_excluded(
         for c in cells.itertuples()
     }
     return set(zip(cells.dataset, cells.regime, cells.method)), missing | reasons
+
+
+def both_ways(test):
+    """``test(table, **options)`` made not to turn on the chance border: where some cell's
+    excess is within BORDER of the threshold (``min_excess``), the test runs with the
+    threshold below those cells (they are in) and above them (they are out), and each
+    verdict is the less supported of the two (supported only if both are; the larger p),
+    saying so in its note and naming the cells."""
+
+    @functools.wraps(test)
+    def checked(table, **options):
+        bound = inspect.signature(test).bind(table, **options)
+        bound.apply_defaults()
+        chosen = bound.arguments
+
+        def analyse(threshold):
+            return test(table, **(options | {"min_excess": threshold}))
+
+        return _both_ways(
+            analyse,
+            table,
+            chosen["min_excess"],
+            chosen["methods"],
+            chosen["variant"],
+            chosen["bn_stats"],
+        )
+
+    return checked
+
+
+def _both_ways(analyse, table, min_excess, methods, variant, bn_stats) -> list[Verdict]:
+    if min_excess is None or table.empty:
+        return analyse(min_excess)
+    cells = chance_cells(table, min_excess, methods=methods, variant=variant, bn_stats=bn_stats)
+    near = cells[(cells.excess - min_excess).abs() < BORDER]
+    if near.empty:
+        return analyse(min_excess)
+    names = {
+        f"{c.dataset}/{c.regime}/{c.method}": f"near the chance threshold: {c.excess:.2f} of the "
+        f"way from chance (within {BORDER} of {min_excess}); verdicts must hold with and "
+        "without it"
+        for c in near.itertuples()
+    }
+    inside, outside = analyse(min_excess - BORDER), analyse(min_excess + BORDER)
+    others = {(v.dataset, v.part): v for v in outside}
+    rank = {"not testable": 0, "not supported": 1, "supported": 2}
+    out = []
+    for v in inside:
+        w = others.get((v.dataset, v.part), v)
+        keep, other = sorted(
+            (v, w), key=lambda x: (rank[x.verdict], -np.nan_to_num(x.p_value, nan=1.0))
+        )
+        if not np.isnan(other.p_value) and not np.isnan(keep.p_value):
+            keep.p_value = max(keep.p_value, other.p_value)
+        where = "in" if keep is v else "out"
+        keep.note = "; ".join(
+            x
+            for x in (
+                keep.note,
+                f"{len(names)} cells near the chance threshold: "
+                + (
+                    "the verdict holds with and without them"
+                    if keep.verdict == other.verdict
+                    else f"{other.verdict} only with them {'out' if where == 'in' else 'in'}"
+                ),
+            )
+            if x
+        )
+        keep.excluded = {k: r for k, r in keep.excluded.items() if k not in names} | {
+            k: r for k, r in names.items() if excluded_in({k: r}, keep.dataset)
+        }
+        out.append(keep)
+    return out

@@ -29,6 +29,7 @@ from cl_regimes.findings.common import (
     REPLICATE,
     RUN_KEYS,
     Verdict,
+    both_ways,
     chance_excluded,
     clean,
     drop_missing,
@@ -42,10 +43,11 @@ from cl_regimes.findings.replicates import (
     N_FLIPS,
     N_POWER,
     detectable,
+    drawn,
     flips,
     min_orders,
+    mixes,
     order_means,
-    resampled,
     sign_flip,
 )
 from cl_regimes.findings.trends import cells_of, families, methods_verdict
@@ -56,8 +58,8 @@ TEXTS = (
     "in some method, the position-adjusted coupling of log u with forgetting has no mean "
     "change with depth over the orders, no mean level, or a change of the other sign than "
     "its level",
-    "per method, the larger two-sided sign-flip p of the mean change of the coupling from "
-    "the shallowest to the deepest regime and of its mean level; largest over methods",
+    "smallest strengthening of the coupling over methods (its mean change from the "
+    "shallowest to the deepest regime, signed by its level)",
 )
 
 
@@ -168,18 +170,25 @@ def _p(change: np.ndarray, level: np.ndarray, signs) -> np.ndarray:
 
 def _power(tests: list[list], depth, level, n_power, rng) -> float:
     """The change of coupling (0 in the shallowest regime to it in the deepest) found in
-    every method of ``tests`` (each a list of cubes) with 80% power, orders resampled."""
+    every method of ``tests`` (each a list of cubes) with 80% power, the orders' values
+    drawn jointly (``replicates.drawn``)."""
     per_test = [pd.concat([_orders(c, depth, CHANGES) for c in cubes]) for cubes in tests]
     orders = pd.Index(sorted({k for t in per_test for k in t.index}))
-    signs, idx = flips(rng, N_FLIPS, len(orders)), resampled(len(orders), rng, n_power)
+    signs, weights = (
+        flips(rng, N_FLIPS, len(orders)),
+        mixes(rng, n_power, len(orders), centred=True),
+    )
     detected = np.ones((len(CHANGES), n_power), bool)
     for units in per_test:
         units = units.reindex(orders)
-        change, mean = (units[c].to_numpy().T[:, idx] for c in ("change", "level"))
+        change, mean = (
+            drawn(units[c].to_numpy().T[..., None], weights)[..., 0] for c in ("change", "level")
+        )
         detected &= _p(change, mean, signs) < level
     return detectable(CHANGES, detected)
 
 
+@both_ways
 def finding_coupling(
     tasks: pd.DataFrame,
     *,

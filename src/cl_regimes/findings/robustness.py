@@ -25,16 +25,16 @@ def robustness(runs: pd.DataFrame, tasks: pd.DataFrame, **options) -> pd.DataFra
     2 (u in total, per trainable parameter, forgetting, and both) and of finding 3, with
     their p-value, note and detectable effect, and of u over the parameters every regime
     trains (the head's: ``u_head``; records made before it say so). ``options`` go to the
-    tests (n_permutations, n_power...; not min_excess).
+    tests (n_permutations, n_power...; not min_excess). The settings that move the chance
+    threshold test at it as given (the border rule, ``common.both_ways``, still applies).
 
     Columns: setting, finding, part, verdict, p_value, detectable, note."""
     rows = []
     for name, (no_head, min_excess) in SETTINGS.items():
         r = runs[runs.regime != "head"] if no_head else runs
         t = tasks[tasks.regime != "head"] if no_head else tasks
-        ranking_options = {k: v for k, v in options.items() if k != "n_permutations"}
         verdicts = [
-            finding_ranking(r, min_excess=min_excess, **ranking_options)[-1],
+            finding_ranking(r, min_excess=min_excess, **options)[-1],
             *finding_depth(t, min_excess=min_excess, **options),
             finding_coupling(t, min_excess=min_excess, **options)[-1],
         ]

@@ -12,6 +12,8 @@ learns nothing forgets nothing, and would make a trend by itself.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -25,6 +27,7 @@ from cl_regimes.findings.common import (
     REPLICATE,
     RUN_KEYS,
     Verdict,
+    both_ways,
     chance_excluded,
     clean,
     drop_missing,
@@ -41,10 +44,11 @@ from cl_regimes.findings.replicates import (
     N_POWER,
     boot_means,
     detectable,
+    drawn,
     flips,
     min_orders,
+    mixes,
     order_means,
-    resampled,
     sign_flip,
 )
 
@@ -139,7 +143,7 @@ def methods_verdict(
     )
     detail.insert(0, "dataset", dataset)
     detail["p_holm"] = holm(detail.p_value.to_numpy())
-    k = int((detail.p_holm < level).sum())
+    k = int((detail.p_value < level).sum())  # each method at the level: all are needed
     p = float(detail.p_value.max())
     claim, null, statistic = texts
     return Verdict(
@@ -157,7 +161,8 @@ def methods_verdict(
         n_orders=int(detail.n_orders.min()),
         effects={"rho_min": float(detail.rho.min()), "rho_mean": float(detail.rho.mean())},
         excluded=excluded,
-        note=f"trend in {k} of {len(rows)} methods (Holm)",
+        note=f"{'trend' if finding == 2 else 'strengthening'} at p < {level} in {k} of "
+        f"{len(rows)} methods (each needed)",
         detail=detail,
     )
 
@@ -167,8 +172,7 @@ def _texts(outcome: str, value: str) -> tuple[str, str, str]:
         f"deeper regimes give {outcome} in every method",
         f"in some method, the mean over orders of the within-order trend of the run's {value} "
         "with depth is zero or negative (each order's trend symmetric about it)",
-        f"smallest over methods of the mean over orders of the within-order Spearman "
-        f"rho(depth, run {value})",
+        "smallest mean per-order Spearman rho(depth, run value) over methods",
     )
 
 
@@ -199,19 +203,38 @@ def _units(frames: list[pd.DataFrame], sizes=None) -> pd.DataFrame:
 def _power(tests: list[tuple[list[pd.DataFrame], bool]], level, n_power, rng) -> float:
     """The mean per-order rho at which the test finds the trend in every one of ``tests``
     (a method's frames, and whether its values are updates, planted in logs) with 80% power:
-    each frame's residuals plus a linear trend over its regimes, orders resampled jointly."""
+    each frame's residuals plus a linear trend over its regimes, the orders' values drawn
+    jointly (``replicates.drawn``)."""
     orders = pd.Index(sorted({k[:2] for frames, _ in tests for f in frames for k in f.index}))
-    signs, idx = flips(rng, N_FLIPS, len(orders)), resampled(len(orders), rng, n_power)
+    signs, weights = (
+        flips(rng, N_FLIPS, len(orders)),
+        mixes(rng, n_power, len(orders), centred=True),
+    )
     detected, effects = np.ones((len(SIZES), n_power), bool), []
     for frames, logs in tests:
         units = _units([np.log(f) if logs and (f > 0).all().all() else f for f in frames], SIZES)
         units = units.reindex(orders)
         means = units.to_numpy().T  # (sizes, orders), nan where the method has no such order
         effects.append(np.nanmean(means, 1))
-        detected &= sign_flip(means[:, idx], signs) < level
+        detected &= sign_flip(drawn(means[..., None], weights)[..., 0], signs) < level
     return detectable(np.mean(effects, 0), detected)
 
 
+def _parts_noted(test):
+    """``test`` with its primary verdict's note made from its parts as they end up (after
+    ``both_ways`` chose each)."""
+
+    @functools.wraps(test)
+    def noted(tasks, **options):
+        verdicts = test(tasks, **options)
+        verdicts[-1].note = _parts_note(_parts(verdicts))
+        return verdicts
+
+    return noted
+
+
+@_parts_noted
+@both_ways
 def finding_depth(
     tasks: pd.DataFrame,
     *,
@@ -296,10 +319,7 @@ def _both(verdicts, power_cells, level, n_power, seed) -> Verdict:
     """Finding 2's primary verdict: both pooled parts (u per parameter, forgetting) must
     hold; p is the larger of theirs (intersection-union); detectable: the rho found in
     every method and both parts with 80% power."""
-    parts = [
-        next(v for v in verdicts if v.part == p and v.dataset == POOLED)
-        for p in BOTH.split(" and ")
-    ]
+    parts = _parts(verdicts)
     testable = all(v.verdict != "not testable" for v in parts)
     p = max(v.p_value for v in parts) if testable else np.nan
     both = Verdict(
@@ -310,19 +330,29 @@ def _both(verdicts, power_cells, level, n_power, seed) -> Verdict:
         claim="deeper regimes give larger updates per trainable parameter and more "
         "forgetting, in every method",
         null=" or ".join(v.null for v in parts),
-        statistic="the larger p of the two parts",
-        observed=p,
+        statistic="smallest mean per-order Spearman rho over methods and both parts",
+        observed=min(v.observed for v in parts) if testable else np.nan,
         p_value=p,
         level=level,
         verdict="not testable" if not testable else ("supported" if p < level else "not supported"),
         n_orders=min(v.n_orders for v in parts),
         effects={f"{v.part}: rho_min": v.effects.get("rho_min", np.nan) for v in parts},
         excluded={k: r for v in parts for k, r in v.excluded.items()},
-        note="; ".join(
-            f"{v.part}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in parts
-        ),
+        note=_parts_note(parts),
     )
     if testable and n_power:
         cells = [c for p in BOTH.split(" and ") for c in power_cells[POOLED, p]]
         both.detectable = _power(cells, level, n_power, np.random.default_rng([seed, 99]))
     return both
+
+
+def _parts(verdicts: list[Verdict]) -> list[Verdict]:
+    """The pooled verdicts of the two parts finding 2's primary verdict needs."""
+    return [
+        next(v for v in verdicts if v.part == p and v.dataset == POOLED)
+        for p in BOTH.split(" and ")
+    ]
+
+
+def _parts_note(parts: list[Verdict]) -> str:
+    return "; ".join(f"{v.part}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in parts)
