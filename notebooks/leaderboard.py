@@ -70,7 +70,7 @@ boards, left_out = {}, {}
 for name, (path, scenario) in SOURCES.items():
     runs = loaded[path]
     runs = runs[(runs.scenario == scenario) & (runs.seed == 0)]  # seed 0: every method has it
-    runs, left_out[name] = leaderboard.complete(runs)
+    runs, left_out[name] = leaderboard.complete(runs, leaderboard.expected_methods(scenario))
     if runs.regime.nunique() >= 2:
         boards[name] = runs
 ranked = {name: leaderboard.rank_table(runs) for name, runs in boards.items()}

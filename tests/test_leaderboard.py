@@ -69,3 +69,10 @@ def test_a_swing_is_never_against_the_reference():
     standing = leaderboard.standing(made)
     assert standing.at["ewc", "largest swing against"] == "er"  # finetune's swing is larger
     assert standing.at["finetune", "largest swing against"] != "finetune"
+
+
+def test_a_method_with_no_runs_is_named_not_dropped_silently():
+    _, left = leaderboard.complete(runs(), ["finetune", "ewc", "er", "gem", "derpp"])
+    assert left["methods"] == "no runs of derpp in any regime"
+    assert leaderboard.expected_methods("domain_incremental")[-1] == "si"
+    assert "er_ace" not in leaderboard.expected_methods("domain_incremental")

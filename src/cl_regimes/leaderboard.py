@@ -1,4 +1,4 @@
-"""The leaderboard: each continual-learning method's standing in each regime, torch-free.
+"""The leaderboard: each continual-learning method's standing in each regime.
 
 Over the tidy runs table of ``results.load``, within one scenario and dataset. Methods
 are compared on the replicates (order, seed) that every one of them ran in every regime
@@ -16,6 +16,8 @@ from scipy import stats
 
 from cl_regimes import methods as registry
 from cl_regimes import regimes as regime_list
+from cl_regimes.findings.common import PAPER_METHODS
+from cl_regimes.profiles import REPLAY
 
 REFERENCE = "finetune"  # ranked beside the methods: the floor every method should clear
 UNRANKED = ("joint",)  # trains on every task seen: an upper reference, not a CL method
@@ -29,12 +31,23 @@ def ranked_methods(runs: pd.DataFrame) -> list[str]:
     return [m for m in registry.names() if m in present and m not in UNRANKED]
 
 
+def expected_methods(scenario: str) -> list[str]:
+    """The methods a board of ``scenario`` ranks: the reference, the paper's four and the
+    replay methods, those that apply to the scenario, in the book's order."""
+    chosen = {REFERENCE, *PAPER_METHODS, *REPLAY}
+    return [m for m in registry.names() if m in chosen and scenario in registry.get(m).scenarios]
+
+
 def complete(runs: pd.DataFrame, methods=None) -> tuple[pd.DataFrame, dict[str, str]]:
     """The runs of ``methods`` (default: every ranked one) in the regimes where all of
     them ran, on the replicates all of them share there; and what was left out, why."""
     methods = list(methods or ranked_methods(runs))
     runs = runs[runs.method.astype(str).isin(methods)]
     left: dict[str, str] = {}
+    absent = [m for m in methods if m not in set(runs.method.astype(str))]
+    if absent:
+        left["methods"] = f"no runs of {', '.join(absent)} in any regime"
+        methods = [m for m in methods if m not in absent]
     kept = []
     for regime in regime_list.REGIMES:
         sub = runs[runs.regime.astype(str) == regime]
