@@ -141,14 +141,15 @@ def replicates(draws: int) -> None:
         print(f"| {orders} | {r:.3f} |", flush=True)
 
 
-def calibration(draws: int, tables: int = 10) -> None:
+def calibration(draws: int, tables: int = 8) -> None:
     """Each finding's detectable on ``tables`` null tables, then planted at their median."""
-    print(f"| finding | detectable: median [min, max] of {tables} tables | rate when planted |")
-    print("|---|---|---|")
+    print(f"| finding | detectable: median [min, max] of {tables} tables | sd / median | planted |")
+    print("|---|---|---|---|")
 
     def row(name, seen, r):
-        spread = f"[{min(seen):.3f}, {max(seen):.3f}]"
-        print(f"| {name} | {np.median(seen):.3f} {spread} | {r:.3f} ({draws} draws) |", flush=True)
+        spread = f"{np.median(seen):.3f} [{min(seen):.3f}, {max(seen):.3f}]"
+        cv = np.std(seen) / np.median(seen)
+        print(f"| {name} | {spread} | {cv:.0%} | {r:.3f} ({draws} draws) |", flush=True)
 
     rng = np.random.default_rng(3)
     seen = [ranking_verdict(rng, "null", n_power=200).detectable for _ in range(tables)]

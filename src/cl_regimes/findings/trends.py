@@ -66,7 +66,8 @@ PARTS = {  # part -> (what grows, how the run's value is made, its column)
     "forgetting": ("more forgetting", "forgetting", "forgetting"),
 }
 BOTH = "u per parameter and forgetting"  # finding 2's primary verdict: both parts
-SIZES = np.geomspace(0.02, 30, 40)  # planted changes over the regimes, in residual sds
+SIZES = np.geomspace(0.02, 30, 60)  # planted changes over the regimes, in residual sds
+RHOS = np.linspace(0.0, 0.95, 96)  # mean per-order rhos, the same in every method and part
 
 
 def run_updates(
@@ -202,22 +203,26 @@ def _units(frames: list[pd.DataFrame], sizes=None) -> pd.DataFrame:
 
 def _power(tests: list[tuple[list[pd.DataFrame], bool]], level, n_power, rng) -> float:
     """The mean per-order rho at which the test finds the trend in every one of ``tests``
-    (a method's frames, and whether its values are updates, planted in logs) with 80% power:
-    each frame's residuals plus a linear trend over its regimes, the orders' values drawn
-    jointly (``replicates.drawn``)."""
+    (a method's frames, and whether its values are updates, planted in logs) with 80% power,
+    when each of them has that rho: each frame's residuals plus a linear trend over its
+    regimes, as steep as that frame needs for the rho, the orders' values drawn jointly
+    (``replicates.drawn``)."""
     orders = pd.Index(sorted({k[:2] for frames, _ in tests for f in frames for k in f.index}))
     signs, weights = (
         flips(rng, N_FLIPS, len(orders)),
         mixes(rng, n_power, len(orders), centred=True),
     )
-    detected, effects = np.ones((len(SIZES), n_power), bool), []
+    detected = np.ones((len(RHOS), n_power), bool)
     for frames, logs in tests:
         units = _units([np.log(f) if logs and (f > 0).all().all() else f for f in frames], SIZES)
-        units = units.reindex(orders)
-        means = units.to_numpy().T  # (sizes, orders), nan where the method has no such order
-        effects.append(np.nanmean(means, 1))
-        detected &= sign_flip(drawn(means[..., None], weights)[..., 0], signs) < level
-    return detectable(np.mean(effects, 0), detected)
+        means = units.reindex(orders).to_numpy().T  # (sizes, orders), nan: no such order
+        found = sign_flip(drawn(means[..., None], weights)[..., 0], signs) < level
+        rho = np.maximum.accumulate(np.nanmean(means, 1))
+        at = np.searchsorted(rho, RHOS)  # the first size whose trend is that steep
+        detected &= np.where(
+            (at < len(SIZES))[:, None], found[np.minimum(at, len(SIZES) - 1)], False
+        )
+    return detectable(RHOS, detected)
 
 
 def _parts_noted(test):
