@@ -176,7 +176,7 @@ def _power(tests: list[list], depth, level, n_power, rng) -> float:
     orders = pd.Index(sorted({k for t in per_test for k in t.index}))
     signs, weights = (
         flips(rng, N_FLIPS, len(orders)),
-        mixes(rng, n_power, len(orders), centred=True),
+        mixes(rng, n_power, len(orders), min(len(c[3]) for cubes in tests for c in cubes)),
     )
     detected = np.ones((len(CHANGES), n_power), bool)
     for units in per_test:

@@ -66,12 +66,12 @@ def boot_means(units: np.ndarray, rng, n_boot: int) -> np.ndarray:
     return units[rng.integers(0, len(units), (n_boot, len(units)))].mean(1)
 
 
-def mixes(rng, n_tables: int, n: int, centred: bool = False) -> np.ndarray:
+def mixes(rng, n_tables: int, n: int, centred: int = 0) -> np.ndarray:
     """Gaussian weights [tables, orders, orders] that make each simulated order a random
-    combination of the records' ``n`` order residuals (``drawn``). ``centred``: the values
-    were made from residuals already centred per cell over the replicates (findings 2 and
-    3), which takes about another 1/n of their variance; the weights give it back."""
-    scale = np.sqrt(n / (n - 1)) if centred and n > 1 else 1.0
+    combination of the records' ``n`` order residuals (``drawn``). ``centred``: the number
+    of replicates the values were already centred over, per cell (findings 2 and 3), which
+    took 1/centred of their variance; the weights give it back."""
+    scale = np.sqrt(centred / (centred - 1)) if centred > 1 else 1.0
     return rng.normal(0, scale / np.sqrt(max(n - 1, 1)), (n_tables, n, n))
 
 

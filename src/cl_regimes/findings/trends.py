@@ -210,7 +210,7 @@ def _power(tests: list[tuple[list[pd.DataFrame], bool]], level, n_power, rng) ->
     orders = pd.Index(sorted({k[:2] for frames, _ in tests for f in frames for k in f.index}))
     signs, weights = (
         flips(rng, N_FLIPS, len(orders)),
-        mixes(rng, n_power, len(orders), centred=True),
+        mixes(rng, n_power, len(orders), min(len(f) for frames, _ in tests for f in frames)),
     )
     detected = np.ones((len(RHOS), n_power), bool)
     for frames, logs in tests:
