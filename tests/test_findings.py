@@ -242,8 +242,10 @@ def test_coupling_removes_the_position_effect():
 
 
 def test_primary_verdicts_one_per_finding():
-    u, forgetting, learned = depth_draw(np.random.default_rng(8), "trend", slope=0.6)
-    tasks = tasks_table(u, forgetting, acc_learned=learned)
+    """At the committed design (11 orders x 2 seeds: with one seed, finding 3 sees no
+    change of coupling below 1 with 80% power)."""
+    u, forgetting, learned = depth_draw(np.random.default_rng(8), "trend", seeds=2, slope=0.6)
+    tasks = tasks_table(u, forgetting, acc_learned=learned, seeds=2)
     runs = runs_table(ranking_draw(np.random.default_rng(8), "swap"))
     verdicts = findings.primary(runs, tasks, n_permutations=199, n_power=50)
     assert [v.finding for v in verdicts] == [1, 2, 3]
