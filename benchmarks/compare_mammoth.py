@@ -142,11 +142,9 @@ def run_mammoth(cls, args, config, tasks, initial, seed, deterministic) -> dict:
     model.device = torch.device("cpu")
     model.buffer.device = "cpu"
     gen = torch.Generator().manual_seed(seed)
-    size = tasks[0].train.x.shape[-1]
 
     def crop(image):  # Mammoth applies a buffer's transform image by image
-        draws = inputs.draw_augmentation(1, size, spec.flip, gen)
-        return inputs.augment(image[None], *draws)[0]
+        return crop_batch(image[None], spec.flip, gen)[0]
 
     model.transform = None if deterministic else crop
     dtype = torch.get_default_dtype()
@@ -173,8 +171,10 @@ def run_mammoth(cls, args, config, tasks, initial, seed, deterministic) -> dict:
     return {"acc": metrics.acc(R), "forgetting": metrics.forgetting(R), "R": truncated(R)}
 
 
-def crop_batch(images, flip, gen):
-    return inputs.augment(images, *inputs.draw_augmentation(len(images), images.shape[-1], flip, gen))
+def crop_batch(images, flip: bool, gen: torch.Generator):
+    """The library's random crops (and flips) of a uint8 batch [N, C, S, S], drawn from ``gen``."""
+    draws = inputs.draw_augmentation(len(images), images.shape[-1], flip, gen)
+    return inputs.augment(images, *draws)
 
 
 def accuracy(net, task, classes_per_task) -> float:
