@@ -51,7 +51,7 @@ records_dir = "../records"  # committed records: medium/ and scenarios/quick/
 device = "auto"  # unused here
 group_size = None  # unused here
 
-# %% tags=["hide-input"]
+# %%
 from pathlib import Path
 
 from IPython.display import Markdown, display
@@ -78,7 +78,7 @@ ranked = {name: leaderboard.rank_table(runs) for name, runs in boards.items()}
 # %% [markdown]
 # ## The picture
 
-# %% tags=["hide-input"]
+# %%
 if ranked:
     report.show(figures.rank_figure(ranked, replay=profiles.REPLAY))
 lines = [
@@ -107,7 +107,7 @@ display(
 # overstates the true one a little; its interval is for the pair of regimes picked and
 # does not correct for the picking. Finding 1's test below does.
 
-# %% tags=["hide-input"]
+# %%
 for name, runs in boards.items():
     display(Markdown(f"**{name}** ({runs.order.nunique()} orders)"))
     report.show(report.style(leaderboard.standing(runs)))
@@ -120,7 +120,7 @@ for name, runs in boards.items():
 # tie margin, with the family-wise error held at 0.05? Beside the verdict, the crossing
 # it would have found with 80% power, and the pairs that cross.
 
-# %% tags=["hide-input"]
+# %%
 for name, runs in boards.items():
     verdict = findings.finding_ranking(runs, methods=leaderboard.ranked_methods(runs))[-1]
     said = f" (p = {verdict.p_value:.3g}); {verdict.seen()}" if verdict.seen() else ""
@@ -136,7 +136,7 @@ for name, runs in boards.items():
 # agrees best with the others': Kendall's $\tau$ between a regime's methods' ACC and each
 # other regime's, within a replicate, averaged over the other regimes and the replicates.
 
-# %% tags=["hide-input"]
+# %%
 for name, runs in boards.items():
     proxies = leaderboard.proxy_regimes(runs)
     best = proxies.index[0]
@@ -156,7 +156,7 @@ for name, runs in boards.items():
 #
 # Each method's mean ACC and its place within each regime, per board.
 
-# %% tags=["hide-input"]
+# %%
 for name, table in ranked.items():
     display(Markdown(f"**{name}**: mean ACC (rows: methods; columns: regimes)"))
     report.show(

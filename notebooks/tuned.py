@@ -82,6 +82,8 @@ if grid:
         )
     )
     report.show(report.style(coverage))
+
+# %%
 searched = {  # every cell's choice, and the one its first candidates gave
     label: (tuning.choices(table), tuning.choices(tuning.initial(table)))
     for label, (table, *_) in grid.items()

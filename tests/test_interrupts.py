@@ -84,11 +84,11 @@ def test_workers_exit_when_their_sweep_is_killed(tmp_path):
 
 @pytest.mark.parametrize(
     "stopped_in, expected",
-    [  # 4 paper methods x 2 regimes, then ewc's own 2 runs; smoke has one order
-        (0, "interrupted: 3 run(s) trained and saved, 7 not finished; rerun"),
+    [  # the 8 compared methods x 2 regimes, then ewc's own 2 runs; smoke has one order
+        (0, "interrupted: 3 run(s) trained and saved, 15 not finished; rerun"),
         (
             1,
-            "interrupted: 9 run(s) trained and saved, 1 not finished (their cells' finished "
+            "interrupted: 17 run(s) trained and saved, 1 not finished (their cells' finished "
             "tasks are kept in 1 checkpoint(s)); rerun",
         ),
     ],
@@ -103,12 +103,12 @@ def test_an_interrupted_card_counts_every_sweep(
     def interrupted(runs, results_dir, **execution):
         sweeps.append(runs)
         if len(sweeps) - 1 == stopped_in:
-            raise sweep.SweepInterrupted(*((3, 5) if stopped_in == 0 else (1, 1, 1)))
+            raise sweep.SweepInterrupted(*((3, 13) if stopped_in == 0 else (1, 1, 1)))
         return sweep.Summary([], trained=[results_dir] * len(runs))
 
     monkeypatch.setattr(card.sweep, "sweep", interrupted)
     args = ["card", "--profile", "smoke", "--method", "ewc", "--set", "ewc.lam=1"]
     args += ["--regimes", "head", "full", "--results", str(tmp_path), "--output", str(tmp_path)]
     assert cli.main(args) == 130
-    assert [len(runs) for runs in sweeps] == [8, 2][: stopped_in + 1]
+    assert [len(runs) for runs in sweeps] == [16, 2][: stopped_in + 1]
     assert capsys.readouterr().err.startswith(expected)

@@ -89,7 +89,7 @@ def test_a_method_given_by_path_sweeps_and_gets_a_card(by_path, shared_results, 
     stem = "damped-damped.scale=0.25-smoke-task_incremental-head+from_layer4"
     text = (out / f"{stem}.md").read_text()
     assert "| digits | head | 1 |" in text and "| digits | from_layer4 | 1 |" in text
-    assert "never pool" in text and "The 10 run records of this card" in text
+    assert "never pool" in text and "The 18 run records of this card" in text
     # head learns nothing on two-class digits tasks at smoke: flagged, not ranked
     assert "at chance: not ranked" in text and "- digits / head: " in text
     assert (out / f"{stem}.html").read_text().count("<tr>") == 3
@@ -115,7 +115,7 @@ def test_a_card_in_another_scenario_compares_within_that_scenario(by_path, tmp_p
     text = (out / "damped-smoke-class_incremental-head+from_layer4.md").read_text()
     assert "scenario `class_incremental`" in text and "| digits | from_layer4 | 1 |" in text
     runs = results.load(results_dir)
-    assert set(runs.scenario) == {"class_incremental"} and len(runs) == 2 * 5
+    assert set(runs.scenario) == {"class_incremental"} and len(runs) == 2 * 9
 
 
 @pytest.mark.parametrize(

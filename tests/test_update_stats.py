@@ -143,11 +143,11 @@ def test_original_statistics_of_one_step_on_a_small_network(smoke_trainer, metho
         active,
         Hold(trainer.params, 1),
     )
-    xb, yb = trainer._batch(x1, y1, perm, 1)
+    xb, yb, raw = trainer._batch(x1, y1, perm, 1)
     g, update, q = hand_statistics(trainer, method_name, xb, yb)
     stats = UpdateStats(1, torch.device("cpu"), trainer.head_columns(trainer.params))
     trainer._step(
-        xb, yb, trainer.params, opt, trainer.method, stats, active, Hold(trainer.params, 1)
+        xb, yb, raw, trainer.params, opt, trainer.method, stats, active, Hold(trainer.params, 1)
     )
     (out,) = stats.summary()
     head = sum(p.numel() for p in trainer.model.fc.parameters())  # the last parameters
