@@ -142,7 +142,7 @@ for name, runs in boards.items():
     best = proxies.index[0]
     display(
         Markdown(
-            f"**{name}**: `{best}` agrees best with the other regimes (mean $\\tau$ "
+            f"**{name}**: `{best}` agrees best with the other regimes (mean τ "
             f"{proxies.iloc[0, 0]:.2f} [{proxies.iloc[0, 1]:.2f}, {proxies.iloc[0, 2]:.2f}]); "
             f"`full`, the benchmarks' usual choice, {proxies.loc['full'].iloc[0]:.2f}."
             if "full" in proxies.index
