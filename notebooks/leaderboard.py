@@ -57,7 +57,7 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from cl_regimes import findings, leaderboard, profiles, report, results
-from cl_regimes.report import figures
+from cl_regimes.report import figures, tables
 
 SOURCES = {  # board -> (records, scenario)
     "medium, task-incremental": ("medium", "task_incremental"),
@@ -68,8 +68,8 @@ SOURCES = {  # board -> (records, scenario)
 loaded = {path: results.load(Path(records_dir) / path) for path in {p for p, _ in SOURCES.values()}}
 boards, left_out = {}, {}
 for name, (path, scenario) in SOURCES.items():
-    runs = loaded[path]
-    runs = runs[(runs.scenario == scenario) & (runs.seed == 0)]  # seed 0: every method has it
+    runs = tables.by_scenario(loaded[path]).get(scenario, loaded[path].iloc[:0])
+    runs = runs[runs.seed == 0]  # seed 0: every method has it
     runs, left_out[name] = leaderboard.complete(runs, leaderboard.expected_methods(scenario))
     if runs.regime.nunique() >= 2:
         boards[name] = runs
@@ -110,7 +110,7 @@ display(
 # %%
 for name, runs in boards.items():
     display(Markdown(f"**{name}** ({runs.order.nunique()} orders)"))
-    report.show(report.style(leaderboard.standing(runs)))
+    report.show(report.style(tables.standing_table(leaderboard.standing(runs))))
 
 # %% [markdown]
 # ## Finding 1 over every method

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from cl_regimes import leaderboard
+from cl_regimes.report import tables
 
 REGIMES = ("head", "from_layer4", "full")
 MEANS = {  # ACC by regime: er and ewc swap places between head and full
@@ -76,3 +77,11 @@ def test_a_method_with_no_runs_is_named_not_dropped_silently():
     assert left["methods"] == "no runs of derpp in any regime"
     assert leaderboard.expected_methods("domain_incremental")[-1] == "si"
     assert "er_ace" not in leaderboard.expected_methods("domain_incremental")
+
+
+def test_regimes_lacking_the_same_methods_are_named_together_and_standing_reads_in_a_line():
+    _, left = leaderboard.complete(runs(drop={("full", "er"), ("from_layer4", "er")}))
+    assert left == {"regimes from_layer4, full": "no runs of er"}
+    table = tables.standing_table(leaderboard.standing(runs()))
+    assert table.at["er", "best place"] == "1 (full)"
+    assert table.at["er", "leads most in / trails most in"] == "full / head"

@@ -48,16 +48,18 @@ def complete(runs: pd.DataFrame, methods=None) -> tuple[pd.DataFrame, dict[str, 
     if absent:
         left["methods"] = f"no runs of {', '.join(absent)} in any regime"
         methods = [m for m in methods if m not in absent]
-    kept = []
+    kept, lacking = [], {}
     for regime in regime_list.REGIMES:
         sub = runs[runs.regime.astype(str) == regime]
         if sub.empty:
             continue
-        missing = [m for m in methods if m not in set(sub.method.astype(str))]
+        missing = ", ".join(m for m in methods if m not in set(sub.method.astype(str)))
         if missing:
-            left[f"regime {regime}"] = f"no runs of {', '.join(missing)}"
+            lacking.setdefault(missing, []).append(regime)
         else:
             kept.append(regime)
+    for missing, where in lacking.items():
+        left[f"regime{'s' * (len(where) > 1)} {', '.join(where)}"] = f"no runs of {missing}"
     runs = runs[runs.regime.astype(str).isin(kept)]
     counts = runs.groupby(REPLICATE, observed=True).size()
     full = counts[counts == len(kept) * len(methods)].index

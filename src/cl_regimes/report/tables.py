@@ -149,3 +149,25 @@ def scale_table(loaded: dict) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def standing_table(standing: pd.DataFrame) -> pd.DataFrame:
+    """``leaderboard.standing`` in the columns a reader scans: best and worst place with
+    their regimes, the rival, and the swing with its interval and regimes."""
+
+    def place(value, regime) -> str:
+        return f"{value:g} ({regime})"
+
+    return pd.DataFrame(
+        {
+            "best place": [place(*r) for r in zip(standing["best place"], standing["best in"])],
+            "worst place": [place(*r) for r in zip(standing["worst place"], standing["worst in"])],
+            "largest swing against": standing["largest swing against"],
+            "swing in ACC gap [95%]": [
+                f"{s:.3f} [{lo:.3f}, {hi:.3f}]"
+                for s, lo, hi in zip(standing.swing, standing.swing_low, standing.swing_high)
+            ],
+            "leads most in / trails most in": standing["leads in"] + " / " + standing["trails in"],
+        },
+        index=standing.index,
+    )
