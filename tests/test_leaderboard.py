@@ -85,3 +85,8 @@ def test_regimes_lacking_the_same_methods_are_named_together_and_standing_reads_
     table = tables.standing_table(leaderboard.standing(runs()))
     assert table.at["er", "best place"] == "1 (full)"
     assert table.at["er", "leads most in / trails most in"] == "full / head"
+
+
+def test_tables_keep_the_regimes_in_depth_order():
+    table = leaderboard.rank_table(runs())
+    assert list(table["acc"].unstack("regime").columns) == list(REGIMES)

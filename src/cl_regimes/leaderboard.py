@@ -116,7 +116,9 @@ def rank_table(runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
             }
         )
         parts.append(part.assign(regime=regime))
-    return pd.concat(parts).rename_axis("method").reset_index().set_index(["regime", "method"])
+    table = pd.concat(parts).rename_axis("method").reset_index()
+    depth = pd.CategoricalDtype(_regimes(wide), ordered=True)  # tables in depth order
+    return table.astype({"regime": depth}).set_index(["regime", "method"])
 
 
 def standing(runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
