@@ -44,16 +44,17 @@ def complete(runs: pd.DataFrame, methods=None) -> tuple[pd.DataFrame, dict[str, 
     methods = list(methods or ranked_methods(runs))
     runs = runs[runs.method.astype(str).isin(methods)]
     left: dict[str, str] = {}
-    absent = [m for m in methods if m not in set(runs.method.astype(str))]
+    ran = set(runs.method.astype(str))
+    absent = [m for m in methods if m not in ran]
     if absent:
         left["methods"] = f"no runs of {', '.join(absent)} in any regime"
         methods = [m for m in methods if m not in absent]
     kept, lacking = [], {}
     for regime in regime_list.REGIMES:
-        sub = runs[runs.regime.astype(str) == regime]
-        if sub.empty:
+        ran = set(runs.method[runs.regime.astype(str) == regime].astype(str))
+        if not ran:
             continue
-        missing = ", ".join(m for m in methods if m not in set(sub.method.astype(str)))
+        missing = ", ".join(m for m in methods if m not in ran)
         if missing:
             lacking.setdefault(missing, []).append(regime)
         else:
@@ -128,8 +129,8 @@ def standing(runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     where it leads most minus the gap where it trails most (paired by replicate), with
     its interval for those two regimes."""
     wide = _wide(runs)
-    place = rank_table(runs, seed)["place"].unstack("method")
-    means = wide.groupby(level="regime").mean()
+    means = wide.groupby(level="regime").mean().reindex(_regimes(wide))
+    place = means.rank(axis=1, ascending=False)  # rank_table's place, without its intervals
     rows = []
     for method in wide.columns:
         best, worst = place[method].idxmin(), place[method].idxmax()
