@@ -242,7 +242,7 @@ PROFILES = {
     "quick": Profile(
         "quick",
         "Fashion-MNIST at 16x16, 500 images per task, ResNet-18 of width 8, 3 orders "
-        "(the whole book in about 10 minutes on 2 CPU cores)",
+        "(the whole book in about 11 minutes on 2 CPU cores)",
         {
             **PAPER_SETTINGS,
             "width": 8,
